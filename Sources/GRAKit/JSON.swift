@@ -1,0 +1,504 @@
+/// A JSON value that round-trips exactly.
+///
+/// Numbers keep the text they were written with (so integers beyond 64 bits and
+/// doubles print back unchanged), objects keep their key order and duplicate keys,
+/// and strings hold any Unicode scalar, `U+0000` included.
+public enum JSONValue: Sendable, Equatable {
+    case null
+    case bool(Bool)
+    /// A number, as the literal text that appeared in the input (already validated).
+    case number(String)
+    case string(String)
+    case array([JSONValue])
+    case object(JSONObject)
+
+    /// The string payload, or nil for any other kind of value.
+    public var stringValue: String? {
+        if case .string(let s) = self { return s }
+        return nil
+    }
+
+    /// The object payload, or nil for any other kind of value.
+    public var objectValue: JSONObject? {
+        if case .object(let o) = self { return o }
+        return nil
+    }
+
+    /// The array payload, or nil for any other kind of value.
+    public var arrayValue: [JSONValue]? {
+        if case .array(let a) = self { return a }
+        return nil
+    }
+
+    /// A number as `Double`, or nil when this is not a number.
+    public var doubleValue: Double? {
+        if case .number(let n) = self { return Double(n) }
+        return nil
+    }
+
+    /// A short name of the value's kind, for error messages ("a string", "an array").
+    public var kindDescription: String {
+        switch self {
+        case .null: return "null"
+        case .bool: return "a boolean"
+        case .number: return "a number"
+        case .string: return "a string"
+        case .array: return "an array"
+        case .object: return "an object"
+        }
+    }
+
+    /// Makes a number value from an integer.
+    public static func integer(_ i: Int) -> JSONValue { .number(String(i)) }
+}
+
+/// One key/value pair of a `JSONObject`.
+public struct JSONField: Sendable, Equatable {
+    public var key: String
+    public var value: JSONValue
+    public init(_ key: String, _ value: JSONValue) {
+        self.key = key
+        self.value = value
+    }
+}
+
+/// A JSON object that keeps its fields in order (and keeps duplicate keys, as read).
+///
+/// Lookups return the last field with a key, as JavaScript and Python do.
+/// Equality is order-sensitive.
+public struct JSONObject: Sendable, Equatable, ExpressibleByDictionaryLiteral {
+    public var fields: [JSONField]
+
+    public init() { fields = [] }
+    public init(_ fields: [JSONField]) { self.fields = fields }
+    public init(dictionaryLiteral elements: (String, JSONValue)...) {
+        fields = elements.map { JSONField($0.0, $0.1) }
+    }
+
+    public var isEmpty: Bool { fields.isEmpty }
+    public var count: Int { fields.count }
+    public var keys: [String] { fields.map(\.key) }
+
+    /// The value of the last field named `key`; setting nil removes every field named `key`,
+    /// setting a value replaces the last such field in place or appends a new one.
+    public subscript(key: String) -> JSONValue? {
+        get {
+            var i = fields.count
+            while i > 0 {
+                i -= 1
+                if fields[i].key == key { return fields[i].value }
+            }
+            return nil
+        }
+        set {
+            guard let newValue else {
+                fields.removeAll { $0.key == key }
+                return
+            }
+            var i = fields.count
+            while i > 0 {
+                i -= 1
+                if fields[i].key == key {
+                    fields[i].value = newValue
+                    return
+                }
+            }
+            fields.append(JSONField(key, newValue))
+        }
+    }
+
+    /// Removes every field named `key` and returns the value of the last one.
+    @discardableResult
+    public mutating func removeValue(forKey key: String) -> JSONValue? {
+        let v = self[key]
+        if v != nil { fields.removeAll { $0.key == key } }
+        return v
+    }
+
+    public mutating func append(_ key: String, _ value: JSONValue) {
+        fields.append(JSONField(key, value))
+    }
+}
+
+/// Why a piece of JSON text could not be parsed, and where (a 0-based byte offset).
+public struct JSONParseError: Error, Equatable, Sendable, CustomStringConvertible {
+    public var offset: Int
+    public var message: String
+    public init(offset: Int, message: String) {
+        self.offset = offset
+        self.message = message
+    }
+    public var description: String { "\(message) at byte \(offset + 1)" }
+}
+
+/// A strict JSON (RFC 8259) parser over UTF-8 bytes.
+///
+/// Rejects invalid UTF-8, control characters in strings, lone surrogates, bad numbers,
+/// trailing commas and trailing data, each with the byte offset where it went wrong.
+public struct JSONParser {
+    /// Nesting deeper than this is refused rather than risking the stack.
+    public static let maxDepth = 512
+
+    private let base: UnsafePointer<UInt8>
+    private let end: Int
+    private var pos = 0
+    private var depth = 0
+    private var scratch: [UInt8] = []
+
+    private init(_ buffer: UnsafeBufferPointer<UInt8>) {
+        // An empty buffer may have a nil base address; point at a harmless constant instead.
+        base = buffer.baseAddress ?? JSONParser.emptyBase
+        end = buffer.count
+    }
+
+    nonisolated(unsafe) private static let emptyBase: UnsafePointer<UInt8> = {
+        let p = UnsafeMutablePointer<UInt8>.allocate(capacity: 1)
+        p.pointee = 0
+        return UnsafePointer(p)
+    }()
+
+    /// Parses exactly one JSON value (surrounding whitespace allowed) from `bytes`.
+    public static func parse(_ bytes: UnsafeBufferPointer<UInt8>) throws(JSONParseError) -> JSONValue {
+        var p = JSONParser(bytes)
+        p.skipWhitespace()
+        guard p.pos < p.end else { throw JSONParseError(offset: p.pos, message: "empty input, expected a JSON value") }
+        let v = try p.parseValue()
+        p.skipWhitespace()
+        if p.pos < p.end {
+            throw p.unexpected("after the JSON value (one value per line)")
+        }
+        return v
+    }
+
+    /// Parses a JSON value from a string's UTF-8.
+    public static func parse(_ text: String) throws(JSONParseError) -> JSONValue {
+        var copy = text
+        return try copy.withUTF8 { buf in parseResult(buf) }.get()
+    }
+
+    /// Parses a JSON value from bytes.
+    public static func parse(_ bytes: [UInt8]) throws(JSONParseError) -> JSONValue {
+        return try bytes.withUnsafeBufferPointer { buf in parseResult(buf) }.get()
+    }
+
+    /// `parse`, with the outcome as a `Result`.
+    public static func parseResult(_ bytes: UnsafeBufferPointer<UInt8>) -> Result<JSONValue, JSONParseError> {
+        do throws(JSONParseError) { return .success(try parse(bytes)) } catch { return .failure(error) }
+    }
+
+    // MARK: - Values
+
+    @inline(__always)
+    private mutating func skipWhitespace() {
+        while pos < end {
+            let c = base[pos]
+            if c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 { pos += 1 } else { return }
+        }
+    }
+
+    private func describe(_ c: UInt8) -> String {
+        if c == 0 { return "NUL byte" }
+        if c >= 0x21 && c < 0x7F { return "'\(Character(Unicode.Scalar(c)))'" }
+        return "byte 0x" + String(c, radix: 16, uppercase: true)
+    }
+
+    private func unexpected(_ context: String) -> JSONParseError {
+        if pos >= end { return JSONParseError(offset: pos, message: "unexpected end of input \(context)") }
+        return JSONParseError(offset: pos, message: "unexpected \(describe(base[pos])) \(context)")
+    }
+
+    private mutating func parseValue() throws(JSONParseError) -> JSONValue {
+        guard pos < end else { throw unexpected("where a value was expected") }
+        switch base[pos] {
+        case UInt8(ascii: "\""): return .string(try parseString())
+        case UInt8(ascii: "{"): return try parseObject()
+        case UInt8(ascii: "["): return try parseArray()
+        case UInt8(ascii: "t"): try expectLiteral("true"); return .bool(true)
+        case UInt8(ascii: "f"): try expectLiteral("false"); return .bool(false)
+        case UInt8(ascii: "n"): try expectLiteral("null"); return .null
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return .number(try parseNumber())
+        default: throw unexpected("where a value was expected")
+        }
+    }
+
+    private mutating func expectLiteral(_ word: StaticString) throws(JSONParseError) {
+        let n = word.utf8CodeUnitCount
+        let w = word.utf8Start
+        for i in 0..<n {
+            if pos + i >= end || base[pos + i] != w[i] {
+                pos += i
+                throw unexpected("in literal '\(word)'")
+            }
+        }
+        pos += n
+    }
+
+    private mutating func enter() throws(JSONParseError) {
+        depth += 1
+        if depth > JSONParser.maxDepth {
+            throw JSONParseError(offset: pos, message: "nesting deeper than \(JSONParser.maxDepth) levels")
+        }
+    }
+
+    private mutating func parseArray() throws(JSONParseError) -> JSONValue {
+        try enter()
+        pos += 1
+        var items: [JSONValue] = []
+        skipWhitespace()
+        if pos < end && base[pos] == UInt8(ascii: "]") {
+            pos += 1
+            depth -= 1
+            return .array(items)
+        }
+        while true {
+            skipWhitespace()
+            items.append(try parseValue())
+            skipWhitespace()
+            guard pos < end else { throw unexpected("in array, expected ',' or ']'") }
+            let c = base[pos]
+            pos += 1
+            if c == UInt8(ascii: ",") { continue }
+            if c == UInt8(ascii: "]") { break }
+            pos -= 1
+            throw unexpected("in array, expected ',' or ']'")
+        }
+        depth -= 1
+        return .array(items)
+    }
+
+    private mutating func parseObject() throws(JSONParseError) -> JSONValue {
+        try enter()
+        pos += 1
+        var fields: [JSONField] = []
+        skipWhitespace()
+        if pos < end && base[pos] == UInt8(ascii: "}") {
+            pos += 1
+            depth -= 1
+            return .object(JSONObject(fields))
+        }
+        fields.reserveCapacity(8)
+        while true {
+            skipWhitespace()
+            guard pos < end, base[pos] == UInt8(ascii: "\"") else {
+                throw unexpected("in object, expected a key in double quotes")
+            }
+            let key = try parseString()
+            skipWhitespace()
+            guard pos < end, base[pos] == UInt8(ascii: ":") else { throw unexpected("after object key, expected ':'") }
+            pos += 1
+            skipWhitespace()
+            let value = try parseValue()
+            fields.append(JSONField(key, value))
+            skipWhitespace()
+            guard pos < end else { throw unexpected("in object, expected ',' or '}'") }
+            let c = base[pos]
+            pos += 1
+            if c == UInt8(ascii: ",") { continue }
+            if c == UInt8(ascii: "}") { break }
+            pos -= 1
+            throw unexpected("in object, expected ',' or '}'")
+        }
+        depth -= 1
+        return .object(JSONObject(fields))
+    }
+
+    // MARK: - Numbers
+
+    private mutating func parseNumber() throws(JSONParseError) -> String {
+        let start = pos
+        if base[pos] == UInt8(ascii: "-") { pos += 1 }
+        guard pos < end, isDigit(base[pos]) else { throw unexpected("in number, expected a digit") }
+        if base[pos] == UInt8(ascii: "0") {
+            pos += 1
+            if pos < end && isDigit(base[pos]) { throw JSONParseError(offset: pos, message: "leading zero in number") }
+        } else {
+            while pos < end && isDigit(base[pos]) { pos += 1 }
+        }
+        if pos < end && base[pos] == UInt8(ascii: ".") {
+            pos += 1
+            guard pos < end, isDigit(base[pos]) else { throw unexpected("in number, expected a digit after '.'") }
+            while pos < end && isDigit(base[pos]) { pos += 1 }
+        }
+        if pos < end && (base[pos] | 0x20) == UInt8(ascii: "e") {
+            pos += 1
+            if pos < end && (base[pos] == UInt8(ascii: "+") || base[pos] == UInt8(ascii: "-")) { pos += 1 }
+            guard pos < end, isDigit(base[pos]) else { throw unexpected("in number exponent, expected a digit") }
+            while pos < end && isDigit(base[pos]) { pos += 1 }
+        }
+        return String(decoding: UnsafeBufferPointer(start: base + start, count: pos - start), as: UTF8.self)
+    }
+
+    @inline(__always) private func isDigit(_ c: UInt8) -> Bool { c &- 0x30 < 10 }
+
+    // MARK: - Strings
+
+    /// Parses a string starting at its opening quote; leaves `pos` after the closing quote.
+    private mutating func parseString() throws(JSONParseError) -> String {
+        pos += 1
+        let start = pos
+        try scanPlain()
+        if base[pos] == UInt8(ascii: "\"") {
+            let s = String(decoding: UnsafeBufferPointer(start: base + start, count: pos - start), as: UTF8.self)
+            pos += 1
+            return s
+        }
+        // An escape: decode into the scratch buffer.
+        scratch.removeAll(keepingCapacity: true)
+        scratch.append(contentsOf: UnsafeBufferPointer(start: base + start, count: pos - start))
+        while true {
+            // base[pos] is a backslash here.
+            try decodeEscape()
+            let runStart = pos
+            try scanPlain()
+            scratch.append(contentsOf: UnsafeBufferPointer(start: base + runStart, count: pos - runStart))
+            if base[pos] == UInt8(ascii: "\"") {
+                pos += 1
+                return String(decoding: scratch, as: UTF8.self)
+            }
+        }
+    }
+
+    /// Advances over bytes that need no decoding, validating UTF-8, up to a quote or a
+    /// backslash (left at `pos`). Throws on control characters, bad UTF-8 or end of input.
+    @inline(__always)
+    private mutating func scanPlain() throws(JSONParseError) {
+        while true {
+            // Eight ASCII bytes at a time while none is special.
+            while pos + 8 <= end {
+                let w = UnsafeRawPointer(base + pos).loadUnaligned(as: UInt64.self)
+                if JSONParser.needsAttention(w) { break }
+                pos += 8
+            }
+            guard pos < end else { throw JSONParseError(offset: pos, message: "unterminated string") }
+            let c = base[pos]
+            if c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") { return }
+            if c < 0x20 {
+                let what = c == 0 ? "NUL byte" : "control character 0x\(String(c, radix: 16, uppercase: true))"
+                throw JSONParseError(offset: pos, message: "\(what) inside a string (must be escaped)")
+            }
+            if c < 0x80 {
+                pos += 1
+            } else {
+                try validateUTF8Sequence()
+            }
+        }
+    }
+
+    private static let ones: UInt64 = 0x0101_0101_0101_0101
+    private static let highs: UInt64 = 0x8080_8080_8080_8080
+
+    /// True when any of the 8 bytes is non-ASCII, a control character, '"' or '\\'.
+    @inline(__always)
+    static func needsAttention(_ w: UInt64) -> Bool {
+        let lt20 = (w &- ones &* 0x20) & ~w
+        let q = w ^ (ones &* 0x22)
+        let hasQuote = (q &- ones) & ~q
+        let b = w ^ (ones &* 0x5C)
+        let hasBackslash = (b &- ones) & ~b
+        return ((lt20 | hasQuote | hasBackslash | w) & highs) != 0
+    }
+
+    /// Validates one multi-byte UTF-8 sequence at `pos` and advances past it.
+    @inline(__always)
+    private mutating func validateUTF8Sequence() throws(JSONParseError) {
+        let c = base[pos]
+        var need = 0
+        var lo: UInt8 = 0x80
+        var hi: UInt8 = 0xBF
+        switch c {
+        case 0xC2...0xDF: need = 1
+        case 0xE0: need = 2; lo = 0xA0
+        case 0xE1...0xEC, 0xEE, 0xEF: need = 2
+        case 0xED: need = 2; hi = 0x9F
+        case 0xF0: need = 3; lo = 0x90
+        case 0xF1...0xF3: need = 3
+        case 0xF4: need = 3; hi = 0x8F
+        default: throw JSONParseError(offset: pos, message: "invalid UTF-8 (byte 0x\(String(c, radix: 16, uppercase: true)))")
+        }
+        guard pos + need < end else { throw JSONParseError(offset: pos, message: "invalid UTF-8 (truncated sequence)") }
+        let c1 = base[pos + 1]
+        if c1 < lo || c1 > hi { throw JSONParseError(offset: pos, message: "invalid UTF-8 (bad continuation byte)") }
+        var i = 2
+        while i <= need {
+            if base[pos + i] & 0xC0 != 0x80 {
+                throw JSONParseError(offset: pos, message: "invalid UTF-8 (bad continuation byte)")
+            }
+            i += 1
+        }
+        pos += need + 1
+    }
+
+    private mutating func decodeEscape() throws(JSONParseError) {
+        let at = pos
+        pos += 1
+        guard pos < end else { throw JSONParseError(offset: at, message: "unterminated string") }
+        let c = base[pos]
+        pos += 1
+        switch c {
+        case UInt8(ascii: "\""): scratch.append(0x22)
+        case UInt8(ascii: "\\"): scratch.append(0x5C)
+        case UInt8(ascii: "/"): scratch.append(0x2F)
+        case UInt8(ascii: "b"): scratch.append(0x08)
+        case UInt8(ascii: "f"): scratch.append(0x0C)
+        case UInt8(ascii: "n"): scratch.append(0x0A)
+        case UInt8(ascii: "r"): scratch.append(0x0D)
+        case UInt8(ascii: "t"): scratch.append(0x09)
+        case UInt8(ascii: "u"):
+            var scalar = try readHex4(escapeAt: at)
+            if scalar >= 0xD800 && scalar <= 0xDBFF {
+                guard pos + 1 < end, base[pos] == UInt8(ascii: "\\"), base[pos + 1] == UInt8(ascii: "u") else {
+                    throw JSONParseError(offset: at, message: "lone surrogate \\u\(String(scalar, radix: 16)) in string")
+                }
+                let lowAt = pos
+                pos += 2
+                let low = try readHex4(escapeAt: lowAt)
+                guard low >= 0xDC00 && low <= 0xDFFF else {
+                    throw JSONParseError(offset: at, message: "lone surrogate \\u\(String(scalar, radix: 16)) in string")
+                }
+                scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+            } else if scalar >= 0xDC00 && scalar <= 0xDFFF {
+                throw JSONParseError(offset: at, message: "lone surrogate \\u\(String(scalar, radix: 16)) in string")
+            }
+            appendUTF8(scalar)
+        default:
+            throw JSONParseError(offset: at, message: "invalid escape '\\\(Character(Unicode.Scalar(c)))' in string")
+        }
+    }
+
+    private mutating func readHex4(escapeAt: Int) throws(JSONParseError) -> UInt32 {
+        guard pos + 4 <= end else { throw JSONParseError(offset: escapeAt, message: "truncated \\u escape") }
+        var v: UInt32 = 0
+        for i in 0..<4 {
+            let c = base[pos + i]
+            let d: UInt8
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): d = c - 0x30
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): d = c - 0x61 + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): d = c - 0x41 + 10
+            default: throw JSONParseError(offset: escapeAt, message: "invalid \\u escape (expected 4 hex digits)")
+            }
+            v = v << 4 | UInt32(d)
+        }
+        pos += 4
+        return v
+    }
+
+    private mutating func appendUTF8(_ v: UInt32) {
+        switch v {
+        case 0..<0x80:
+            scratch.append(UInt8(v))
+        case 0x80..<0x800:
+            scratch.append(UInt8(0xC0 | (v >> 6)))
+            scratch.append(UInt8(0x80 | (v & 0x3F)))
+        case 0x800..<0x10000:
+            scratch.append(UInt8(0xE0 | (v >> 12)))
+            scratch.append(UInt8(0x80 | ((v >> 6) & 0x3F)))
+            scratch.append(UInt8(0x80 | (v & 0x3F)))
+        default:
+            scratch.append(UInt8(0xF0 | (v >> 18)))
+            scratch.append(UInt8(0x80 | ((v >> 12) & 0x3F)))
+            scratch.append(UInt8(0x80 | ((v >> 6) & 0x3F)))
+            scratch.append(UInt8(0x80 | (v & 0x3F)))
+        }
+    }
+}

@@ -1,0 +1,71 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Messages to standard error, prefixed with the tool's name ("gra-format: …").
+///
+/// stdout carries data only; everything a person should read goes through here.
+public final class Diagnostics: @unchecked Sendable {
+    public let tool: String
+    public var quiet: Bool
+    private let lock = Mutex()
+
+    public init(tool: String, quiet: Bool = false) {
+        self.tool = tool
+        self.quiet = quiet
+    }
+
+    /// A warning or per-record report: always printed (even with --quiet it is data loss news).
+    public func warn(_ message: String) { emit("\(tool): \(message)\n") }
+
+    /// Progress and summaries: silenced by --quiet.
+    public func info(_ message: String) {
+        if !quiet { emit("\(tool): \(message)\n") }
+    }
+
+    /// An error that ends the run.
+    public func error(_ message: String) { emit("\(tool): error: \(message)\n") }
+
+    private func emit(_ text: String) {
+        lock.locked {
+            var text = text
+            text.withUTF8 { buf in
+                var done = 0
+                while done < buf.count {
+                    let n = write(2, buf.baseAddress! + done, buf.count - done)
+                    if n > 0 { done += n } else if n < 0 && errno == EINTR { continue } else { return }
+                }
+            }
+        }
+    }
+}
+
+/// A small pthread mutex (Synchronization.Mutex needs newer deployment targets on Darwin).
+public final class Mutex: @unchecked Sendable {
+    private var m = pthread_mutex_t()
+    public init() { pthread_mutex_init(&m, nil) }
+    deinit { pthread_mutex_destroy(&m) }
+    @inline(__always)
+    public func locked<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(&m)
+        defer { pthread_mutex_unlock(&m) }
+        return try body()
+    }
+}
+
+nonisolated(unsafe) private var interruptFlag: sig_atomic_t = 0
+
+/// Process-wide signal set-up shared by every gra tool.
+///
+/// SIGPIPE is ignored so a closed stdout shows up as EPIPE (then the tools exit 0 quietly);
+/// SIGINT and SIGTERM set a flag the stages poll, so they flush complete lines and exit 130.
+public enum Signals {
+    public static func install() {
+        signal(SIGPIPE, SIG_IGN)
+        signal(SIGINT) { _ in interruptFlag = 1 }
+        signal(SIGTERM) { _ in interruptFlag = 1 }
+    }
+
+    /// True once SIGINT or SIGTERM has arrived.
+    public static var interrupted: Bool { interruptFlag != 0 }
+}

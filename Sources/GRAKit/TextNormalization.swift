@@ -1,0 +1,140 @@
+import Foundation
+
+/// Unifies the text of a sample so that equal texts look equal.
+///
+/// In order: CRLF and lone CR become LF; Unicode is put in NFC; outside Markdown code
+/// fences (lines starting with ``` or ~~~, up to three spaces indented), lines holding only
+/// whitespace become empty and runs of blank lines collapse to one; finally leading and
+/// trailing ASCII whitespace of the whole text is trimmed. Text inside code fences is untouched.
+public enum TextNormalizer {
+    /// The result of unifying one text.
+    public struct Result: Equatable, Sendable {
+        public var text: String
+        /// True when a code fence is opened and never closed (a sign of a truncated reply).
+        public var hasUnclosedFence: Bool
+    }
+
+    /// Unifies `text`; see the type's description for the rules.
+    public static func unify(_ text: String) -> Result {
+        var text = text
+        var needsNFC = false
+        var unclosed = false
+        let unified: [UInt8]? = text.withUTF8 { src -> [UInt8]? in
+            needsNFC = !isQuickNFC(src)
+            return unifyBytes(src, unclosedFence: &unclosed)
+        }
+        if let unified { text = String(decoding: unified, as: UTF8.self) }
+        if needsNFC { text = text.precomposedStringWithCanonicalMapping }
+        return Result(text: text, hasUnclosedFence: unclosed)
+    }
+
+    /// True when every scalar is certainly in NFC already (NFC_Quick_Check = Yes for
+    /// everything below U+0300, CJK ideographs and Hangul syllables). Anything else goes
+    /// through Foundation's normalization, which is exact but slower.
+    static func isQuickNFC(_ s: UnsafeBufferPointer<UInt8>) -> Bool {
+        var i = 0
+        let n = s.count
+        while i < n {
+            let c = s[i]
+            if c < 0x80 { i += 1; continue }
+            // Decode the scalar (input is valid UTF-8: it came from a Swift String).
+            var v: UInt32
+            var len: Int
+            if c < 0xE0 { v = UInt32(c & 0x1F); len = 2 }
+            else if c < 0xF0 { v = UInt32(c & 0x0F); len = 3 }
+            else { v = UInt32(c & 0x07); len = 4 }
+            var k = 1
+            while k < len && i + k < n {
+                v = v << 6 | UInt32(s[i + k] & 0x3F)
+                k += 1
+            }
+            i += len
+            if v < 0x300 || (0x3040...0x3098).contains(v) || (0x30A0...0x30FF).contains(v)
+                || (0x4E00...0x9FFF).contains(v) || (0xAC00...0xD7A3).contains(v)
+                || (0x2000...0x206F).contains(v) || (0xFF01...0xFF5E).contains(v)
+                || (0x1F300...0x1FAFF).contains(v) {
+                continue
+            }
+            return false
+        }
+        return true
+    }
+
+    /// The byte-level rules (everything except NFC). Returns nil when nothing changes.
+    static func unifyBytes(_ src: UnsafeBufferPointer<UInt8>, unclosedFence: inout Bool) -> [UInt8]? {
+        let n = src.count
+        var out: [UInt8] = []
+        out.reserveCapacity(n)
+        var inFence = false
+        var fenceChar: UInt8 = 0
+        var fenceLength = 0
+        var pendingBlank = 0   // blank lines seen outside a fence, not yet written
+        var wroteAnyLine = false
+        var i = 0
+        while i <= n {
+            // Find the end of this line (LF, CRLF or lone CR).
+            var j = i
+            while j < n && src[j] != 0x0A && src[j] != 0x0D { j += 1 }
+            let lineEnd = j
+            var next = j + 1
+            if j < n && src[j] == 0x0D && j + 1 < n && src[j + 1] == 0x0A { next = j + 2 }
+            let line = UnsafeBufferPointer(rebasing: src[i..<lineEnd])
+
+            let fence = fenceMarker(line)
+            let isBlank = !inFence && line.allSatisfy { $0 == 0x20 || $0 == 0x09 }
+            if isBlank {
+                if wroteAnyLine { pendingBlank += 1 }
+            } else {
+                if wroteAnyLine {
+                    out.append(0x0A)
+                    if pendingBlank > 0 { out.append(0x0A) }
+                }
+                pendingBlank = 0
+                out.append(contentsOf: line)
+                wroteAnyLine = true
+            }
+            if let (ch, len) = fence {
+                if !inFence {
+                    inFence = true
+                    fenceChar = ch
+                    fenceLength = len
+                } else if ch == fenceChar && len >= fenceLength && isBareFence(line) {
+                    inFence = false
+                }
+            }
+            if lineEnd >= n { break }
+            i = next
+        }
+        unclosedFence = inFence
+        // Trim trailing whitespace of the whole text (leading blank lines were never written).
+        while let last = out.last, last == 0x20 || last == 0x09 || last == 0x0A { out.removeLast() }
+        // Trim leading spaces and tabs of the first line.
+        var lead = 0
+        while lead < out.count && (out[lead] == 0x20 || out[lead] == 0x09) { lead += 1 }
+        if lead > 0 { out.removeFirst(lead) }
+        if out.count == n && out.elementsEqual(src) { return nil }
+        return out
+    }
+
+    /// If `line` opens or closes a code fence, the fence character and its run length.
+    private static func fenceMarker(_ line: UnsafeBufferPointer<UInt8>) -> (UInt8, Int)? {
+        var i = 0
+        while i < line.count && i < 3 && line[i] == 0x20 { i += 1 }
+        guard i < line.count else { return nil }
+        let ch = line[i]
+        guard ch == UInt8(ascii: "`") || ch == UInt8(ascii: "~") else { return nil }
+        var len = 0
+        while i + len < line.count && line[i + len] == ch { len += 1 }
+        return len >= 3 ? (ch, len) : nil
+    }
+
+    /// A closing fence carries nothing after its marker but whitespace.
+    private static func isBareFence(_ line: UnsafeBufferPointer<UInt8>) -> Bool {
+        var i = 0
+        while i < line.count && line[i] == 0x20 { i += 1 }
+        let ch = line[i]
+        while i < line.count && line[i] == ch { i += 1 }
+        while i < line.count && (line[i] == 0x20 || line[i] == 0x09) { i += 1 }
+        return i == line.count
+    }
+}
