@@ -8,9 +8,10 @@ One JSON object per line:
    "source": "...", "meta": {"tokens": 123, "score": 7.25, "tags": [...],
    "big": 12345678901234567890123, ...}, "lang": "en", ...}
 
-i.e. the four fields gra knows plus unknown fields (strings, nested objects,
-arrays, floats, integers too big for 64 bits, booleans, null) that a
-converter has to carry through untouched.
+i.e. Alpaca's instruction/input/output plus id and domain, and unknown
+fields (strings, nested objects, arrays, floats, integers too big for 64
+bits, booleans, null) that a converter has to carry through untouched.
+About 20% of records put the unknown fields first.
 
 Text content: mostly English words with punctuation and newlines (written
 as "\\n" escapes), Python code fences in many code records, ~5% of records
@@ -18,17 +19,22 @@ with CJK or accented text, ~2% with escaped quotes, backslashes, tabs and
 emoji. instruction is 50-300 bytes, output 200-1500 bytes (skewed short);
 the average line is ~800 bytes.
 
-The output is deterministic for a given --seed and --mb: a fixed seed
-drives everything, and generation stops at the first record boundary at or
-past the requested size (MB = 10^6 bytes). Text is assembled from
-pre-generated segment pools and written in large chunks, so 1 GB takes
-well under a minute.
+The output is deterministic for a given --seed and --mb (whatever --jobs):
+a fixed seed drives everything, and generation stops at the first record
+boundary at or past the requested size (MB = 10^6 bytes). Texts are
+windows cut from corpora pre-generated at start-up, records are made in
+chunks on all CPUs and written in big blocks, so 1 GB takes well under a
+minute.
 
 Usage: gen_ndjson.py --mb 1000 -o out.ndjson   (default: write to stdout)
 """
 
 import argparse
+import bisect
+import itertools
 import json
+import multiprocessing
+import os
 import random
 import sys
 
@@ -77,6 +83,9 @@ SOURCES = [
 ]
 TAGS = ["easy", "medium", "hard", "qa", "cot", "multi-turn", "verified",
         "needs-review", "stem", "creative", "translation", "a", "b"]
+# Tag lists are drawn from a fixed set of combinations (cheap to pick).
+_tag_rng = random.Random(7)
+TAG_SETS = [_tag_rng.sample(TAGS, _tag_rng.randint(0, 3)) for _ in range(200)]
 
 INSTRUCTION_PREFIX = {
     "math": ["Solve for x: {a}x + {b} = {c}. ", "Compute {a} * {b} + {c}. ",
@@ -171,136 +180,183 @@ def make_code_block(rng):
     return "".join(lines)
 
 
-def make_pool(rng, maker, size):
-    """Pre-generate segments once; records are assembled from these."""
-    pool = []
-    for _ in range(size):
-        s = maker(rng)
-        pool.append((s, len(s.encode("utf-8"))))
-    return pool
+class Corpus:
+    """A long text built once from segments; texts are windows cut from it.
+
+    Cutting a window (one random number, one slice) is far cheaper than
+    assembling every text from many small pieces, which is what makes
+    generating 1 GB fast. Windows start at a segment boundary.
+    """
+
+    def __init__(self, segments, max_window_bytes=2000):
+        self.starts = []
+        pos = 0
+        for seg in segments:
+            self.starts.append(pos)
+            pos += len(seg)
+        self.text = "".join(segments)
+        self.ascii = self.text.isascii()
+        # Only start windows where at least max_window_bytes characters follow.
+        self.n_starts = bisect.bisect_right(self.starts, len(self.text) - max_window_bytes)
+
+    def window(self, rng, nbytes):
+        start = self.starts[int(rng.random() * self.n_starts)]
+        s = self.text[start:start + nbytes]
+        if not self.ascii:
+            # Multi-byte text: cut to nbytes on a UTF-8 character boundary.
+            s = s.encode("utf-8")[:nbytes].decode("utf-8", "ignore")
+        return s.rstrip(" ")
 
 
 class TextMaker:
-    def __init__(self, rng):
-        self.rng = rng
-        self.en = make_pool(rng, make_english_segment, 20000)
-        self.accented = make_pool(rng, make_accented_segment, 2000)
-        self.cjk = make_pool(rng, make_cjk_segment, 2000)
-        self.special = make_pool(rng, make_special_segment, 1000)
-        self.code = make_pool(rng, make_code_block, 500)
+    """The text corpora. Built from the seed alone, identically in every worker."""
 
-    def text(self, lo, hi, flavor=None):
-        """lo..hi bytes of text: English, optionally mixed with a flavor pool."""
-        rng = self.rng
-        target = rng.randint(lo, hi)
-        parts = []
-        n = 0
-        en = self.en
-        alt = getattr(self, flavor) if flavor else None
-        while n < target:
-            if alt is not None and rng.random() < 0.5:
-                s, b = alt[int(rng.random() * len(alt))]
-            else:
-                s, b = en[int(rng.random() * len(en))]
-            if n + b > target:
-                # Cut the last segment on a UTF-8 character boundary.
-                s = s.encode("utf-8")[: target - n].decode("utf-8", "ignore")
-                parts.append(s)
-                break
-            parts.append(s)
-            n += b
-        return "".join(parts).rstrip(" ")
+    def __init__(self, seed):
+        rng = random.Random(seed)
+        en = [make_english_segment(rng) for _ in range(60000)]
+        self.corpora = {None: Corpus(en)}
+        # Flavored corpora: English interleaved with the flavor's segments.
+        for flavor, maker in (("accented", make_accented_segment),
+                              ("cjk", make_cjk_segment),
+                              ("special", make_special_segment)):
+            segs = [maker(rng) if rng.random() < 0.5 else en[k] for k in range(8000)]
+            self.corpora[flavor] = Corpus(segs)
+        self.code = [make_code_block(rng) for _ in range(500)]
+
+    def text(self, rng, lo, hi, flavor=None):
+        """lo..hi UTF-8 bytes of text (English, or mixed with a flavor)."""
+        nbytes = lo + int(rng.random() * (hi - lo + 1))
+        return self.corpora[flavor].window(rng, nbytes)
 
 
 def make_record(i, rng, tm):
-    domain = DOMAINS[int(rng.random() * 4)]
-    r = rng.random()
+    rnd = rng.random
+    domain = DOMAINS[int(rnd() * 4)]
+    r = rnd()
     if r < 0.03:
-        flavor, lang = "cjk", rng.choice(["zh", "ja", "ko"])
+        flavor, lang = "cjk", ("zh", "ja", "ko")[int(rnd() * 3)]
     elif r < 0.05:
-        flavor, lang = "accented", rng.choice(["fr", "de", "es"])
+        flavor, lang = "accented", ("fr", "de", "es")[int(rnd() * 3)]
     elif r < 0.07:
         flavor, lang = "special", "en"
     else:
         flavor, lang = None, "en"
 
-    prefix = rng.choice(INSTRUCTION_PREFIX[domain]).format(
-        a=rng.randint(2, 99), b=rng.randint(1, 999), c=rng.randint(1, 9999))
-    instruction = prefix + tm.text(max(0, 50 - len(prefix)), max(10, 300 - len(prefix) * 2), flavor)
+    # instruction: 50..300 bytes, skewed short (mean ~130).
+    prefixes = INSTRUCTION_PREFIX[domain]
+    prefix = prefixes[int(rnd() * len(prefixes))]
+    if "{" in prefix:
+        prefix = prefix.format(a=int(rnd() * 98) + 2, b=int(rnd() * 999) + 1, c=int(rnd() * 9999) + 1)
+    n = 50 + int(250 * rnd() ** 2) - len(prefix)
+    instruction = prefix + tm.text(rng, max(n, 10), max(n, 10), flavor)
 
-    inp = "" if rng.random() < 0.6 else tm.text(20, 300, flavor)
+    # input: empty 60% of the time, else 20..250 bytes.
+    inp = "" if rnd() < 0.6 else tm.text(rng, 20, 250, flavor)
 
-    # Output length is skewed towards short answers (mean ~420 bytes).
-    out_len = 200 + int(1300 * rng.random() ** 4.5)
-    if domain == "code" and rng.random() < 0.7:
-        code = tm.code[int(rng.random() * len(tm.code))][0]
-        intro = tm.text(30, 120, flavor)
-        rest = max(0, out_len - len(code) - len(intro))
-        output = intro + "\n\n" + code + ("\n" + tm.text(0, rest, flavor) if rest > 20 else "")
+    # output: 200..1500 bytes, skewed short (mean ~370).
+    n = 200 + int(1300 * rnd() ** 6.6)
+    if domain == "code" and rnd() < 0.7:
+        code = tm.code[int(rnd() * len(tm.code))]
+        intro = tm.text(rng, 30, 120, flavor)
+        rest = n - len(code) - len(intro) - 3
+        output = intro + "\n\n" + code
+        if rest > 20:
+            output += "\n" + tm.text(rng, rest, rest, flavor)
     else:
-        output = tm.text(out_len, out_len, flavor)
+        output = tm.text(rng, n, n, flavor)
 
     meta = {
         "tokens": (len(instruction) + len(inp) + len(output)) // 4,
-        "score": round(rng.random() * 10, 2),
-        "tags": rng.sample(TAGS, rng.randint(0, 3)),
-        "big": 10 ** 22 + rng.randrange(10 ** 22),
+        "score": round(rnd() * 10, 2),
+        "tags": TAG_SETS[int(rnd() * len(TAG_SETS))],
+        "big": 10 ** 22 + rng.getrandbits(73),   # 23 digits: beyond 64-bit
     }
-    r = rng.random()
+    r = rnd()
     if r < 0.15:
-        meta["reviewed"] = rng.random() < 0.5
+        meta["reviewed"] = r < 0.07
         meta["parent"] = None
     elif r < 0.25:
-        meta["temperature"] = rng.choice([0.0, 0.7, 1.0, -0.5])
-        meta["ppl"] = rng.choice([1.2e-05, 6.02e23, 3.5])
+        meta["temperature"] = (0.0, 0.7, 1.0, -0.5)[int(rnd() * 4)]
+        meta["ppl"] = (1.2e-05, 6.02e23, 3.5)[int(rnd() * 3)]
     elif r < 0.30:
-        meta["history"] = [{"role": "user", "len": rng.randint(1, 500)},
-                           {"role": "assistant", "len": rng.randint(1, 500)}]
+        meta["history"] = [{"role": "user", "len": int(rnd() * 500)},
+                           {"role": "assistant", "len": int(rnd() * 500)}]
 
-    source = SOURCES[int(rng.random() * len(SOURCES))]
+    source = SOURCES[int(rnd() * len(SOURCES))]
     rid = "rec-%d" % i
-    if rng.random() < 0.2:
+    if rnd() < 0.2:
         # Unknown fields first: converters must not rely on key order.
-        rec = {"source": source, "lang": lang, "id": rid, "domain": domain,
-               "instruction": instruction, "input": inp, "output": output,
-               "meta": meta}
-    else:
-        rec = {"id": rid, "domain": domain, "instruction": instruction,
-               "input": inp, "output": output, "source": source, "meta": meta,
-               "lang": lang}
-    return rec
+        return {"source": source, "lang": lang, "id": rid, "domain": domain,
+                "instruction": instruction, "input": inp, "output": output,
+                "meta": meta}
+    return {"id": rid, "domain": domain, "instruction": instruction,
+            "input": inp, "output": output, "source": source, "meta": meta,
+            "lang": lang}
+
+
+# --- chunked, parallel generation ------------------------------------------
+#
+# Records are produced in chunks of CHUNK_RECORDS. Chunk k draws from its own
+# generator seeded with (seed, k), so the output is the same whatever the
+# number of worker processes; chunks are written in order.
+
+CHUNK_RECORDS = 2048
+_tm = None
+
+
+def _init_worker(seed):
+    global _tm
+    _tm = TextMaker(seed)
+
+
+def make_chunk(job):
+    seed, k = job
+    rng = random.Random("%d/%d" % (seed, k))
+    dumps = json.JSONEncoder(ensure_ascii=False).encode
+    base = k * CHUNK_RECORDS
+    # Encoding line by line keeps mostly-ASCII lines in Python's compact form.
+    lines = [dumps(make_record(base + j, rng, _tm)).encode("utf-8")
+             for j in range(CHUNK_RECORDS)]
+    lines.append(b"")
+    return b"\n".join(lines)
+
+
+def chunks(seed, jobs):
+    """Yield chunk 0, 1, 2, ... in order, computed by `jobs` processes."""
+    if jobs <= 1:
+        _init_worker(seed)
+        for k in itertools.count():
+            yield make_chunk((seed, k))
+        return
+    with multiprocessing.Pool(jobs, _init_worker, (seed,)) as pool:
+        batch = 4 * jobs  # bounded look-ahead (the pool would drain an infinite iterator)
+        for k0 in itertools.count(0, batch):
+            yield from pool.imap(make_chunk, [(seed, k) for k in range(k0, k0 + batch)])
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--mb", type=float, default=1000, help="target size in MB (10^6 bytes), default 1000")
     ap.add_argument("--seed", type=int, default=20240601, help="random seed (fixed default: deterministic output)")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: CPU count); does not change the output")
     ap.add_argument("-o", "--out", help="output file (default: stdout)")
     args = ap.parse_args()
 
-    rng = random.Random(args.seed)
-    tm = TextMaker(rng)
     target = int(args.mb * 1_000_000)
-    dumps = json.JSONEncoder(ensure_ascii=False).encode
-
     out = open(args.out, "wb") if args.out else sys.stdout.buffer
-    written = 0
-    records = 0
-    i = 0
+    written = records = 0
     try:
-        while written < target:
-            lines = []
-            for _ in range(4096):
-                lines.append(dumps(make_record(i, rng, tm)))
-                i += 1
-            chunk = ("\n".join(lines) + "\n").encode("utf-8")
+        gen = chunks(args.seed, args.jobs)
+        for chunk in gen:
             if written + len(chunk) >= target:
-                # Finish exactly at the first record boundary at/after target.
-                cut = chunk.find(b"\n", target - written - 1) + 1
-                chunk = chunk[:cut]
+                # Stop at the first record boundary at or after the target size.
+                chunk = chunk[:chunk.find(b"\n", target - written - 1) + 1]
             out.write(chunk)
             written += len(chunk)
             records += chunk.count(b"\n")
+            if written >= target:
+                break
+        gen.close()
     finally:
         if args.out:
             out.close()

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Dispatch
 
 /// What `gra-format` does, as plain values (the CLI fills this from its flags).
 public struct FormatOptions: Sendable {
@@ -35,8 +36,11 @@ public struct FormatSummary: Equatable, Sendable {
 /// The `gra-format` stage: reads records in any `RecordFormat`, unifies their text and
 /// writes them in the target format, streaming, in input order.
 ///
-/// Records that cannot be converted go to the rejects file (or, without one, are reported on
-/// stderr); malformed input stops the run with `GRAError.badInput` unless `skipBadInput`.
+/// Lines are read in batches; a batch's records are converted on all cores at once
+/// (`FormatWorker`), then the results are written strictly in input order. Records that
+/// cannot be converted go to the rejects file (or, without one, are reported on stderr);
+/// malformed input stops the run with `GRAError.badInput` unless `skipBadInput`, after
+/// everything before the bad line has been written.
 public final class FormatStage {
     public let options: FormatOptions
     private let out: OutputSink
@@ -44,6 +48,10 @@ public final class FormatStage {
     private var rejects: OutputSink?
     public private(set) var summary = FormatSummary()
     private var wroteFirstArrayItem = false
+
+    /// Bytes of input per batch, and batches converted at once.
+    static let batchBytes = 1 << 20
+    static let parallelBatches = 4
 
     public init(options: FormatOptions, output: OutputSink, diagnostics: Diagnostics) {
         self.options = options
@@ -76,54 +84,162 @@ public final class FormatStage {
         let label: String
         if input == "-" {
             fd = 0
-            label = "line"
+            label = ""
         } else {
             fd = open(input, O_RDONLY | O_CLOEXEC)
             if fd < 0 { throw GRAError.io("cannot open \(input): \(String(cString: strerror(errno)))") }
-            label = input + ":"
+            label = input
         }
         defer { if fd > 2 { _ = close(fd) } }
         let reader = LineReader(fd: fd, maxLineBytes: options.maxLineBytes)
+        let worker = FormatWorker(options: options, label: label)
         if try reader.peekFirstNonWhitespace() == UInt8(ascii: "[") {
-            try processArrayDocument(reader.readRest(), label: label)
+            let bytes = try reader.readRest()
+            let items = try bytes.withUnsafeBufferPointer { buf in Result { () throws(GRAError) in try ArraySplitter.split(buf) } }.get()
+            try merge(worker.process(elements: items))
             return
         }
-        while let item = try reader.next() {
+        while true {
+            // Wait for the first batch only; take more only if they are already buffered, so
+            // a slow producer's records flow through at once.
+            var collected: [LineBatch] = []
+            while collected.count < FormatStage.parallelBatches,
+                  let b = try LineBatch.read(from: reader, bytes: FormatStage.batchBytes, mayBlock: collected.isEmpty) {
+                collected.append(b)
+            }
             if Signals.interrupted { throw GRAError.interrupted }
-            switch item {
-            case .tooLong(let number, let bytes):
-                try badInput(where: place(label, number),
-                             message: "line is \(bytes) bytes, over the \(options.maxLineBytes)-byte limit (--max-line-bytes)",
-                             raw: nil)
-            case .line(let number, let bytes):
-                if isBlank(bytes) { continue }
-                let value: JSONValue
-                do {
-                    value = try JSONParser.parse(bytes)
-                } catch {
-                    try badInput(where: place(label, number), message: "invalid JSON: \(error)", raw: bytes)
-                    continue
+            let batches = collected
+            if batches.isEmpty { break }
+            let results = BatchResults(count: batches.count)
+            if batches.count == 1 {
+                results.set(0, worker.process(batch: batches[0]))
+            } else {
+                DispatchQueue.concurrentPerform(iterations: batches.count) { i in
+                    results.set(i, worker.process(batch: batches[i]))
                 }
-                try handle(value, where: place(label, number))
             }
+            for r in results.all { try merge(r) }
+            // A round ends where the input paused or 4 MiB were read: hand the output on.
+            try out.flush()
+            try rejects?.flush()
         }
     }
 
-    /// A whole JSON array read into memory: each element is one record.
-    private func processArrayDocument(_ bytes: [UInt8], label: String) throws(GRAError) {
-        let items = try bytes.withUnsafeBufferPointer { buf in Result { () throws(GRAError) in try ArraySplitter.split(buf) } }.get()
-        for item in items {
-            if Signals.interrupted { throw GRAError.interrupted }
-            let whereText = place(label, item.line) + " (array element \(item.index + 1))"
+    /// Writes one batch's result in order; rethrows the batch's fatal bad-input error.
+    private func merge(_ r: BatchResult) throws(GRAError) {
+        summary.read += r.summary.read
+        summary.written += r.summary.written
+        summary.rejected += r.summary.rejected
+        summary.badInput += r.summary.badInput
+        for (k, v) in r.summary.reasons { summary.reasons[k, default: 0] += v }
+        if r.output.count > 0 {
+            var bytes = r.output.bytes
+            if options.array && !wroteFirstArrayItem {
+                bytes = UnsafeBufferPointer(rebasing: bytes.dropFirst())  // the first element has no comma
+                wroteFirstArrayItem = true
+            }
+            try out.write(lines: bytes)
+        }
+        if let rejects, r.rejects.count > 0 {
+            try rejects.write(lines: r.rejects.bytes)
+        }
+        for w in r.warnings where !options.quiet || rejects == nil { diagnostics.warn(w) }
+        if let fatal = r.fatal { throw fatal }
+    }
+}
+
+/// A batch of whole input lines copied out of a `LineReader`, with their line numbers.
+struct LineBatch: Sendable {
+    enum Line: Sendable {
+        case text(number: Int, start: Int, count: Int)
+        case tooLong(number: Int, bytes: Int)
+    }
+    var bytes: [UInt8] = []
+    var lines: [Line] = []
+
+    /// Reads lines until about `bytes` bytes are collected, waiting for input only for the
+    /// first line and only when `mayBlock`; nil when no line was read (end of input, or
+    /// nothing buffered without blocking).
+    static func read(from reader: LineReader, bytes limit: Int, mayBlock: Bool) throws(GRAError) -> LineBatch? {
+        var b = LineBatch()
+        b.bytes.reserveCapacity(limit + limit / 4)
+        while b.bytes.count < limit, let item = try reader.next(mayRead: mayBlock && b.lines.isEmpty) {
+            switch item {
+            case .line(let number, let bytes):
+                b.lines.append(.text(number: number, start: b.bytes.count, count: bytes.count))
+                b.bytes.append(contentsOf: bytes)
+            case .tooLong(let number, let n):
+                b.lines.append(.tooLong(number: number, bytes: n))
+            }
+        }
+        return b.lines.isEmpty ? nil : b
+    }
+}
+
+/// What converting one batch produced: output and rejects lines, counts, messages for
+/// stderr, and the error that stops the run, if a line was malformed.
+final class BatchResult: @unchecked Sendable {
+    let output = ByteBuffer(capacity: 1 << 16)
+    let rejects = ByteBuffer(capacity: 1 << 10)
+    var summary = FormatSummary()
+    var warnings: [String] = []
+    var fatal: GRAError?
+}
+
+/// Slots for results computed concurrently, read back in order.
+final class BatchResults: @unchecked Sendable {
+    private var slots: [BatchResult?]
+    private let lock = Mutex()
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
+    func set(_ i: Int, _ r: BatchResult) { lock.locked { slots[i] = r } }
+    var all: [BatchResult] { lock.locked { slots.map { $0! } } }
+}
+
+/// Converts the records of one batch; holds no state between batches, so several batches
+/// can be converted at once.
+struct FormatWorker: Sendable {
+    let options: FormatOptions
+    /// The input's name for messages; empty for standard input.
+    let label: String
+
+    private func place(_ line: Int) -> String {
+        label.isEmpty ? "line \(line)" : "\(label):\(line)"
+    }
+
+    func process(batch: LineBatch) -> BatchResult {
+        let r = BatchResult()
+        batch.bytes.withUnsafeBufferPointer { all in
+            for line in batch.lines {
+                if r.fatal != nil { return }
+                switch line {
+                case .tooLong(let number, let bytes):
+                    badInput(r, where: place(number),
+                             message: "line is \(bytes) bytes, over the \(options.maxLineBytes)-byte limit (--max-line-bytes)")
+                case .text(let number, let start, let count):
+                    let bytes = UnsafeBufferPointer(rebasing: all[start..<(start + count)])
+                    if isBlank(bytes) { continue }
+                    switch JSONParser.parseResult(bytes) {
+                    case .success(let value): handle(r, value, where: place(number))
+                    case .failure(let error):
+                        badInput(r, where: place(number), message: "invalid JSON: \(error)", raw: bytes)
+                    }
+                }
+            }
+        }
+        return r
+    }
+
+    func process(elements: [ArrayElement]) -> BatchResult {
+        let r = BatchResult()
+        for item in elements {
+            if r.fatal != nil { break }
+            let whereText = place(item.line) + " (array element \(item.index + 1))"
             switch item.result {
-            case .success(let value): try handle(value, where: whereText)
-            case .failure(let e): try badInput(where: whereText, message: "invalid JSON: \(e)", raw: nil)
+            case .success(let value): handle(r, value, where: whereText)
+            case .failure(let e): badInput(r, where: whereText, message: "invalid JSON: \(e)")
             }
         }
-    }
-
-    private func place(_ label: String, _ line: Int) -> String {
-        label == "line" ? "line \(line)" : "\(label)\(line)"
+        return r
     }
 
     private func isBlank(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
@@ -131,10 +247,10 @@ public final class FormatStage {
         return true
     }
 
-    private func handle(_ value: JSONValue, where place: String) throws(GRAError) {
-        summary.read += 1
+    private func handle(_ r: BatchResult, _ value: JSONValue, where place: String) {
+        r.summary.read += 1
         guard case .object(let record) = value else {
-            try badInput(where: place, message: "expected a JSON object (one record per line), found \(value.kindDescription)", raw: nil, value: value)
+            badInput(r, where: place, message: "expected a JSON object (one record per line), found \(value.kindDescription)", value: value)
             return
         }
         let format: RecordFormat
@@ -143,7 +259,7 @@ public final class FormatStage {
         } else if let f = RecordFormat.detect(record) {
             format = f
         } else {
-            try reject(record, reason: "unrecognized record", detail: "no 'instruction' with 'response'/'output', no 'conversations', no 'messages'", place: place)
+            reject(r, record, reason: "unrecognized record", detail: "no 'instruction' with 'response'/'output', no 'conversations', no 'messages'", place: place)
             return
         }
         var sample: Sample
@@ -151,67 +267,66 @@ public final class FormatStage {
         do {
             (sample, extras) = try FormatConverter.decode(record, as: format)
         } catch {
-            try reject(record, reason: "cannot read as \(format.rawValue)", detail: error.reason, place: place)
+            reject(r, record, reason: "cannot read as \(format.rawValue)", detail: error.reason, place: place)
             return
         }
         if options.normalizeText {
             let (unclosed, _) = sample.unifyText()
             if unclosed {
-                try reject(record, reason: "truncated", detail: "response has an unclosed code fence", place: place)
+                reject(r, record, reason: "truncated", detail: "response has an unclosed code fence", place: place)
                 return
             }
         }
         if sample.instruction.isEmpty {
-            try reject(record, reason: "empty instruction", detail: nil, place: place)
+            reject(r, record, reason: "empty instruction", detail: nil, place: place)
             return
         }
         if sample.response.isEmpty {
-            try reject(record, reason: "empty response", detail: nil, place: place)
+            reject(r, record, reason: "empty response", detail: nil, place: place)
             return
         }
         let converted = FormatConverter.encode(sample, extras: extras, as: options.to, stripMeta: options.stripMeta)
-        if options.array {
-            out.buffer.append(wroteFirstArrayItem ? ",\n" : "\n")
-            wroteFirstArrayItem = true
-            JSONWriter.write(converted, to: out.buffer)
-            try out.lineEnded()
-        } else {
-            try out.writeLine(converted)
-        }
-        summary.written += 1
+        if options.array { r.output.append(",\n") }
+        JSONWriter.write(converted, to: r.output)
+        if !options.array { r.output.append(0x0A) }
+        r.summary.written += 1
     }
 
-    private func reject(_ record: JSONObject, reason: String, detail: String?, place: String) throws(GRAError) {
-        summary.rejected += 1
-        summary.reasons[reason, default: 0] += 1
+    private func reject(_ r: BatchResult, _ record: JSONObject, reason: String, detail: String?, place: String) {
+        r.summary.rejected += 1
+        r.summary.reasons[reason, default: 0] += 1
         let full = detail.map { "\(reason): \($0)" } ?? reason
-        if let rejects {
+        if options.rejectsPath != nil {
             var entry = JSONObject()
             entry.append("stage", .string("gra-format"))
             entry.append("where", .string(place))
             entry.append("reason", .string(full))
             entry.append("record", .object(record))
-            try rejects.writeLine(entry)
+            JSONWriter.write(entry, to: r.rejects)
+            r.rejects.append(0x0A)
         } else if !options.quiet {
-            diagnostics.warn("\(place): rejected (\(full)); use --rejects FILE to keep rejected records")
+            r.warnings.append("\(place): rejected (\(full)); use --rejects FILE to keep rejected records")
         }
     }
 
     /// Malformed input: stop (exit 65) unless --skip-bad-input, then record it in rejects.
-    private func badInput(where place: String, message: String, raw: UnsafeBufferPointer<UInt8>?, value: JSONValue? = nil) throws(GRAError) {
+    private func badInput(_ r: BatchResult, where place: String, message: String,
+                          raw: UnsafeBufferPointer<UInt8>? = nil, value: JSONValue? = nil) {
         guard options.skipBadInput else {
-            throw GRAError.badInput("\(place): \(message)")
+            r.fatal = GRAError.badInput("\(place): \(message)")
+            return
         }
-        summary.badInput += 1
-        if !options.quiet || rejects == nil { diagnostics.warn("\(place): \(message) (skipped)") }
-        if let rejects {
+        r.summary.badInput += 1
+        r.warnings.append("\(place): \(message) (skipped)")
+        if options.rejectsPath != nil {
             var entry = JSONObject()
             entry.append("stage", .string("gra-format"))
             entry.append("where", .string(place))
             entry.append("reason", .string(message))
             if let value { entry.append("value", value) }
             if let raw { entry.append("raw", .string(String(decoding: raw, as: UTF8.self))) }
-            try rejects.writeLine(entry)
+            JSONWriter.write(entry, to: r.rejects)
+            r.rejects.append(0x0A)
         }
     }
 }

@@ -63,13 +63,20 @@ public final class LineReader {
                 return true
             }
             if n == 0 { return false }
-            if errno == EINTR { continue }
+            if errno == EINTR {
+                if Signals.interrupted { throw GRAError.interrupted }
+                continue
+            }
             throw GRAError.io("cannot read input: \(String(cString: strerror(errno)))")
         }
     }
 
-    /// The next line (without its `\n`), or nil at end of input.
-    public func next() throws(GRAError) -> Item? {
+    /// True once the input has ended and every line has been handed out.
+    public var isAtEnd: Bool { eof && start >= end }
+
+    /// The next line (without its `\n`), or nil at end of input. With `mayRead` false it
+    /// never waits for input: it returns nil when no complete line is buffered yet.
+    public func next(mayRead: Bool = true) throws(GRAError) -> Item? {
         var scanFrom = start
         while true {
             if scanFrom < end,
@@ -96,6 +103,7 @@ public final class LineReader {
                 lineNumber += 1
                 return .line(number: lineNumber, bytes: UnsafeBufferPointer(start: buffer + lineStart, count: end - lineStart))
             }
+            if !mayRead { return nil }
             let scanned = end - start
             if try !fill() { eof = true }
             scanFrom = start + scanned
@@ -157,6 +165,7 @@ public final class LineReader {
 }
 
 private func closeDescriptor(_ fd: Int32) { _ = close(fd) }
+private func systemWrite(_ fd: Int32, _ p: UnsafePointer<UInt8>, _ n: Int) -> Int { write(fd, p, n) }
 
 /// Buffered output to a file descriptor that writes whole lines only.
 ///
@@ -190,7 +199,7 @@ public final class OutputSink {
         var done = 0
         let total = buffer.count
         while done < total {
-            let n = write(fd, buffer.base + done, total - done)
+            let n = systemWrite(fd, buffer.base + done, total - done)
             if n >= 0 {
                 done += n
                 continue
@@ -204,6 +213,30 @@ public final class OutputSink {
         }
         bytesWritten += total
         buffer.removeAll()
+    }
+
+    /// Writes complete lines held elsewhere: small ones are buffered, large ones are written
+    /// straight after what is already buffered (saving a copy).
+    public func write(lines bytes: UnsafeBufferPointer<UInt8>) throws(GRAError) {
+        if bytes.count < flushThreshold / 4 {
+            buffer.append(bytes)
+            try lineEnded()
+            return
+        }
+        try flush()
+        var done = 0
+        while done < bytes.count {
+            let n = systemWrite(fd, bytes.baseAddress! + done, bytes.count - done)
+            if n >= 0 {
+                done += n
+                continue
+            }
+            if errno == EINTR { continue }
+            bytesWritten += done
+            if errno == EPIPE { throw GRAError.brokenPipe }
+            throw GRAError.io("cannot write output: \(String(cString: strerror(errno)))")
+        }
+        bytesWritten += done
     }
 
     /// Appends `object` as one NDJSON line.

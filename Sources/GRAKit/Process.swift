@@ -62,8 +62,13 @@ nonisolated(unsafe) private var interruptFlag: sig_atomic_t = 0
 public enum Signals {
     public static func install() {
         signal(SIGPIPE, SIG_IGN)
-        signal(SIGINT) { _ in interruptFlag = 1 }
-        signal(SIGTERM) { _ in interruptFlag = 1 }
+        // No SA_RESTART: a read(2) blocked on a quiet stdin returns EINTR and the tool stops.
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { _ in interruptFlag = 1 }
+        sigemptyset(&action.sa_mask)
+        action.sa_flags = 0
+        sigaction(SIGINT, &action, nil)
+        sigaction(SIGTERM, &action, nil)
     }
 
     /// True once SIGINT or SIGTERM has arrived.

@@ -35,6 +35,11 @@ public enum TextNormalizer {
         var i = 0
         let n = s.count
         while i < n {
+            // Skip ASCII eight bytes at a time.
+            while i + 8 <= n && UnsafeRawPointer(s.baseAddress! + i).loadUnaligned(as: UInt64.self) & 0x8080_8080_8080_8080 == 0 {
+                i += 8
+            }
+            guard i < n else { break }
             let c = s[i]
             if c < 0x80 { i += 1; continue }
             // Decode the scalar (input is valid UTF-8: it came from a Swift String).
@@ -63,6 +68,7 @@ public enum TextNormalizer {
     /// The byte-level rules (everything except NFC). Returns nil when nothing changes.
     static func unifyBytes(_ src: UnsafeBufferPointer<UInt8>, unclosedFence: inout Bool) -> [UInt8]? {
         let n = src.count
+        if isSurelyUnchanged(src) { return nil }
         var out: [UInt8] = []
         out.reserveCapacity(n)
         var inFence = false
@@ -112,8 +118,40 @@ public enum TextNormalizer {
         var lead = 0
         while lead < out.count && (out[lead] == 0x20 || out[lead] == 0x09) { lead += 1 }
         if lead > 0 { out.removeFirst(lead) }
-        if out.count == n && out.elementsEqual(src) { return nil }
+        if out.count == n && memcmp(out, src.baseAddress!, n) == 0 { return nil }
         return out
+    }
+
+    /// A fast conservative check: true only when `unifyBytes` would change nothing (no CR,
+    /// no fence markers, no outer whitespace, no whitespace-only or repeated blank lines).
+    static func isSurelyUnchanged(_ s: UnsafeBufferPointer<UInt8>) -> Bool {
+        let n = s.count
+        guard n > 0, let p = s.baseAddress else { return true }
+        @inline(__always) func isSpace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x09 || c == 0x0A }
+        if isSpace(p[0]) || isSpace(p[n - 1]) { return false }
+        // memchr is vectorized; a few passes of it beat one byte-by-byte loop.
+        if memchr(p, 0x0D, n) != nil { return false }
+        for fence: UInt8 in [0x60, 0x7E] {
+            var i = 0
+            while i < n, let hit = memchr(p + i, Int32(fence), n - i) {
+                let k = UnsafeRawPointer(hit) - UnsafeRawPointer(p)
+                if k + 2 < n && p[k + 1] == fence && p[k + 2] == fence { return false }
+                i = k + 1
+            }
+        }
+        var i = 0
+        while i < n, let hit = memchr(p + i, 0x0A, n - i) {
+            let k = UnsafeRawPointer(hit) - UnsafeRawPointer(p)
+            var j = k + 1
+            while j < n && (p[j] == 0x20 || p[j] == 0x09) { j += 1 }
+            if j < n && p[j] == 0x0A {
+                // A blank line: fine only when empty and followed by a non-blank line.
+                if j > k + 1 { return false }
+                if j + 1 < n && isSpace(p[j + 1]) { return false }
+            }
+            i = k + 1
+        }
+        return true
     }
 
     /// If `line` opens or closes a code fence, the fence character and its run length.
