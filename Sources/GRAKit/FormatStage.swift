@@ -41,7 +41,7 @@ public struct FormatSummary: Equatable, Sendable {
 /// cannot be converted go to the rejects file (or, without one, are reported on stderr);
 /// malformed input stops the run with `GRAError.badInput` unless `skipBadInput`, after
 /// everything before the bad line has been written.
-public final class FormatStage {
+public final class FormatStage: @unchecked Sendable {  // output state is touched only by the writer queue while batches convert
     public let options: FormatOptions
     private let out: OutputSink
     private let diagnostics: Diagnostics
@@ -49,9 +49,9 @@ public final class FormatStage {
     public private(set) var summary = FormatSummary()
     private var wroteFirstArrayItem = false
 
-    /// Bytes of input per batch, and batches converted at once.
+    /// Bytes of input per batch, and batches read but not yet written at most.
     static let batchBytes = 1 << 20
-    static let parallelBatches = 4
+    static let batchesInFlight = 6
 
     public init(options: FormatOptions, output: OutputSink, diagnostics: Diagnostics) {
         self.options = options
@@ -99,30 +99,64 @@ public final class FormatStage {
             try merge(worker.process(elements: items))
             return
         }
-        while true {
-            // Wait for the first batch only; take more only if they are already buffered, so
-            // a slow producer's records flow through at once.
-            var collected: [LineBatch] = []
-            while collected.count < FormatStage.parallelBatches,
-                  let b = try LineBatch.read(from: reader, bytes: FormatStage.batchBytes, mayBlock: collected.isEmpty) {
-                collected.append(b)
+        try convertInParallel(reader: reader, worker: worker)
+    }
+
+    /// The streaming path. This thread reads batches; each is converted on a pool thread as
+    /// soon as it is read (at most `batchesInFlight` at once, which bounds memory); a serial
+    /// queue writes the results strictly in input order as they complete. No thread waits
+    /// for a whole round, so both cores stay busy.
+    private func convertInParallel(reader: LineReader, worker: FormatWorker) throws(GRAError) {
+        let slots = DispatchSemaphore(value: FormatStage.batchesInFlight)
+        let group = DispatchGroup()
+        let writerQueue = DispatchQueue(label: "gra.format.writer")
+        let state = OrderedWriteState()
+        var readError: GRAError?
+        var index = 0
+        while state.failure == nil {
+            if Signals.interrupted {
+                readError = .interrupted
+                break
             }
-            if Signals.interrupted { throw GRAError.interrupted }
-            let batches = collected
-            if batches.isEmpty { break }
-            let results = BatchResults(count: batches.count)
-            if batches.count == 1 {
-                results.set(0, worker.process(batch: batches[0]))
-            } else {
-                DispatchQueue.concurrentPerform(iterations: batches.count) { i in
-                    results.set(i, worker.process(batch: batches[i]))
+            let batch: LineBatch
+            do {
+                guard let b = try LineBatch.read(from: reader, bytes: FormatStage.batchBytes, mayBlock: true) else { break }
+                batch = b
+            } catch {
+                readError = error
+                break
+            }
+            slots.wait()
+            let i = index
+            index += 1
+            group.enter()
+            DispatchQueue.global().async {
+                let result = worker.process(batch: batch)
+                writerQueue.async {
+                    state.pending[i] = result
+                    // Write every result that is next in order (after a failure, only count
+                    // them off), then flush once caught up.
+                    while let r = state.pending.removeValue(forKey: state.nextToWrite) {
+                        state.nextToWrite += 1
+                        if state.failure == nil {
+                            do throws(GRAError) { try self.merge(r) } catch { state.failure = error }
+                        }
+                        slots.signal()
+                        group.leave()
+                    }
+                    if state.failure == nil {
+                        do throws(GRAError) {
+                            try self.out.flush()
+                            try self.rejects?.flush()
+                        } catch { state.failure = error }
+                    }
                 }
             }
-            for r in results.all { try merge(r) }
-            // A round ends where the input paused or 4 MiB were read: hand the output on.
-            try out.flush()
-            try rejects?.flush()
         }
+        group.wait()
+        // A write failure (or bad input) comes first: it happened earlier in the input.
+        if let failure = writerQueue.sync(execute: { state.failure }) { throw failure }
+        if let readError { throw readError }
     }
 
     /// Writes one batch's result in order; rethrows the batch's fatal bad-input error.
@@ -186,13 +220,12 @@ final class BatchResult: @unchecked Sendable {
     var fatal: GRAError?
 }
 
-/// Slots for results computed concurrently, read back in order.
-final class BatchResults: @unchecked Sendable {
-    private var slots: [BatchResult?]
-    private let lock = Mutex()
-    init(count: Int) { slots = Array(repeating: nil, count: count) }
-    func set(_ i: Int, _ r: BatchResult) { lock.locked { slots[i] = r } }
-    var all: [BatchResult] { lock.locked { slots.map { $0! } } }
+/// Results waiting for their turn to be written; touched only on the writer queue
+/// (`failure` is also read by the reading thread, where a stale value only delays the stop).
+final class OrderedWriteState: @unchecked Sendable {
+    var pending: [Int: BatchResult] = [:]
+    var nextToWrite = 0
+    var failure: GRAError?
 }
 
 /// Converts the records of one batch; holds no state between batches, so several batches

@@ -17,11 +17,21 @@ public enum RecordFormat: String, CaseIterable, Sendable {
 
     /// Guesses the format of one record from its fields; nil when no format fits.
     public static func detect(_ record: JSONObject) -> RecordFormat? {
-        if record["messages"] != nil { return .openai }
-        if record["conversations"] != nil { return .sharegpt }
-        if record["instruction"] != nil {
-            if record["response"] != nil { return .gra }
-            if record["output"] != nil { return .alpaca }
+        var instruction = false, response = false, output = false, conversations = false
+        for f in record.fields {
+            switch f.key {
+            case "messages": return .openai
+            case "conversations": conversations = true
+            case "instruction": instruction = true
+            case "response": response = true
+            case "output": output = true
+            default: break
+            }
+        }
+        if conversations { return .sharegpt }
+        if instruction {
+            if response { return .gra }
+            if output { return .alpaca }
         }
         return nil
     }
@@ -100,10 +110,6 @@ public struct FormatRejection: Error, Equatable, Sendable {
 /// Fields a format does not use ("extras": `id`, `domain`, user fields, `gra`) are carried
 /// over unchanged and in order.
 public enum FormatConverter {
-    /// Canonical gra fields written first, in this order, when writing the gra format.
-    static let graLeadingKeys = ["id", "domain"]
-    static let graTrailingKnownKeys = ["keywords", "summary"]
-
     // MARK: Decoding
 
     /// Splits `record` (in `format`) into its sample and the fields the format does not own.
@@ -131,13 +137,45 @@ public enum FormatConverter {
     private static func decodeInstructionStyle(
         _ record: JSONObject, responseKey: String, fallbackKey: String
     ) throws(FormatRejection) -> (Sample, JSONObject) {
-        let key = record[responseKey] != nil ? responseKey : (record[fallbackKey] != nil ? fallbackKey : responseKey)
-        let instruction = try requiredString(record, "instruction")
-        let response = try requiredString(record, key)
-        let input = try optionalString(record, "input") ?? ""
-        let system = try optionalString(record, "system")
+        // One pass: pick out the owned fields (the last of duplicates wins, as in lookups),
+        // keep the rest in order.
+        var instruction: JSONValue?, response: JSONValue?, fallback: JSONValue?
+        var input: JSONValue?, system: JSONValue?, historyValue: JSONValue?
+        var fallbackIndex = -1
+        var extras = JSONObject()
+        extras.fields.reserveCapacity(record.count)
+        for f in record.fields {
+            switch f.key {
+            case "instruction": instruction = f.value
+            case "input": input = f.value
+            case "system": system = f.value
+            case "history": historyValue = f.value
+            case responseKey: response = f.value
+            case fallbackKey:
+                fallback = f.value
+                if fallbackIndex < 0 { fallbackIndex = extras.count }
+                extras.fields.append(f)   // removed below if it is used as the response
+            default: extras.fields.append(f)
+            }
+        }
+        if response == nil, let fb = fallback {
+            response = fb
+            extras.fields.removeAll { $0.key == fallbackKey }
+        }
+        func string(_ v: JSONValue?, _ key: String, required: Bool) throws(FormatRejection) -> String? {
+            switch v {
+            case .string(let s)?: return s
+            case nil: if required { throw FormatRejection("missing field '\(key)'") } else { return nil }
+            case .null?: if required { throw FormatRejection("field '\(key)' must be a string, not null") } else { return nil }
+            case let other?: throw FormatRejection("field '\(key)' must be a string, not \(other.kindDescription)")
+            }
+        }
+        let instructionText = try string(instruction, "instruction", required: true)!
+        let responseText = try string(response, response == fallback && fallback != nil ? fallbackKey : responseKey, required: true)!
+        let inputText = try string(input, "input", required: false) ?? ""
+        let systemText = try string(system, "system", required: false)
         var history: [Sample.Turn] = []
-        if let h = record["history"], h != .null {
+        if let h = historyValue, h != .null {
             guard case .array(let turns) = h else { throw FormatRejection("field 'history' must be an array of [user, assistant] pairs") }
             for (i, t) in turns.enumerated() {
                 guard case .array(let pair) = t, pair.count == 2,
@@ -147,9 +185,7 @@ public enum FormatConverter {
                 history.append(Sample.Turn(user: u, assistant: a))
             }
         }
-        var extras = record
-        for k in ["instruction", "input", key, "system", "history"] { extras.removeValue(forKey: k) }
-        return (Sample(system: system, history: history, instruction: instruction, input: input, response: response), extras)
+        return (Sample(system: systemText, history: history, instruction: instructionText, input: inputText, response: responseText), extras)
     }
 
     /// Builds a sample from (role, text) messages: an optional system message first, then
@@ -249,14 +285,26 @@ public enum FormatConverter {
     public static func encode(_ sample: Sample, extras: JSONObject, as format: RecordFormat, stripMeta: Bool) -> JSONObject {
         var out = JSONObject()
         out.fields.reserveCapacity(extras.count + 6)
-        var rest = extras
-        if stripMeta { rest.removeValue(forKey: "gra") }
-        let meta = rest.removeValue(forKey: "gra")
+        // One pass: the fields gra places itself (for the gra format) and `gra`; the rest in order.
+        var meta: JSONValue?, id: JSONValue?, domain: JSONValue?, keywords: JSONValue?, summary: JSONValue?
+        var rest = JSONObject()
+        rest.fields.reserveCapacity(extras.count)
+        let placeCanonical = format == .gra
+        for f in extras.fields {
+            switch f.key {
+            case "gra": meta = f.value
+            case "id" where placeCanonical: id = f.value
+            case "domain" where placeCanonical: domain = f.value
+            case "keywords" where placeCanonical: keywords = f.value
+            case "summary" where placeCanonical: summary = f.value
+            default: rest.fields.append(f)
+            }
+        }
+        if stripMeta { meta = nil }
         switch format {
         case .gra, .alpaca:
-            if format == .gra {
-                for k in graLeadingKeys { if let v = rest.removeValue(forKey: k) { out.append(k, v) } }
-            }
+            if let id { out.append("id", id) }
+            if let domain { out.append("domain", domain) }
             out.append("instruction", .string(sample.instruction))
             out.append("input", .string(sample.input))
             out.append(format == .gra ? "response" : "output", .string(sample.response))
@@ -264,9 +312,8 @@ public enum FormatConverter {
             if !sample.history.isEmpty {
                 out.append("history", .array(sample.history.map { .array([.string($0.user), .string($0.assistant)]) }))
             }
-            if format == .gra {
-                for k in graTrailingKnownKeys { if let v = rest.removeValue(forKey: k) { out.append(k, v) } }
-            }
+            if let keywords { out.append("keywords", keywords) }
+            if let summary { out.append("summary", summary) }
         case .sharegpt:
             var turns: [JSONValue] = []
             if let sys = sample.system { turns.append(.object(["from": .string("system"), "value": .string(sys)])) }
