@@ -7,17 +7,42 @@ let package = Package(
     products: [
         .library(name: "GRAKit", targets: ["GRAKit"]),
         .executable(name: "gra-format", targets: ["gra-format"]),
+        .executable(name: "gra-map", targets: ["gra-map"]),
+        .executable(name: "gra-testserver", targets: ["gra-testserver"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
-        // All of gra's logic: records, JSON, NDJSON I/O, formats, text normalization.
+        // libcurl (Debian: libcurl4-openssl-dev), with typed wrappers for its variadic calls.
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // SQLite for the response cache (Debian: libsqlite3-dev).
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // All of gra's logic: records, JSON, NDJSON I/O, formats, client, cache, prompts.
         // Exclusivity is checked statically; the dynamic checks cost ~10% in the JSON hot paths.
-        .target(name: "GRAKit", swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),
+        .target(
+            name: "GRAKit",
+            dependencies: ["CCurl", "CSQLite"],
+            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
+        ),
+        // Flags shared by the LLM stages (model pool, concurrency, cache) and exit handling.
+        .target(
+            name: "GRACommandLine",
+            dependencies: ["GRAKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         // Thin command-line front ends: parse arguments, call GRAKit.
         .executableTarget(
             name: "gra-format",
+            dependencies: ["GRAKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "gra-map",
+            dependencies: ["GRAKit", "GRACommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        // A fake OpenAI-compatible server on 127.0.0.1 with scripted replies and faults:
+        // a test double for the tests and the offline demo, never a model.
+        .executableTarget(
+            name: "gra-testserver",
             dependencies: ["GRAKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(name: "GRAKitTests", dependencies: ["GRAKit"]),

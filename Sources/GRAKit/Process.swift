@@ -26,6 +26,9 @@ public final class Diagnostics: @unchecked Sendable {
     /// An error that ends the run.
     public func error(_ message: String) { emit("\(tool): error: \(message)\n") }
 
+    /// Writes `text` as it is (for a live progress line on a terminal).
+    public func emitRaw(_ text: String) { emit(text) }
+
     private func emit(_ text: String) {
         lock.locked {
             var text = text
@@ -46,7 +49,7 @@ public final class Mutex: @unchecked Sendable {
     public init() { pthread_mutex_init(&m, nil) }
     deinit { pthread_mutex_destroy(&m) }
     @inline(__always)
-    public func locked<T>(_ body: () throws -> T) rethrows -> T {
+    public func locked<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
         pthread_mutex_lock(&m)
         defer { pthread_mutex_unlock(&m) }
         return try body()
@@ -69,6 +72,13 @@ public enum Signals {
         action.sa_flags = 0
         sigaction(SIGINT, &action, nil)
         sigaction(SIGTERM, &action, nil)
+        // A parent may have blocked them (threads of libdispatch do, and children inherit
+        // the mask): without this, Ctrl-C or kill would never reach us.
+        var unblock = sigset_t()
+        sigemptyset(&unblock)
+        sigaddset(&unblock, SIGINT)
+        sigaddset(&unblock, SIGTERM)
+        sigprocmask(SIG_UNBLOCK, &unblock, nil)
     }
 
     /// True once SIGINT or SIGTERM has arrived.

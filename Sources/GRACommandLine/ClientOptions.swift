@@ -1,0 +1,83 @@
+import ArgumentParser
+import Foundation
+import GRAKit
+
+/// Flags every LLM stage shares: the model pool, concurrency, timeouts, retries and cache.
+public struct ClientOptions: ParsableArguments {
+    @Option(name: .customLong("model"), parsing: .singleValue,
+            help: ArgumentHelp("A model as NAME@BASE_URL (repeat for more models; the same NAME twice adds a replica). NAME alone uses OPENAI_BASE_URL.", valueName: "name@url"))
+    public var models: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("A JSON config file with the model pool: {\"models\": [{\"name\", \"base_urls\", \"api_key_env\"}]}.", valueName: "file"))
+    public var config: String?
+
+    @Option(name: .long, help: ArgumentHelp("Requests in flight at most, in total.", valueName: "n"))
+    public var maxInFlight: Int = 64
+
+    @Option(name: .long, help: ArgumentHelp("Requests in flight at most per base URL (default: --max-in-flight).", valueName: "n"))
+    public var maxPerEndpoint: Int?
+
+    @Option(name: .long, help: ArgumentHelp("Seconds to wait for a connection.", valueName: "s"))
+    public var connectTimeout: Double = 10
+
+    @Option(name: .long, help: ArgumentHelp("Seconds a whole request may take (local models are slow; no low-speed limit applies).", valueName: "s"))
+    public var timeout: Double = 600
+
+    @Option(name: .long, help: ArgumentHelp("Attempts per request for 429, 5xx, timeouts, resets and malformed replies (400/401/403/404 are never retried).", valueName: "n"))
+    public var maxAttempts: Int = 5
+
+    @Option(name: .long, help: ArgumentHelp("Largest response body accepted, in bytes.", valueName: "n"))
+    public var maxResponseBytes: Int = 16 << 20
+
+    @Option(name: .long, help: ArgumentHelp("Response cache directory (default: $XDG_CACHE_HOME/gra or ~/.cache/gra).", valueName: "dir"))
+    public var cache: String?
+
+    @Flag(name: .long, help: "Neither read nor write the response cache.")
+    public var noCache = false
+
+    public init() {}
+
+    public func validate() throws {
+        guard maxInFlight > 0 else { throw ValidationError("--max-in-flight must be positive") }
+        if let m = maxPerEndpoint, m <= 0 { throw ValidationError("--max-per-endpoint must be positive") }
+        guard maxAttempts > 0 else { throw ValidationError("--max-attempts must be positive") }
+        guard timeout > 0, connectTimeout > 0 else { throw ValidationError("timeouts must be positive") }
+    }
+
+    /// The model pool from --config, --model and the environment.
+    public func pool(environment: [String: String]) throws(GRAError) -> ModelPool {
+        try ModelPool.resolve(modelSpecs: models, configPath: config, environment: environment)
+    }
+
+    /// A client with these settings (and the cache unless --no-cache).
+    public func makeClient(environment: [String: String], diagnostics: Diagnostics) throws(GRAError) -> LLMClient {
+        var cacheStore: ResponseCache?
+        if !noCache {
+            let dir = cache ?? ResponseCache.defaultDirectory(environment: environment)
+            cacheStore = try ResponseCache(directory: dir) { diagnostics.warn($0) }
+        }
+        var retry = RetryPolicy()
+        retry.maxAttempts = maxAttempts
+        if let base = environment["GRA_RETRY_BASE_DELAY"], let d = Double(base) { retry.baseDelay = d }
+        let http = HTTPClient(maxInFlight: maxInFlight, maxPerEndpoint: maxPerEndpoint)
+        let client = LLMClient(http: http, cache: cacheStore, retry: retry, environment: environment)
+        client.connectTimeout = connectTimeout
+        client.totalTimeout = timeout
+        client.maxResponseBytes = maxResponseBytes
+        return client
+    }
+}
+
+/// Runs a stage body and turns its outcome into the exit status every gra tool uses.
+public enum StageRunner {
+    public static func run(_ diagnostics: Diagnostics, _ body: () throws(GRAError) -> Int32) throws {
+        do {
+            let status = try body()
+            if status != 0 { throw ExitCode(status) }
+        } catch let error as GRAError {
+            if error == .brokenPipe { throw ExitCode(0) }
+            if error != .interrupted { diagnostics.error(error.description) }
+            throw ExitCode(error.exitCode)
+        }
+    }
+}

@@ -1,0 +1,443 @@
+import CCurl
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+
+/// One HTTP exchange for `HTTPClient`.
+public struct HTTPRequest: Sendable {
+    public var url: String
+    /// "GET" or "POST" (a POST sends `body`).
+    public var method: String
+    /// Extra header lines, "Name: value".
+    public var headers: [String]
+    public var body: [UInt8]
+    /// Requests with the same endpoint share that endpoint's in-flight cap.
+    public var endpoint: String
+    public var connectTimeout: Double = 10
+    /// Whole-exchange limit. No low-speed limit: a non-streamed completion sends nothing
+    /// until the model is done.
+    public var totalTimeout: Double = 600
+    public var maxResponseBytes: Int = 16 << 20
+
+    public init(url: String, method: String = "GET", headers: [String] = [], body: [UInt8] = [], endpoint: String) {
+        self.url = url
+        self.method = method
+        self.headers = headers
+        self.body = body
+        self.endpoint = endpoint
+    }
+}
+
+/// What came back: a status and body, or a transport failure.
+public struct HTTPResponse: Sendable {
+    /// The HTTP status; 0 when no complete response arrived.
+    public var status: Int = 0
+    public var body: [UInt8] = []
+    /// Seconds the server asked us to wait (`Retry-After`, `retry-after-ms`), if it said.
+    public var retryAfter: Double?
+    /// libcurl's result code; 0 for a complete exchange.
+    public var curlCode: Int = 0
+    /// libcurl's words for a transport failure.
+    public var transportError: String?
+    public var bodyTooLarge = false
+    public var seconds: Double = 0
+
+    public var isTransportFailure: Bool { curlCode != 0 }
+}
+
+/// An HTTP client over libcurl's multi interface: one event-loop thread, a sliding window of
+/// requests in flight (a finished request immediately admits the next), caps per endpoint
+/// and in total, keep-alive connection reuse, and delayed submission for retries.
+///
+/// Completions run on the event-loop thread and must return quickly.
+public final class HTTPClient: @unchecked Sendable {
+    public typealias Completion = @Sendable (HTTPResponse) -> Void
+
+    public let maxInFlight: Int
+    public let maxPerEndpoint: Int
+
+    private let lock = Mutex()
+    private var inbox: [(HTTPRequest, Completion, Double)] = []   // request, completion, not before (uptime)
+    private var stopping = false
+    private var inFlightByEndpoint: [String: Int] = [:]   // read under lock by `inFlight(endpoint:)`
+
+    // Event-loop state (loop thread only).
+    private var multi: UnsafeMutableRawPointer?
+    private var epollFD: Int32 = -1
+    private var wakeFD: Int32 = -1
+    /// When libcurl wants `socket_action(CURL_SOCKET_TIMEOUT)` (monotonic seconds).
+    private var timerDue: Double?
+    private var thread: Thread?
+    private var waiting: [String: TransferQueue] = [:]
+    private var waitingOrder: [String] = []
+    private var delayed: [(due: Double, transfer: Transfer)] = []
+    private var running = 0
+    private var freeHandles: [UnsafeMutableRawPointer] = []
+    private let done = DispatchSemaphore(value: 0)
+
+    private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_ALL)) }()
+
+    public init(maxInFlight: Int = 64, maxPerEndpoint: Int? = nil) {
+        _ = HTTPClient.globalInit
+        self.maxInFlight = max(1, maxInFlight)
+        self.maxPerEndpoint = max(1, maxPerEndpoint ?? maxInFlight)
+        multi = curl_multi_init()
+        epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
+        wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        _ = gra_epoll_ctl(epollFD, EPOLL_CTL_ADD, wakeFD, EPOLLIN.rawValue)
+        // Our own caps decide concurrency; libcurl must add no hidden limit of its own.
+        _ = gra_multi_setopt_long(multi, CURLMOPT_MAX_HOST_CONNECTIONS, 0)
+        _ = gra_multi_setopt_long(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, 0)
+        _ = gra_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, Int(self.maxInFlight * 2 + 8))
+        // The socket interface: libcurl tells us which sockets to watch (epoll) and when to
+        // call it back; only ready connections are serviced, never all of them per wakeup.
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        _ = gra_multi_setopt_ptr(multi, CURLMOPT_SOCKETDATA, me)
+        _ = gra_multi_setopt_ptr(multi, CURLMOPT_TIMERDATA, me)
+        _ = gra_multi_setopt_socketfunction(multi) { _, socket, what, client, socketp in
+            Unmanaged<HTTPClient>.fromOpaque(client!).takeUnretainedValue().watch(socket, what, known: socketp != nil)
+            return 0
+        }
+        _ = gra_multi_setopt_timerfunction(multi) { _, milliseconds, client in
+            let c = Unmanaged<HTTPClient>.fromOpaque(client!).takeUnretainedValue()
+            c.timerDue = milliseconds < 0 ? nil : HTTPClient.now() + Double(milliseconds) / 1000
+            return 0
+        }
+        let t = Thread { [unowned self] in self.loop() }
+        t.name = "gra-http"
+        thread = t
+        t.start()
+    }
+
+    deinit {
+        for h in freeHandles { curl_easy_cleanup(h) }
+        curl_multi_cleanup(multi)
+        for (_, l) in headerLists { curl_slist_free_all(l) }
+        close(epollFD)
+        close(wakeFD)
+    }
+
+    /// Wakes the event loop from another thread.
+    private func wake() {
+        var one: UInt64 = 1
+        _ = write(wakeFD, &one, 8)
+    }
+
+    /// libcurl's socket callback: (re)registers or forgets a socket in the epoll set.
+    private func watch(_ socket: curl_socket_t, _ what: Int32, known: Bool) {
+        if what == CURL_POLL_REMOVE {
+            _ = gra_epoll_ctl(epollFD, EPOLL_CTL_DEL, socket, 0)
+            return
+        }
+        var events: UInt32 = 0
+        if what & CURL_POLL_IN != 0 { events |= EPOLLIN.rawValue }
+        if what & CURL_POLL_OUT != 0 { events |= EPOLLOUT.rawValue }
+        if known {
+            _ = gra_epoll_ctl(epollFD, EPOLL_CTL_MOD, socket, events)
+        } else {
+            curl_multi_assign(multi, socket, UnsafeMutableRawPointer(bitPattern: 1))
+            if gra_epoll_ctl(epollFD, EPOLL_CTL_ADD, socket, events) != 0 && errno == EEXIST {
+                _ = gra_epoll_ctl(epollFD, EPOLL_CTL_MOD, socket, events)
+            }
+        }
+    }
+
+    /// Queues a request; `completion` runs on the event-loop thread when it ends.
+    /// With `delay`, the request starts no earlier than that many seconds from now.
+    public func send(_ request: HTTPRequest, delay: Double = 0, completion: @escaping Completion) {
+        let due = delay > 0 ? HTTPClient.now() + delay : 0
+        // Wake the loop only for the first request of a burst: it drains the whole inbox.
+        let wasEmpty = lock.locked { () -> Bool in
+            let e = inbox.isEmpty
+            inbox.append((request, completion, due))
+            return e
+        }
+        if wasEmpty { wake() }
+    }
+
+    /// Requests started and not yet finished for `endpoint` (for least-loaded choice).
+    public func inFlight(endpoint: String) -> Int {
+        lock.locked { inFlightByEndpoint[endpoint, default: 0] }
+    }
+
+    /// Finishes everything queued, then stops the event loop.
+    public func shutdown() {
+        lock.locked { stopping = true }
+        wake()
+        done.wait()
+    }
+
+    static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    // MARK: - Event loop
+
+    /// One request in flight, reachable from libcurl callbacks through CURLOPT_PRIVATE.
+    final class Transfer {
+        let request: HTTPRequest
+        let completion: Completion
+        /// The request body, owned here while libcurl sends it.
+        let body: UnsafeMutableRawBufferPointer
+        var easy: UnsafeMutableRawPointer?
+        var response = HTTPResponse()
+        var started = 0.0
+
+        init(request: HTTPRequest, completion: @escaping Completion) {
+            self.request = request
+            self.completion = completion
+            body = .allocate(byteCount: request.body.count, alignment: 1)
+            request.body.withUnsafeBytes { if $0.count > 0 { body.copyMemory(from: $0) } }
+            response.body.reserveCapacity(1024)
+        }
+
+        deinit { body.deallocate() }
+    }
+
+    /// Header lists are the same for every request to an endpoint: build each once and keep
+    /// it for the client's life (a run has a handful: one per endpoint and key).
+    private var headerLists: [[String]: UnsafeMutablePointer<curl_slist>] = [:]
+
+    private func headerList(for headers: [String]) -> UnsafeMutablePointer<curl_slist>? {
+        if let l = headerLists[headers] { return l }
+        var list: UnsafeMutablePointer<curl_slist>?
+        for h in headers { list = curl_slist_append(list, h) }
+        // No "Expect: 100-continue" round trip for large bodies.
+        list = curl_slist_append(list, "Expect:")
+        headerLists[headers] = list
+        return list
+    }
+
+    private var readyFDs = [Int32](repeating: 0, count: 256)
+    private var readyEvents = [UInt32](repeating: 0, count: 256)
+
+    private func loop() {
+        while true {
+            let (incoming, stop) = lock.locked { () -> ([(HTTPRequest, Completion, Double)], Bool) in
+                let items = inbox
+                inbox.removeAll(keepingCapacity: true)
+                return (items, stopping)
+            }
+            let now = HTTPClient.now()
+            for (request, completion, due) in incoming {
+                let t = Transfer(request: request, completion: completion)
+                if due > now { delayed.append((due, t)) } else { enqueue(t) }
+            }
+            if !delayed.isEmpty {
+                var keep: [(due: Double, transfer: Transfer)] = []
+                for d in delayed { if d.due <= now { enqueue(d.transfer) } else { keep.append(d) } }
+                delayed = keep
+            }
+            startWaiting()
+            if stop && running == 0 && delayed.isEmpty && waitingOrder.isEmpty {
+                let hasMore = lock.locked { !inbox.isEmpty }
+                if !hasMore { break }
+                continue
+            }
+            var timeout = 1.0
+            if let due = timerDue { timeout = min(timeout, due - HTTPClient.now()) }
+            if let next = delayed.map(\.due).min() { timeout = min(timeout, next - HTTPClient.now()) }
+            let n = gra_epoll_wait(epollFD, &readyFDs, &readyEvents, Int32(readyFDs.count), Int32(max(0, timeout * 1000).rounded(.up)))
+            var stillRunning: Int32 = 0
+            if n > 0 {
+                for i in 0..<Int(n) {
+                    let fd = readyFDs[i]
+                    if fd == wakeFD {
+                        var count: UInt64 = 0
+                        _ = read(wakeFD, &count, 8)
+                        continue
+                    }
+                    let e = readyEvents[i]
+                    var flags: Int32 = 0
+                    if e & (EPOLLIN.rawValue | EPOLLHUP.rawValue) != 0 { flags |= CURL_CSELECT_IN }
+                    if e & EPOLLOUT.rawValue != 0 { flags |= CURL_CSELECT_OUT }
+                    if e & EPOLLERR.rawValue != 0 { flags |= CURL_CSELECT_ERR }
+                    curl_multi_socket_action(multi, fd, flags, &stillRunning)
+                }
+            }
+            if let due = timerDue, due <= HTTPClient.now() {
+                timerDue = nil
+                curl_multi_socket_action(multi, -1 /* CURL_SOCKET_TIMEOUT */, 0, &stillRunning)
+            }
+            var remaining: Int32 = 0
+            while let msg = curl_multi_info_read(multi, &remaining) {
+                if msg.pointee.msg == CURLMSG_DONE, let easy = msg.pointee.easy_handle {
+                    finish(easy: easy, code: gra_msg_result(msg))
+                }
+            }
+        }
+        done.signal()
+    }
+
+    private func enqueue(_ t: Transfer) {
+        let e = t.request.endpoint
+        if waiting[e] == nil {
+            waiting[e] = TransferQueue()
+            waitingOrder.append(e)
+        }
+        waiting[e]!.push(t)
+    }
+
+    /// Starts waiting transfers, round-robin over endpoints, within the caps.
+    private func startWaiting() {
+        var progress = true
+        while progress && running < maxInFlight && !waitingOrder.isEmpty {
+            progress = false
+            var i = 0
+            while i < waitingOrder.count && running < maxInFlight {
+                let e = waitingOrder[i]
+                let current = lock.locked { inFlightByEndpoint[e, default: 0] }
+                if current < maxPerEndpoint, let t = waiting[e]?.pop() {
+                    if waiting[e]!.isEmpty {
+                        waiting[e] = nil
+                        waitingOrder.remove(at: i)
+                    } else {
+                        i += 1
+                    }
+                    start(t)
+                    progress = true
+                } else {
+                    i += 1
+                }
+            }
+        }
+    }
+
+    /// A FIFO of transfers waiting for a slot (O(1) at both ends).
+    struct TransferQueue {
+        private var items: [Transfer] = []
+        private var head = 0
+        var isEmpty: Bool { head == items.count }
+        mutating func push(_ t: Transfer) { items.append(t) }
+        mutating func pop() -> Transfer? {
+            guard head < items.count else { return nil }
+            let t = items[head]
+            head += 1
+            if head == items.count {
+                items.removeAll(keepingCapacity: true)
+                head = 0
+            } else if head > 1024 && head * 2 > items.count {
+                items.removeFirst(head)
+                head = 0
+            }
+            return t
+        }
+    }
+
+    private func start(_ t: Transfer) {
+        let reused = freeHandles.popLast()
+        let easy = reused ?? curl_easy_init()!
+        t.easy = easy
+        t.started = HTTPClient.now()
+        let r = t.request
+        _ = gra_easy_setopt_str(easy, CURLOPT_URL, r.url)
+        _ = gra_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, Int(r.connectTimeout * 1000))
+        _ = gra_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, Int(r.totalTimeout * 1000))
+        _ = gra_easy_setopt_off(easy, CURLOPT_MAXFILESIZE_LARGE, curl_off_t(r.maxResponseBytes))
+        if r.method == "POST" {
+            _ = gra_easy_setopt_long(easy, CURLOPT_POST, 1)
+            _ = gra_easy_setopt_off(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(t.body.count))
+            // Not copied: the transfer owns the bytes until libcurl is done with them.
+            _ = gra_easy_setopt_ptr(easy, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(t.body.baseAddress ?? UnsafeMutableRawPointer(bitPattern: 1)!))
+        } else {
+            _ = gra_easy_setopt_long(easy, CURLOPT_HTTPGET, 1)
+        }
+        _ = gra_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, headerList(for: r.headers))
+        let context = Unmanaged.passRetained(t).toOpaque()
+        _ = gra_easy_setopt_ptr(easy, CURLOPT_PRIVATE, context)
+        _ = gra_easy_setopt_ptr(easy, CURLOPT_WRITEDATA, context)
+        _ = gra_easy_setopt_ptr(easy, CURLOPT_HEADERDATA, context)
+        if reused == nil { HTTPClient.configureNewHandle(easy) }
+        lock.locked { inFlightByEndpoint[r.endpoint, default: 0] += 1 }
+        running += 1
+        curl_multi_add_handle(multi, easy)
+    }
+
+    /// Options that never change between requests, set once per handle.
+    private static func configureNewHandle(_ easy: UnsafeMutableRawPointer) {
+        _ = gra_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
+        _ = gra_easy_setopt_long(easy, CURLOPT_TCP_NODELAY, 1)
+        _ = gra_easy_setopt_write(easy, CURLOPT_WRITEFUNCTION) { data, size, count, context in
+            let t = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
+            let n = size * count
+            if t.response.body.count + n > t.request.maxResponseBytes {
+                t.response.bodyTooLarge = true
+                return 0   // aborts the transfer with CURLE_WRITE_ERROR
+            }
+            data!.withMemoryRebound(to: UInt8.self, capacity: n) {
+                t.response.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: n))
+            }
+            return n
+        }
+        _ = gra_easy_setopt_write(easy, CURLOPT_HEADERFUNCTION) { data, size, count, context in
+            let n = size * count
+            // Only status lines and retry hints matter; skip every other header cheaply.
+            let first = UInt8(bitPattern: data![0]) | 0x20
+            if n > 5 && (first == UInt8(ascii: "r") || first == UInt8(ascii: "h")) {
+                let t = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
+                let line = data!.withMemoryRebound(to: UInt8.self, capacity: n) {
+                    String(decoding: UnsafeBufferPointer(start: $0, count: n), as: UTF8.self)
+                }
+                HTTPClient.noteHeader(line, into: &t.response)
+            }
+            return n
+        }
+    }
+
+    /// Reads the retry hints out of a header line; a new status line starts afresh.
+    static func noteHeader(_ line: String, into response: inout HTTPResponse) {
+        if line.hasPrefix("HTTP/") {
+            response.retryAfter = nil
+            return
+        }
+        guard let colon = line.firstIndex(of: ":") else { return }
+        let name = line[..<colon].lowercased()
+        guard name.hasPrefix("retry-after") else { return }
+        let value = line[line.index(after: colon)...].trimmingWhitespace()
+        if name == "retry-after-ms", let ms = Double(value) {
+            response.retryAfter = ms / 1000
+        } else if name == "retry-after", response.retryAfter == nil {
+            if let seconds = Double(value) {
+                response.retryAfter = seconds
+            } else if let date = HTTPClient.httpDate(value) {
+                response.retryAfter = max(0, date.timeIntervalSinceNow)
+            }
+        }
+    }
+
+    private static func httpDate(_ s: String) -> Date? {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "GMT")
+        f.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        return f.date(from: s)
+    }
+
+    private func finish(easy: UnsafeMutableRawPointer, code: CURLcode) {
+        var context: UnsafeMutableRawPointer?
+        _ = gra_easy_getinfo_ptr(easy, CURLINFO_PRIVATE, &context)
+        curl_multi_remove_handle(multi, easy)
+        let t = Unmanaged<Transfer>.fromOpaque(context!).takeRetainedValue()
+        var status = 0
+        _ = gra_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
+        t.response.curlCode = Int(code.rawValue)
+        if code != CURLE_OK {
+            t.response.transportError = t.response.bodyTooLarge
+                ? "response body over \(t.request.maxResponseBytes) bytes"
+                : String(cString: curl_easy_strerror(code))
+            t.response.status = 0
+        } else {
+            t.response.status = status
+        }
+        t.response.seconds = HTTPClient.now() - t.started
+        // Kept for the next request without curl_easy_reset: every option that varies is set
+        // again in `start`, and the handle keeps its buffers.
+        freeHandles.append(easy)
+        running -= 1
+        lock.locked { inFlightByEndpoint[t.request.endpoint, default: 1] -= 1 }
+        t.completion(t.response)
+    }
+}

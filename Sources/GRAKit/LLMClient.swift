@@ -1,0 +1,370 @@
+import Foundation
+
+/// A chat-completion request in gra's terms.
+public struct ChatRequest: Sendable {
+    public var model: ModelEndpoint
+    /// OpenAI messages: `{"role": ..., "content": ...}` objects.
+    public var messages: [JSONValue]
+    /// Sampling parameters sent as they are: temperature, top_p, max_tokens, seed, stop, n.
+    public var parameters: JSONObject
+    /// `response_format`, e.g. `{"type":"json_schema","json_schema":{...}}`.
+    public var responseFormat: JSONValue?
+    /// Which of several samples of the same prompt this is (part of the cache key only).
+    public var sampleIndex: Int
+    /// Hash of the prompt template (part of the cache key only).
+    public var promptVersion: String?
+    /// How many times an unparseable reply to this same prompt was re-asked (cache key only).
+    public var reask = 0
+
+    public init(model: ModelEndpoint, messages: [JSONValue], parameters: JSONObject = JSONObject(),
+                responseFormat: JSONValue? = nil, sampleIndex: Int = 0, promptVersion: String? = nil) {
+        self.model = model
+        self.messages = messages
+        self.parameters = parameters
+        self.responseFormat = responseFormat
+        self.sampleIndex = sampleIndex
+        self.promptVersion = promptVersion
+    }
+
+    /// The JSON body sent to `/chat/completions`.
+    public func body() -> JSONObject {
+        var o = JSONObject()
+        o.append("model", .string(model.name))
+        o.append("messages", .array(messages))
+        for f in parameters.fields { o.append(f.key, f.value) }
+        if let responseFormat { o.append("response_format", responseFormat) }
+        return o
+    }
+
+    /// SHA-256 of the canonical request: scheme version, the model's base URL, model, messages,
+    /// sorted parameters, response format, sample index and prompt version. Never the API key,
+    /// timeouts or concurrency.
+    public func cacheKey() -> [UInt8] {
+        var o = JSONObject()
+        o.append("base", .string(model.cacheBaseURL))
+        o.append("messages", .array(messages))
+        o.append("model", .string(model.name))
+        o.append("params", .object(JSONObject(parameters.fields.sorted { $0.key < $1.key })))
+        if let promptVersion { o.append("prompt_version", .string(promptVersion)) }
+        if reask > 0 { o.append("reask", .integer(reask)) }
+        if let responseFormat { o.append("response_format", responseFormat) }
+        o.append("sample", .integer(sampleIndex))
+        o.append("v", .integer(1))
+        let buffer = ByteBuffer(capacity: 1024)
+        JSONWriter.write(o, to: buffer)
+        return SHA256.hash(buffer.bytes)
+    }
+}
+
+/// A model's answer, read tolerantly (every server variant in WIRE.md).
+public struct ChatReply: Sendable {
+    /// The reply text with any leading `<think>…</think>` block moved to `reasoning`; nil when
+    /// the server sent no content.
+    public var content: String?
+    /// `reasoning_content`, `reasoning`, or the `<think>` block, when present.
+    public var reasoning: String?
+    public var finishReason: String?
+    public var promptTokens = 0
+    public var completionTokens = 0
+    public var fromCache = false
+    /// HTTP attempts made (0 for a cache hit).
+    public var attempts = 0
+    public var seconds = 0.0
+}
+
+/// A request that failed for good: why, the HTTP status if there was one, and how many
+/// attempts were made.
+public struct RequestFailure: Error, Sendable, Equatable {
+    public var message: String
+    public var status: Int?
+    public var attempts: Int
+    /// True when it failed on something retrying cannot fix (400, 401, 403, 404).
+    public var permanent: Bool
+}
+
+/// How failed requests are retried: 429, 5xx, timeouts, resets and malformed replies, with
+/// exponential backoff and jitter, honouring Retry-After; never 400/401/403/404.
+public struct RetryPolicy: Sendable {
+    public var maxAttempts = 5
+    public var baseDelay = 0.5
+    public var maxDelay = 30.0
+    /// A Retry-After longer than this is cut to it.
+    public var maxRetryAfter = 300.0
+    public init() {}
+
+    public static let retryableStatuses: Set<Int> = [408, 409, 425, 429, 500, 502, 503, 504]
+
+    /// libcurl results worth another try: connect failures, timeouts, resets, short bodies.
+    static let retryableCurlCodes: Set<Int> = [7, 16, 18, 28, 52, 55, 56, 92]
+
+    /// The wait before attempt `attempt + 1`.
+    public func delay(afterAttempt attempt: Int, retryAfter: Double?) -> Double {
+        if let r = retryAfter { return min(max(r, 0), maxRetryAfter) * Double.random(in: 1.0...1.1) }
+        let exponential = min(maxDelay, baseDelay * pow(2, Double(attempt - 1)))
+        return exponential * Double.random(in: 0.5...1.0)
+    }
+}
+
+/// Per-model counters for progress lines and `--stats`.
+public struct ModelStats: Sendable {
+    public var requests = 0
+    public var cacheHits = 0
+    public var retries = 0
+    public var failures = 0
+    public var promptTokens = 0
+    public var completionTokens = 0
+    public var latencies: [Double] = []
+
+    public func percentile(_ p: Double) -> Double? {
+        guard !latencies.isEmpty else { return nil }
+        let sorted = latencies.sorted()
+        return sorted[min(sorted.count - 1, Int((p * Double(sorted.count - 1)).rounded()))]
+    }
+}
+
+/// The OpenAI-compatible client every LLM stage uses: cache first, then HTTP through
+/// `HTTPClient` with retries, replica choice (least in flight) and tolerant decoding.
+public final class LLMClient: @unchecked Sendable {
+    public let http: HTTPClient
+    public let cache: ResponseCache?
+    public let retry: RetryPolicy
+    public var connectTimeout = 10.0
+    public var totalTimeout = 600.0
+    public var maxResponseBytes = 16 << 20
+    private let environment: [String: String]
+    /// Runs the work that follows each HTTP reply (decoding, caching, retry decisions, the
+    /// caller's completion). By default on the event-loop thread; a stage sets it to hand the
+    /// work to its own thread. Set it before the first request.
+    public var executor: @Sendable (@escaping @Sendable () -> Void) -> Void = { $0() }
+    private let statsLock = Mutex()
+    private var statsByModel: [String: ModelStats] = [:]
+    /// Called (on the event-loop thread) when a retry is scheduled, for progress output.
+    public var onRetry: (@Sendable (String) -> Void)?
+
+    public init(http: HTTPClient, cache: ResponseCache?, retry: RetryPolicy = RetryPolicy(), environment: [String: String]) {
+        self.http = http
+        self.cache = cache
+        self.retry = retry
+        self.environment = environment
+    }
+
+    public var stats: [String: ModelStats] { statsLock.locked { statsByModel } }
+
+    private func count(_ model: String, _ update: (inout ModelStats) -> Void) {
+        statsLock.locked { update(&statsByModel[model, default: ModelStats()]) }
+    }
+
+    private func apiKey(for model: ModelEndpoint) -> String? {
+        guard let k = environment[model.apiKeyVariable], !k.isEmpty else { return nil }
+        return k
+    }
+
+    /// Removes the API key from any text that might be shown (servers echo parts of it).
+    private func redact(_ text: String, model: ModelEndpoint) -> String {
+        guard let key = apiKey(for: model), key.count >= 4 else { return text }
+        var t = text.replacingOccurrences(of: key, with: "***")
+        if key.count >= 12 { t = t.replacingOccurrences(of: String(key.prefix(8)), with: "***") }
+        return t
+    }
+
+    /// The replica with the fewest requests in flight.
+    private func pickBaseURL(_ model: ModelEndpoint) -> String {
+        model.baseURLs.min { http.inFlight(endpoint: $0) < http.inFlight(endpoint: $1) } ?? model.cacheBaseURL
+    }
+
+    /// Sends a chat completion (or answers it from the cache, synchronously).
+    public func chat(_ request: ChatRequest, completion: @escaping @Sendable (Result<ChatReply, RequestFailure>) -> Void) {
+        let key = cache == nil ? [] : request.cacheKey()
+        if let cache, let body = try? cache.lookup(key), let decoded = try? LLMClient.decodeChat(body).get() {
+            var reply = decoded
+            reply.fromCache = true
+            count(request.model.name) { $0.cacheHits += 1 }
+            completion(.success(reply))
+            return
+        }
+        let buffer = ByteBuffer(capacity: 1024)
+        JSONWriter.write(request.body(), to: buffer)
+        attempt(request, body: buffer.array, key: key, attempt: 1, delay: 0, completion: completion)
+    }
+
+    private func attempt(_ request: ChatRequest, body: [UInt8], key: [UInt8], attempt: Int, delay: Double,
+                         completion: @escaping @Sendable (Result<ChatReply, RequestFailure>) -> Void) {
+        let base = pickBaseURL(request.model)
+        var headers = ["Content-Type: application/json", "Accept: application/json"]
+        if let k = apiKey(for: request.model) { headers.append("Authorization: Bearer \(k)") }
+        var r = HTTPRequest(url: base + "/chat/completions", method: "POST", headers: headers, body: body, endpoint: base)
+        r.connectTimeout = connectTimeout
+        r.totalTimeout = totalTimeout
+        r.maxResponseBytes = maxResponseBytes
+        let model = request.model
+        count(model.name) { $0.requests += 1 }
+        http.send(r, delay: delay) { [self] response in
+            // Decoding, the cache write and the caller's completion run where the executor
+            // says (the stage's own thread), keeping the event-loop thread free for I/O.
+            executor { [self] in
+                handle(response, request, body: body, key: key, attempt: attempt, model: model, base: base, completion: completion)
+            }
+        }
+    }
+
+    private func handle(_ response: HTTPResponse, _ request: ChatRequest, body: [UInt8], key: [UInt8], attempt: Int,
+                        model: ModelEndpoint, base: String,
+                    completion: @escaping @Sendable (Result<ChatReply, RequestFailure>) -> Void) {
+        let outcome = classify(response, model: model, base: base) { body in LLMClient.decodeChat(body) }
+        switch outcome {
+        case .success(var reply):
+            reply.attempts = attempt
+            reply.seconds = response.seconds
+            count(model.name) {
+                $0.promptTokens += reply.promptTokens
+                $0.completionTokens += reply.completionTokens
+                $0.latencies.append(response.seconds)
+            }
+            if let cache {
+                do { try cache.store(key, response.body) } catch { onRetry?("cache write failed: \(error)") }
+            }
+            completion(.success(reply))
+        case .failure(let failure):
+            if !failure.permanent && attempt < retry.maxAttempts {
+                let wait = retry.delay(afterAttempt: attempt, retryAfter: response.retryAfter)
+                count(model.name) { $0.retries += 1 }
+                onRetry?("\(model.name): \(failure.message); retry \(attempt + 1)/\(retry.maxAttempts) in \(String(format: "%.1f", wait)) s")
+                self.attempt(request, body: body, key: key, attempt: attempt + 1, delay: wait, completion: completion)
+            } else {
+                count(model.name) { $0.failures += 1 }
+                var f = failure
+                f.attempts = attempt
+                completion(.failure(f))
+            }
+        }
+    }
+
+    /// Sorts an HTTP outcome into a decoded reply, a retryable failure or a permanent one.
+    private func classify<T>(_ response: HTTPResponse, model: ModelEndpoint, base: String,
+                             decode: ([UInt8]) -> Result<T, ReplyProblem>) -> Result<T, RequestFailure> {
+        let whereText = "\(base) (model \(model.name))"
+        if response.isTransportFailure {
+            let permanent = response.bodyTooLarge || !RetryPolicy.retryableCurlCodes.contains(response.curlCode)
+            return .failure(RequestFailure(message: "\(whereText): \(response.transportError ?? "transfer failed")",
+                                           status: nil, attempts: 0, permanent: permanent))
+        }
+        if response.status == 200 {
+            switch decode(response.body) {
+            case .success(let v): return .success(v)
+            case .failure(let why):
+                return .failure(RequestFailure(message: "\(whereText): malformed response: \(why)", status: 200, attempts: 0, permanent: false))
+            }
+        }
+        let detail = redact(LLMClient.errorMessage(response.body), model: model)
+        let permanent = !RetryPolicy.retryableStatuses.contains(response.status)
+        return .failure(RequestFailure(message: "HTTP \(response.status) from \(whereText): \(detail)",
+                                       status: response.status, attempts: 0, permanent: permanent))
+    }
+
+    // MARK: - Decoding (tolerant of every server in WIRE.md)
+
+    /// The human-readable message of an error body in any of the shapes servers send.
+    public static func errorMessage(_ body: [UInt8]) -> String {
+        let raw = String(decoding: body, as: UTF8.self)
+        if let v = try? JSONParser.parse(body), case .object(let o) = v {
+            if case .object(let e)? = o["error"], case .string(let m)? = e["message"] { return m }
+            if case .string(let m)? = o["error"] { return m }
+            if case .string(let m)? = o["message"] { return m }
+            if let d = o["detail"] { return d.stringValue ?? JSONWriter.string(d) }
+        }
+        let trimmed = raw.trimmingWhitespace()
+        if trimmed.isEmpty { return "(empty body)" }
+        return trimmed.count > 300 ? String(trimmed.prefix(300)) + "…" : trimmed
+    }
+
+    /// Reads a `/chat/completions` body.
+    public static func decodeChat(_ body: [UInt8]) -> Result<ChatReply, ReplyProblem> {
+        let root: JSONValue
+        do { root = try JSONParser.parse(body) } catch { return .failure("not JSON (\(error))") }
+        guard case .object(let o) = root else { return .failure("not a JSON object") }
+        if let e = o["error"], e != .null { return .failure("error in a 200 reply: \(errorMessage(body))") }
+        guard case .array(let choices)? = o["choices"], case .object(let first)? = choices.first else {
+            return .failure("no choices")
+        }
+        var reply = ChatReply()
+        if case .string(let f)? = first["finish_reason"] { reply.finishReason = f }
+        let message = first["message"]?.objectValue ?? JSONObject()
+        var reasoning: String?
+        for k in ["reasoning_content", "reasoning"] {
+            if case .string(let r)? = message[k], !r.isEmpty { reasoning = r; break }
+        }
+        if case .string(let c)? = message["content"] {
+            let (thought, rest) = splitThink(c)
+            reply.content = rest
+            reasoning = reasoning ?? thought
+        } else if case .array(let parts)? = message["content"] {
+            reply.content = parts.compactMap { $0.objectValue?["text"]?.stringValue }.joined()
+        }
+        reply.reasoning = reasoning
+        if case .object(let usage)? = o["usage"] {
+            reply.promptTokens = Int(usage["prompt_tokens"]?.doubleValue ?? 0)
+            reply.completionTokens = Int(usage["completion_tokens"]?.doubleValue ?? 0)
+        }
+        return .success(reply)
+    }
+
+    /// Splits a leading `<think>…</think>` block (or text before a lone `</think>`, as some
+    /// chat templates emit) from the answer.
+    public static func splitThink(_ text: String) -> (thought: String?, answer: String) {
+        guard let close = text.range(of: "</think>") else { return (nil, text) }
+        let before = text[..<close.lowerBound]
+        var thought = Substring(before)
+        if let open = before.range(of: "<think>") {
+            guard before[..<open.lowerBound].allSatisfy(\.isWhitespace) else { return (nil, text) }
+            thought = before[open.upperBound...]
+        }
+        let answer = String(text[close.upperBound...]).trimmingWhitespace()
+        return (String(thought).trimmingWhitespace(), answer)
+    }
+
+    // MARK: - Models
+
+    /// `GET /models` on `baseURL`, synchronously: the model ids, or why not.
+    public func listModels(baseURL: String, apiKeyVariable: String = "OPENAI_API_KEY") -> Result<[String], RequestFailure> {
+        var headers = ["Accept: application/json"]
+        if let k = environment[apiKeyVariable], !k.isEmpty { headers.append("Authorization: Bearer \(k)") }
+        var r = HTTPRequest(url: baseURL + "/models", headers: headers, endpoint: baseURL)
+        r.connectTimeout = connectTimeout
+        r.totalTimeout = min(totalTimeout, 30)
+        let done = DispatchSemaphore(value: 0)
+        let box = ResultBox<HTTPResponse>()
+        http.send(r) { response in
+            box.value = response
+            done.signal()
+        }
+        done.wait()
+        let model = ModelEndpoint(name: "-", baseURLs: [baseURL], apiKeyVariable: apiKeyVariable)
+        return classify(box.value!, model: model, base: baseURL) { body -> Result<[String], ReplyProblem> in
+            guard let v = try? JSONParser.parse(body), case .object(let o) = v else { return .failure("not a JSON object") }
+            var ids: [String] = []
+            for key in ["data", "models"] {
+                if case .array(let items)? = o[key] {
+                    for item in items {
+                        if let id = item.objectValue?["id"]?.stringValue ?? item.objectValue?["name"]?.stringValue ?? item.objectValue?["model"]?.stringValue {
+                            ids.append(id)
+                        }
+                    }
+                }
+            }
+            return .success(ids)
+        }
+    }
+}
+
+/// Why a reply could not be read (a malformed body, a reply that is not the JSON asked for).
+public struct ReplyProblem: Error, Sendable, Equatable, CustomStringConvertible, ExpressibleByStringInterpolation {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+    public init(stringLiteral value: String) { description = value }
+    public init(stringInterpolation: DefaultStringInterpolation) { description = String(stringInterpolation: stringInterpolation) }
+}
+
+/// A value handed from a completion callback to a waiting thread.
+final class ResultBox<T>: @unchecked Sendable {
+    var value: T?
+}

@@ -1,0 +1,149 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One model the pool can call: its name as the server knows it, the base URLs that serve it
+/// (replicas; the least loaded wins) and the environment variable holding its API key.
+public struct ModelEndpoint: Sendable, Equatable {
+    public var name: String
+    /// Normalized base URLs, e.g. "http://127.0.0.1:8000/v1".
+    public var baseURLs: [String]
+    /// Name of the environment variable with the API key (the key itself is never stored here).
+    public var apiKeyVariable: String
+
+    public init(name: String, baseURLs: [String], apiKeyVariable: String = "OPENAI_API_KEY") {
+        self.name = name
+        self.baseURLs = baseURLs
+        self.apiKeyVariable = apiKeyVariable
+    }
+
+    /// The URL that identifies this model in cache keys: replicas share one cache entry.
+    public var cacheBaseURL: String { baseURLs.first ?? "" }
+}
+
+/// The models a run may use, from `--model NAME@URL` flags, a `--config` file or the
+/// environment (`OPENAI_BASE_URL` with `GRA_MODELS`).
+public struct ModelPool: Sendable, Equatable {
+    public var models: [ModelEndpoint]
+
+    public init(models: [ModelEndpoint] = []) { self.models = models }
+
+    public func model(named name: String) -> ModelEndpoint? { models.first { $0.name == name } }
+
+    /// Normalizes a base URL: no trailing slash, `/v1` appended when the path is empty, scheme
+    /// and host lower-cased.
+    public static func normalizeBaseURL(_ raw: String) throws(GRAError) -> String {
+        var s = raw.trimmingWhitespace()
+        while s.hasSuffix("/") { s.removeLast() }
+        guard let schemeEnd = s.range(of: "://") else {
+            throw GRAError.usage("base URL '\(raw)' needs a scheme, e.g. http://127.0.0.1:8000/v1")
+        }
+        let scheme = s[..<schemeEnd.lowerBound].lowercased()
+        guard scheme == "http" || scheme == "https" else { throw GRAError.usage("base URL '\(raw)': only http and https are supported") }
+        let rest = s[schemeEnd.upperBound...]
+        let slash = rest.firstIndex(of: "/") ?? rest.endIndex
+        let host = rest[..<slash].lowercased()
+        guard !host.isEmpty else { throw GRAError.usage("base URL '\(raw)' has no host") }
+        var path = String(rest[slash...])
+        if path.isEmpty { path = "/v1" }
+        return "\(scheme)://\(host)\(path)"
+    }
+
+    /// Adds `NAME@BASE_URL` (a repeated name adds a replica).
+    public mutating func add(spec: String, defaultBaseURL: String?, apiKeyVariable: String = "OPENAI_API_KEY") throws(GRAError) {
+        let name: String
+        let url: String
+        if let at = spec.lastIndex(of: "@"), spec[spec.index(after: at)...].contains("://") {
+            name = String(spec[..<at])
+            url = String(spec[spec.index(after: at)...])
+        } else if let d = defaultBaseURL {
+            name = spec
+            url = d
+        } else {
+            throw GRAError.usage("model '\(spec)' has no base URL: write NAME@http://HOST:PORT/v1 or set OPENAI_BASE_URL")
+        }
+        guard !name.isEmpty else { throw GRAError.usage("model spec '\(spec)' has an empty name") }
+        try add(name: name, baseURL: ModelPool.normalizeBaseURL(url), apiKeyVariable: apiKeyVariable)
+    }
+
+    mutating func add(name: String, baseURL: String, apiKeyVariable: String) {
+        if let i = models.firstIndex(where: { $0.name == name }) {
+            if !models[i].baseURLs.contains(baseURL) { models[i].baseURLs.append(baseURL) }
+        } else {
+            models.append(ModelEndpoint(name: name, baseURLs: [baseURL], apiKeyVariable: apiKeyVariable))
+        }
+    }
+
+    /// Reads a config file: `{"models": [{"name": "...", "base_urls": ["..."] (or "base_url"),
+    /// "api_key_env": "VAR"}]}`. Other top-level keys are left for the stages that use them.
+    public mutating func load(configText text: String, source: String) throws(GRAError) {
+        let root: JSONValue
+        do { root = try JSONParser.parse(text) } catch {
+            throw GRAError.usage("\(source): invalid JSON: \(error)")
+        }
+        guard case .object(let o) = root else { throw GRAError.usage("\(source): expected a JSON object") }
+        guard let models = o["models"] else { return }
+        guard case .array(let items) = models else { throw GRAError.usage("\(source): 'models' must be an array") }
+        for (i, item) in items.enumerated() {
+            guard case .object(let m) = item, case .string(let name)? = m["name"] else {
+                throw GRAError.usage("\(source): models[\(i)] needs a string 'name'")
+            }
+            var urls: [String] = []
+            if case .string(let u)? = m["base_url"] { urls.append(u) }
+            if case .array(let us)? = m["base_urls"] {
+                for u in us {
+                    guard case .string(let s) = u else { throw GRAError.usage("\(source): models[\(i)].base_urls must hold strings") }
+                    urls.append(s)
+                }
+            }
+            guard !urls.isEmpty else { throw GRAError.usage("\(source): models[\(i)] ('\(name)') needs 'base_url' or 'base_urls'") }
+            var keyVar = "OPENAI_API_KEY"
+            if case .string(let k)? = m["api_key_env"] { keyVar = k }
+            if m["api_key"] != nil {
+                throw GRAError.usage("\(source): models[\(i)] has 'api_key'; keys come from the environment only — name the variable with 'api_key_env'")
+            }
+            for u in urls { add(name: name, baseURL: try ModelPool.normalizeBaseURL(u), apiKeyVariable: keyVar) }
+        }
+    }
+
+    /// Builds the pool the way every LLM stage does: `--config` files, then `--model` flags,
+    /// then, if still empty, `GRA_MODELS` (comma-separated specs) at `OPENAI_BASE_URL`.
+    public static func resolve(modelSpecs: [String], configPath: String?, environment: [String: String]) throws(GRAError) -> ModelPool {
+        var pool = ModelPool()
+        let defaultBase = environment["OPENAI_BASE_URL"].flatMap { $0.isEmpty ? nil : $0 }
+        if let configPath {
+            guard let text = readTextFile(configPath) else { throw GRAError.usage("cannot read config file \(configPath)") }
+            try pool.load(configText: text, source: configPath)
+        }
+        for spec in modelSpecs { try pool.add(spec: spec, defaultBaseURL: defaultBase) }
+        if pool.models.isEmpty, let list = environment["GRA_MODELS"], !list.isEmpty {
+            for spec in list.split(separator: ",") {
+                try pool.add(spec: String(spec).trimmingWhitespace(), defaultBaseURL: defaultBase)
+            }
+        }
+        return pool
+    }
+}
+
+extension StringProtocol {
+    func trimmingWhitespace() -> String {
+        var s = Substring(self)
+        while let f = s.first, f.isWhitespace { s.removeFirst() }
+        while let l = s.last, l.isWhitespace { s.removeLast() }
+        return String(s)
+    }
+}
+
+/// The whole content of a text file, or nil when it cannot be read.
+public func readTextFile(_ path: String) -> String? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n > 0 { bytes.append(contentsOf: chunk[0..<n]) } else if n == 0 { break } else if errno != EINTR { return nil }
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}

@@ -1,0 +1,134 @@
+/// Gets the JSON a model was asked for out of its reply, strictly (DESIGN §4).
+///
+/// In order: the whole text (after any `<think>` block) as JSON; else the last fenced code
+/// block (```json or ```) that parses; else the last balanced `{…}` object that parses.
+/// Nothing is guessed: a reply with none of these is a parse failure.
+public enum ReplyJSON {
+    public static func extract(_ reply: String) -> Result<JSONValue, ReplyProblem> {
+        let text = LLMClient.splitThink(reply).answer
+        if let v = try? JSONParser.parse(text) { return .success(v) }
+        if let v = lastFencedBlock(text) { return .success(v) }
+        if let v = lastBalancedObject(text) { return .success(v) }
+        let preview = text.count > 120 ? String(text.prefix(120)) + "…" : text
+        return .failure("the reply holds no JSON object: \(preview.debugDescription)")
+    }
+
+    private static func lastFencedBlock(_ text: String) -> JSONValue? {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        var blocks: [String] = []
+        var current: [Substring]?
+        for line in lines {
+            let t = line.drop { $0 == " " }
+            if t.hasPrefix("```") {
+                if let c = current {
+                    blocks.append(c.joined(separator: "\n"))
+                    current = nil
+                } else {
+                    current = []
+                }
+            } else if current != nil {
+                current!.append(line)
+            }
+        }
+        for block in blocks.reversed() {
+            if let v = try? JSONParser.parse(block) { return v }
+        }
+        return nil
+    }
+
+    private static func lastBalancedObject(_ text: String) -> JSONValue? {
+        let b = Array(text.utf8)
+        // Try each '}' from the end as a closing brace and walk back to its opening brace.
+        var end = b.count - 1
+        while end >= 0 {
+            if b[end] == UInt8(ascii: "}") {
+                var start = end
+                while start >= 0 {
+                    if b[start] == UInt8(ascii: "{"),
+                       let v = try? JSONParser.parse(Array(b[start...end])), case .object = v {
+                        return v
+                    }
+                    start -= 1
+                }
+            }
+            end -= 1
+        }
+        return nil
+    }
+}
+
+/// A JSON Schema subset for checking model replies: `type` (one or a list), `properties`,
+/// `required`, `additionalProperties: false`, `items`, `enum`, `minimum`, `maximum`,
+/// `minLength`, `maxLength`, `minItems`, `maxItems`. Other keywords are ignored (and still
+/// sent to the server, which may enforce them).
+public struct JSONSchema: Sendable {
+    public let schema: JSONValue
+
+    public init(_ schema: JSONValue) throws(GRAError) {
+        guard case .object = schema else { throw GRAError.usage("a JSON schema must be an object") }
+        self.schema = schema
+    }
+
+    /// Nil when `value` conforms; else the first violation, with its path.
+    public func violation(_ value: JSONValue) -> String? {
+        JSONSchema.check(value, against: schema, path: "$")
+    }
+
+    private static func typeName(_ v: JSONValue) -> String {
+        switch v {
+        case .null: return "null"
+        case .bool: return "boolean"
+        case .number(let n): return n.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }) ? "number" : "integer"
+        case .string: return "string"
+        case .array: return "array"
+        case .object: return "object"
+        }
+    }
+
+    private static func check(_ v: JSONValue, against schema: JSONValue, path: String) -> String? {
+        guard case .object(let s) = schema else { return nil }
+        if let t = s["type"] {
+            let allowed: [String] = t.stringValue.map { [$0] } ?? (t.arrayValue?.compactMap(\.stringValue) ?? [])
+            let actual = typeName(v)
+            let ok = allowed.contains(actual) || (actual == "integer" && allowed.contains("number"))
+                || (actual == "number" && allowed.contains("integer") && (Double(v.doubleValue ?? 0.5).rounded() == v.doubleValue))
+            if !ok { return "\(path) should be \(allowed.joined(separator: " or ")), not \(actual)" }
+        }
+        if case .array(let options)? = s["enum"], !options.contains(v) {
+            return "\(path) should be one of \(options.map { JSONWriter.string($0) }.joined(separator: ", "))"
+        }
+        if let d = v.doubleValue {
+            if let min = s["minimum"]?.doubleValue, d < min { return "\(path) is \(d), below the minimum \(min)" }
+            if let max = s["maximum"]?.doubleValue, d > max { return "\(path) is \(d), above the maximum \(max)" }
+        }
+        if case .string(let str) = v {
+            if let min = s["minLength"]?.doubleValue, Double(str.count) < min { return "\(path) is shorter than \(Int(min)) characters" }
+            if let max = s["maxLength"]?.doubleValue, Double(str.count) > max { return "\(path) is longer than \(Int(max)) characters" }
+        }
+        if case .array(let items) = v {
+            if let min = s["minItems"]?.doubleValue, Double(items.count) < min { return "\(path) has fewer than \(Int(min)) items" }
+            if let max = s["maxItems"]?.doubleValue, Double(items.count) > max { return "\(path) has more than \(Int(max)) items" }
+            if let itemSchema = s["items"] {
+                for (i, item) in items.enumerated() {
+                    if let p = check(item, against: itemSchema, path: "\(path)[\(i)]") { return p }
+                }
+            }
+        }
+        if case .object(let o) = v {
+            if case .array(let required)? = s["required"] {
+                for r in required {
+                    if let name = r.stringValue, o[name] == nil { return "\(path) is missing '\(name)'" }
+                }
+            }
+            let properties = s["properties"]?.objectValue ?? JSONObject()
+            for f in o.fields {
+                if let ps = properties[f.key] {
+                    if let p = check(f.value, against: ps, path: "\(path).\(f.key)") { return p }
+                } else if s["additionalProperties"] == .bool(false) {
+                    return "\(path) has an unexpected field '\(f.key)'"
+                }
+            }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,169 @@
+import ArgumentParser
+import Foundation
+import GRACommandLine
+import GRAKit
+
+@main
+struct MapCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gra-map",
+        abstract: "Ask a model about every record and store the reply in a field.",
+        discussion: """
+            For each NDJSON record read from the FILEs or standard input, renders the --prompt \
+            template with the record's fields ({{field}}, {{a.b}}, {{#list}}…{{/list}}), sends it \
+            to the model, and writes the record with the reply stored at --into (a dotted path, \
+            e.g. gra.map.translation). With --json-schema the reply must be JSON matching the \
+            schema: it is requested with response_format, extracted strictly (whole reply, last \
+            ```json block, last {...} object — never guessed), validated, and re-asked up to \
+            --parse-retries times before the record counts as failed.
+
+            Every record ends up on stdout or, if its request failed after retries, in the \
+            --errors file (record, reason, HTTP status, attempts). Output follows input order \
+            (--unordered writes as replies arrive). Replies are cached: rerunning the same \
+            command sends only the requests that never finished.
+
+            Models: --model NAME@BASE_URL, --config FILE, or GRA_MODELS (comma-separated names) \
+            at OPENAI_BASE_URL. API keys come from the environment only (OPENAI_API_KEY, or the \
+            variable a config entry names with api_key_env).
+
+            Exit status: 0 success, 64 usage error, 65 malformed input, 74 I/O error, 75 some \
+            records failed after retries (rerun to retry them), 130 interrupted.
+            """
+    )
+
+    @Option(name: .long, help: ArgumentHelp("Prompt template file (Mustache: {{field}}, {{a.b}}, {{#list}}…{{/list}}, {{^x}}…{{/x}}).", valueName: "file"))
+    var prompt: String
+
+    @Option(name: .long, help: ArgumentHelp("System message template file.", valueName: "file"))
+    var system: String?
+
+    @Option(name: .long, help: ArgumentHelp("Where the reply goes: a dotted field path such as gra.map.NAME.", valueName: "path"))
+    var into: String
+
+    @Option(name: .long, help: ArgumentHelp("JSON schema file: the reply must be JSON that conforms to it.", valueName: "file"))
+    var jsonSchema: String?
+
+    @Flag(name: .long, help: "Do not send the schema as response_format (for servers that reject it); still validate the reply.")
+    var noResponseFormat = false
+
+    @Option(name: .long, help: ArgumentHelp("Times an unparseable or non-conforming JSON reply is re-asked before the record fails.", valueName: "n"))
+    var parseRetries: Int = 2
+
+    @Option(name: .long, help: ArgumentHelp("Which model of the pool to use (default: the first).", valueName: "name"))
+    var use: String?
+
+    @Option(name: .long, help: ArgumentHelp("Sampling temperature.", valueName: "t"))
+    var temperature: Double?
+
+    @Option(name: .long, help: ArgumentHelp("Nucleus sampling top_p.", valueName: "p"))
+    var topP: Double?
+
+    @Option(name: .long, help: ArgumentHelp("Most tokens in a reply.", valueName: "n"))
+    var maxTokens: Int?
+
+    @Option(name: .long, help: ArgumentHelp("Sampling seed sent to the server.", valueName: "n"))
+    var seed: Int?
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("A stop sequence (repeatable).", valueName: "text"))
+    var stop: [String] = []
+
+    @OptionGroup(title: "Models, concurrency and cache")
+    var client: ClientOptions
+
+    @Option(name: .long, help: ArgumentHelp("Write records whose request failed here, as NDJSON with the reason.", valueName: "file"))
+    var errors: String?
+
+    @Flag(name: .long, help: "Report malformed input lines (to --errors) and go on instead of stopping with exit 65.")
+    var skipBadInput = false
+
+    @Flag(name: .long, help: "Write records as their replies arrive instead of in input order.")
+    var unordered = false
+
+    @Option(name: .long, help: ArgumentHelp("Longest input line accepted, in bytes.", valueName: "n"))
+    var maxLineBytes: Int = LineReader.defaultMaxLineBytes
+
+    @Option(name: .long, help: ArgumentHelp("Write a JSON summary (per model: requests, cache hits, retries, tokens, latency p50/p95) here.", valueName: "file"))
+    var stats: String?
+
+    @Flag(name: [.short, .long], help: "No progress or summary on stderr (warnings and errors still appear).")
+    var quiet = false
+
+    @Argument(help: ArgumentHelp("Input files ('-' or none: standard input).", valueName: "file"))
+    var files: [String] = []
+
+    func run() throws {
+        Signals.install()
+        let diagnostics = Diagnostics(tool: "gra-map", quiet: quiet)
+        let environment = ProcessInfo.processInfo.environment
+        try StageRunner.run(diagnostics) { () throws(GRAError) -> Int32 in
+            let pool = try client.pool(environment: environment)
+            guard !pool.models.isEmpty else {
+                throw GRAError.usage("no model configured: use --model NAME@BASE_URL, --config FILE, or GRA_MODELS with OPENAI_BASE_URL")
+            }
+            let model: ModelEndpoint
+            if let use {
+                guard let m = pool.model(named: use) else { throw GRAError.usage("--use \(use): no such model in the pool (\(pool.models.map(\.name).joined(separator: ", ")))") }
+                model = m
+            } else {
+                model = pool.models[0]
+            }
+            var options = MapOptions(template: try loadTemplate(prompt), into: try fieldPath(into), model: model)
+            options.systemTemplate = try system.map { path throws(GRAError) in try loadTemplate(path) }
+            if let jsonSchema {
+                guard let text = readTextFile(jsonSchema) else { throw GRAError.usage("cannot read --json-schema \(jsonSchema)") }
+                do { options.schema = try JSONSchema(JSONParser.parse(text)) } catch let e as JSONParseError {
+                    throw GRAError.usage("--json-schema \(jsonSchema): invalid JSON: \(e)")
+                } catch let e as GRAError { throw e } catch { throw GRAError.usage("--json-schema \(jsonSchema): \(error)") }
+            }
+            options.sendResponseFormat = !noResponseFormat
+            options.parseRetries = max(0, parseRetries)
+            var parameters = JSONObject()
+            if let temperature { parameters.append("temperature", .number(String(temperature))) }
+            if let topP { parameters.append("top_p", .number(String(topP))) }
+            if let maxTokens { parameters.append("max_tokens", .integer(maxTokens)) }
+            if let seed { parameters.append("seed", .integer(seed)) }
+            if !stop.isEmpty { parameters.append("stop", .array(stop.map { .string($0) })) }
+            options.parameters = parameters
+            options.errorsPath = errors
+            options.skipBadInput = skipBadInput
+            options.unordered = unordered
+            options.maxLineBytes = maxLineBytes
+            options.inputs = files
+            options.statsPath = stats
+
+            let llm = try client.makeClient(environment: environment, diagnostics: diagnostics)
+            llm.onRetry = { message in diagnostics.info(message) }
+            checkModel(llm, model, diagnostics)
+            let stage = MapStage(options: options, client: llm, output: OutputSink(fd: 1), diagnostics: diagnostics)
+            let summary = try stage.run()
+            llm.http.shutdown()
+            return summary.failed > 0 ? ExitCode.tempFailure : ExitCode.ok
+        }
+    }
+
+    private func loadTemplate(_ path: String) throws(GRAError) -> PromptTemplate {
+        guard let text = readTextFile(path) else { throw GRAError.usage("cannot read template \(path)") }
+        do { return try PromptTemplate(text) } catch { throw GRAError.usage("template \(path): \(error)") }
+    }
+
+    private func fieldPath(_ text: String) throws(GRAError) -> [String] {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        guard !parts.isEmpty, !parts.contains(where: \.isEmpty) else { throw GRAError.usage("--into '\(text)' is not a dotted field path") }
+        return parts
+    }
+
+    /// Asks each replica which models it serves; warns (never fails: a rerun may be served
+    /// entirely from the cache) when it is unreachable or does not list the model.
+    private func checkModel(_ client: LLMClient, _ model: ModelEndpoint, _ diagnostics: Diagnostics) {
+        for base in model.baseURLs {
+            switch client.listModels(baseURL: base, apiKeyVariable: model.apiKeyVariable) {
+            case .failure(let f):
+                diagnostics.warn("cannot list models at \(base): \(f.message)")
+            case .success(let ids):
+                if !ids.isEmpty && !ids.contains(model.name) {
+                    diagnostics.warn("\(base) does not list model '\(model.name)' (it lists: \(ids.prefix(8).joined(separator: ", ")))")
+                }
+            }
+        }
+    }
+}
