@@ -322,6 +322,108 @@ public final class LLMClient: @unchecked Sendable {
         return (String(thought).trimmingWhitespace(), answer)
     }
 
+    // MARK: - Embeddings
+
+    /// Embeds `inputs` with `model` in batches of `batchSize` texts per request, cached per
+    /// batch like every request; `completion` gets one vector per input, in order.
+    public func embeddings(model: ModelEndpoint, inputs: [String], batchSize: Int = 64,
+                           completion: @escaping @Sendable (Result<[[Float]], RequestFailure>) -> Void) {
+        let batches = stride(from: 0, to: inputs.count, by: max(1, batchSize)).map { Array(inputs[$0..<min($0 + max(1, batchSize), inputs.count)]) }
+        guard !batches.isEmpty else { return completion(.success([])) }
+        let collector = EmbeddingCollector(count: batches.count, completion: completion)
+        for (i, batch) in batches.enumerated() {
+            let key = cache == nil ? [] : LLMClient.embeddingsCacheKey(model: model, inputs: batch)
+            if let cache, let body = try? cache.lookup(key), case .success(let vectors) = LLMClient.decodeEmbeddings(body, expected: batch.count) {
+                count(model.name) { $0.cacheHits += 1 }
+                collector.set(i, .success(vectors))
+                continue
+            }
+            var body = JSONObject()
+            body.append("model", .string(model.name))
+            body.append("input", .array(batch.map { .string($0) }))
+            body.append("encoding_format", .string("float"))
+            let buffer = ByteBuffer(capacity: 1024)
+            JSONWriter.write(body, to: buffer)
+            sendEmbeddings(model: model, body: buffer.array, key: key, expected: batch.count, attempt: 1, delay: 0) { collector.set(i, $0) }
+        }
+    }
+
+    /// SHA-256 of the canonical embeddings request (kind, base URL, model, inputs).
+    static func embeddingsCacheKey(model: ModelEndpoint, inputs: [String]) -> [UInt8] {
+        var o = JSONObject()
+        o.append("base", .string(model.cacheBaseURL))
+        o.append("input", .array(inputs.map { .string($0) }))
+        o.append("kind", .string("embeddings"))
+        o.append("model", .string(model.name))
+        o.append("v", .integer(1))
+        let buffer = ByteBuffer(capacity: 1024)
+        JSONWriter.write(o, to: buffer)
+        return SHA256.hash(buffer.bytes)
+    }
+
+    private func sendEmbeddings(model: ModelEndpoint, body: [UInt8], key: [UInt8], expected: Int, attempt: Int, delay: Double,
+                                completion: @escaping @Sendable (Result<[[Float]], RequestFailure>) -> Void) {
+        let base = pickBaseURL(model)
+        var headers = ["Content-Type: application/json", "Accept: application/json"]
+        if let k = apiKey(for: model) { headers.append("Authorization: Bearer \(k)") }
+        var r = HTTPRequest(url: base + "/embeddings", method: "POST", headers: headers, body: body, endpoint: base)
+        r.connectTimeout = connectTimeout
+        r.totalTimeout = totalTimeout
+        r.maxResponseBytes = maxResponseBytes
+        count(model.name) { $0.requests += 1 }
+        http.send(r, delay: delay) { [self] response in
+            executor { [self] in
+                switch classify(response, model: model, base: base, decode: { LLMClient.decodeEmbeddings($0, expected: expected) }) {
+                case .success(let vectors):
+                    if let cache { try? cache.store(key, response.body) }
+                    completion(.success(vectors))
+                case .failure(let f):
+                    if !f.permanent && attempt < retry.maxAttempts {
+                        count(model.name) { $0.retries += 1 }
+                        let wait = retry.delay(afterAttempt: attempt, retryAfter: response.retryAfter)
+                        onRetry?("\(model.name): \(f.message); retry \(attempt + 1)/\(retry.maxAttempts) in \(String(format: "%.1f", wait)) s")
+                        sendEmbeddings(model: model, body: body, key: key, expected: expected, attempt: attempt + 1, delay: wait, completion: completion)
+                    } else {
+                        count(model.name) { $0.failures += 1 }
+                        var failure = f
+                        failure.attempts = attempt
+                        completion(.failure(failure))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads an `/embeddings` body: float arrays or base64 little-endian float32, each item
+    /// placed by its `index`.
+    public static func decodeEmbeddings(_ body: [UInt8], expected: Int) -> Result<[[Float]], ReplyProblem> {
+        guard let root = try? JSONParser.parse(body), case .object(let o) = root else { return .failure("not a JSON object") }
+        guard case .array(let items)? = o["data"] else { return .failure("no 'data' array") }
+        var vectors = [[Float]?](repeating: nil, count: expected)
+        for (position, item) in items.enumerated() {
+            guard case .object(let e) = item else { return .failure("data[\(position)] is not an object") }
+            let index = e["index"]?.doubleValue.map { Int($0) } ?? position
+            guard index >= 0 && index < expected else { return .failure("data[\(position)] has index \(index) outside 0..<\(expected)") }
+            switch e["embedding"] {
+            case .array(let numbers)?:
+                var v: [Float] = []
+                v.reserveCapacity(numbers.count)
+                for n in numbers {
+                    guard let d = n.doubleValue else { return .failure("data[\(position)].embedding holds \(n.kindDescription)") }
+                    v.append(Float(d))
+                }
+                vectors[index] = v
+            case .string(let b64)?:
+                guard let data = Data(base64Encoded: b64), data.count % 4 == 0 else { return .failure("data[\(position)].embedding is not base64 float32") }
+                vectors[index] = data.withUnsafeBytes { raw in (0..<(data.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) } }
+            default:
+                return .failure("data[\(position)] has no embedding")
+            }
+        }
+        guard vectors.allSatisfy({ $0 != nil }) else { return .failure("\(vectors.filter { $0 == nil }.count) of \(expected) embeddings missing") }
+        return .success(vectors.map { $0! })
+    }
+
     // MARK: - Models
 
     /// `GET /models` on `baseURL`, synchronously: the model ids, or why not.
@@ -362,6 +464,35 @@ public struct ReplyProblem: Error, Sendable, Equatable, CustomStringConvertible,
     public init(_ description: String) { self.description = description }
     public init(stringLiteral value: String) { description = value }
     public init(stringInterpolation: DefaultStringInterpolation) { description = String(stringInterpolation: stringInterpolation) }
+}
+
+/// Gathers the batches of one `embeddings` call and answers once, in input order.
+final class EmbeddingCollector: @unchecked Sendable {
+    private let lock = Mutex()
+    private var parts: [[[Float]]?]
+    private var failed = false
+    private let completion: @Sendable (Result<[[Float]], RequestFailure>) -> Void
+
+    init(count: Int, completion: @escaping @Sendable (Result<[[Float]], RequestFailure>) -> Void) {
+        parts = Array(repeating: nil, count: count)
+        self.completion = completion
+    }
+
+    func set(_ i: Int, _ result: Result<[[Float]], RequestFailure>) {
+        let outcome: Result<[[Float]], RequestFailure>? = lock.locked {
+            guard !failed else { return nil }
+            switch result {
+            case .failure(let f):
+                failed = true
+                return .failure(f)
+            case .success(let v):
+                parts[i] = v
+                guard parts.allSatisfy({ $0 != nil }) else { return nil }
+                return .success(parts.flatMap { $0! })
+            }
+        }
+        if let outcome { completion(outcome) }
+    }
 }
 
 /// A value handed from a completion callback to a waiting thread.

@@ -96,7 +96,17 @@ struct MapCommand: ParsableCommand {
         let diagnostics = Diagnostics(tool: "gra-map", quiet: quiet)
         let environment = ProcessInfo.processInfo.environment
         try StageRunner.run(diagnostics) { () throws(GRAError) -> Int32 in
-            let pool = try client.pool(environment: environment)
+            var pool = try client.pool(environment: environment)
+            let llm = try client.makeClient(environment: environment, diagnostics: diagnostics)
+            if pool.models.isEmpty, let base = environment["OPENAI_BASE_URL"], !base.isEmpty {
+                // Only a server given: use the model it serves (llama.cpp and Ollama serve one).
+                let url = try ModelPool.normalizeBaseURL(base)
+                guard case .success(let ids) = llm.listModels(baseURL: url), let first = ids.first else {
+                    throw GRAError.usage("no model configured and \(url) lists none: use --model NAME@BASE_URL or GRA_MODELS")
+                }
+                diagnostics.info("using model '\(first)', the first one \(url) serves (set GRA_MODELS or --model to choose)")
+                try pool.add(spec: first + "@" + url, defaultBaseURL: nil)
+            }
             guard !pool.models.isEmpty else {
                 throw GRAError.usage("no model configured: use --model NAME@BASE_URL, --config FILE, or GRA_MODELS with OPENAI_BASE_URL")
             }
@@ -131,7 +141,6 @@ struct MapCommand: ParsableCommand {
             options.inputs = files
             options.statsPath = stats
 
-            let llm = try client.makeClient(environment: environment, diagnostics: diagnostics)
             llm.onRetry = { message in diagnostics.info(message) }
             checkModel(llm, model, diagnostics)
             let stage = MapStage(options: options, client: llm, output: OutputSink(fd: 1), diagnostics: diagnostics)

@@ -295,6 +295,27 @@ struct MapCLITests {
         #expect((firstBody?["response_format"] as? [String: Any])?["type"] as? String == "json_schema")
     }
 
+    /// Ctrl-C: stop, write the records that are complete (in order), exit 130.
+    @Test func interruptWritesWhatIsCompleteAndExits130() throws {
+        let dir = try setUp(script: #"{"rules":[{"contains":"STUCK","fault":"hang"}]}"#, records: records(["a", "b", "STUCK", "d"]))
+        let start = Date()
+        let r = try ToolRunner.sh(Self.prelude + """
+            start_server --script script.json
+            gra-map --prompt prompt.txt --into x --model m1@$URL --cache cache < in.ndjson > out.ndjson 2> map.err &
+            MAP=$!
+            i=0
+            while [ "$(requests)" -lt 4 ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+            sleep 0.3
+            kill -INT $MAP
+            wait $MAP
+            echo "status $?"
+            """, in: dir)
+        #expect(r.stdoutLines == ["status 130"], "\(r.stderr)")
+        #expect(Date().timeIntervalSince(start) < 10)
+        let out = try jsonLines(Data(contentsOf: dir.appendingPathComponent("out.ndjson")))
+        #expect(out.map { $0["id"] as? String } == ["r0", "r1"])
+    }
+
     @Test func missingTemplateFieldFailsTheRecordWithoutARequest() throws {
         let dir = try setUp(script: #"{"rules":[]}"#, records: [#"{"id":"x","question":"q"}"#])
         let r = try ToolRunner.sh(Self.prelude + """
