@@ -74,6 +74,7 @@ public final class HTTPClient: @unchecked Sendable {
     private var delayed: [(due: Double, transfer: Transfer)] = []
     private var running = 0
     private var freeHandles: [UnsafeMutableRawPointer] = []
+    private var inFlightHandles: Set<UnsafeMutableRawPointer> = []
     private let done = DispatchSemaphore(value: 0)
 
     private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_ALL)) }()
@@ -104,7 +105,9 @@ public final class HTTPClient: @unchecked Sendable {
             c.timerDue = milliseconds < 0 ? nil : HTTPClient.now() + Double(milliseconds) / 1000
             return 0
         }
-        let t = Thread { [unowned self] in self.loop() }
+        // The loop holds the client until `shutdown()` ends it (a client that is never shut
+        // down lives as long as the process, as its thread does).
+        let t = Thread { self.loop() }
         t.name = "gra-http"
         thread = t
         t.start()
@@ -161,7 +164,8 @@ public final class HTTPClient: @unchecked Sendable {
         lock.locked { inFlightByEndpoint[endpoint, default: 0] }
     }
 
-    /// Finishes everything queued, then stops the event loop.
+    /// Stops the event loop now: requests still queued or in flight are abandoned (their
+    /// completions never run). Call it once the caller needs no more answers.
     public func shutdown() {
         lock.locked { stopping = true }
         wake()
@@ -232,10 +236,9 @@ public final class HTTPClient: @unchecked Sendable {
                 delayed = keep
             }
             startWaiting()
-            if stop && running == 0 && delayed.isEmpty && waitingOrder.isEmpty {
-                let hasMore = lock.locked { !inbox.isEmpty }
-                if !hasMore { break }
-                continue
+            if stop {
+                abandonAll()
+                break
             }
             var timeout = 1.0
             if let due = timerDue { timeout = min(timeout, due - HTTPClient.now()) }
@@ -353,7 +356,26 @@ public final class HTTPClient: @unchecked Sendable {
         if reused == nil { HTTPClient.configureNewHandle(easy) }
         lock.locked { inFlightByEndpoint[r.endpoint, default: 0] += 1 }
         running += 1
+        inFlightHandles.insert(easy)
         curl_multi_add_handle(multi, easy)
+    }
+
+    /// Removes every transfer from libcurl and drops what is waiting (at shutdown).
+    private func abandonAll() {
+        var remaining: Int32 = 0
+        while curl_multi_info_read(multi, &remaining) != nil {}
+        for e in inFlightHandles {
+            var context: UnsafeMutableRawPointer?
+            _ = gra_easy_getinfo_ptr(e, CURLINFO_PRIVATE, &context)
+            curl_multi_remove_handle(multi, e)
+            if let context { Unmanaged<Transfer>.fromOpaque(context).release() }
+            curl_easy_cleanup(e)
+        }
+        inFlightHandles.removeAll()
+        waiting.removeAll()
+        waitingOrder.removeAll()
+        delayed.removeAll()
+        running = 0
     }
 
     /// Options that never change between requests, set once per handle.
@@ -420,6 +442,7 @@ public final class HTTPClient: @unchecked Sendable {
         var context: UnsafeMutableRawPointer?
         _ = gra_easy_getinfo_ptr(easy, CURLINFO_PRIVATE, &context)
         curl_multi_remove_handle(multi, easy)
+        inFlightHandles.remove(easy)
         let t = Unmanaged<Transfer>.fromOpaque(context!).takeRetainedValue()
         var status = 0
         _ = gra_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)

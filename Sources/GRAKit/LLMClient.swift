@@ -138,8 +138,10 @@ public final class LLMClient: @unchecked Sendable {
     public var executor: @Sendable (@escaping @Sendable () -> Void) -> Void = { $0() }
     private let statsLock = Mutex()
     private var statsByModel: [String: ModelStats] = [:]
-    /// Called (on the event-loop thread) when a retry is scheduled, for progress output.
+    /// Told when a retry is scheduled, for progress output.
     public var onRetry: (@Sendable (String) -> Void)?
+    /// Told of problems that do not fail a request (a cache write that failed).
+    public var onWarning: (@Sendable (String) -> Void)?
 
     public init(http: HTTPClient, cache: ResponseCache?, retry: RetryPolicy = RetryPolicy(), environment: [String: String]) {
         self.http = http
@@ -221,7 +223,7 @@ public final class LLMClient: @unchecked Sendable {
                 $0.latencies.append(response.seconds)
             }
             if let cache {
-                do { try cache.store(key, response.body) } catch { onRetry?("cache write failed: \(error)") }
+                do { try cache.store(key, response.body) } catch { onWarning?("cache write failed: \(error)") }
             }
             completion(.success(reply))
         case .failure(let failure):
@@ -375,7 +377,9 @@ public final class LLMClient: @unchecked Sendable {
             executor { [self] in
                 switch classify(response, model: model, base: base, decode: { LLMClient.decodeEmbeddings($0, expected: expected) }) {
                 case .success(let vectors):
-                    if let cache { try? cache.store(key, response.body) }
+                    if let cache {
+                        do { try cache.store(key, response.body) } catch { onWarning?("cache write failed: \(error)") }
+                    }
                     completion(.success(vectors))
                 case .failure(let f):
                     if !f.permanent && attempt < retry.maxAttempts {

@@ -31,13 +31,30 @@ public final class ResponseCache: @unchecked Sendable {
         path = directory + "/responses.sqlite3"
         do {
             try open()
-        } catch {
+        } catch let failure as SQLiteFailure where failure.meansDamagedFile {
             // Corrupt or not a database: keep it for inspection and start afresh.
             close()
             let aside = path + ".corrupt-\(time(nil))"
             for suffix in ["", "-wal", "-shm"] { rename(path + suffix, aside + suffix) }
-            warn("cache \(path) could not be opened (\(error)); moved it to \(aside) and started a new one")
-            try open()
+            warn("cache \(path) could not be opened (\(failure.message)); moved it to \(aside) and started a new one")
+            do { try open() } catch { throw GRAError.io("cache \(path): \(error)") }
+        } catch let failure as SQLiteFailure {
+            close()
+            throw GRAError.io("cache \(path): \(failure.message)")
+        } catch {
+            close()
+            throw GRAError.io("cache \(path): \(error)")
+        }
+    }
+
+    /// An SQLite result code with its message; only some codes mean the file is damaged
+    /// (busy and locked only mean another process is at work).
+    struct SQLiteFailure: Error {
+        var code: Int32
+        var message: String
+        var meansDamagedFile: Bool {
+            let primary = code & 0xFF
+            return primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB || primary == SQLITE_IOERR || primary == SQLITE_FORMAT
         }
     }
 
@@ -53,17 +70,16 @@ public final class ResponseCache: @unchecked Sendable {
         }
     }
 
-    private func check(_ rc: Int32, _ what: String) throws(GRAError) {
+    private func check(_ rc: Int32, _ what: String) throws(SQLiteFailure) {
         guard rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW else {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "error \(rc)"
-            throw GRAError.io("cache \(path): \(what): \(message)")
+            throw SQLiteFailure(code: rc, message: "\(what): \(message)")
         }
     }
 
-    private func open() throws(GRAError) {
+    private func open() throws(SQLiteFailure) {
         try check(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nil), "open")
         sqlite3_busy_timeout(db, 30_000)
-        // WAL may need a retry while another process creates the file at the same moment.
         try exec("PRAGMA journal_mode=WAL")
         try exec("PRAGMA synchronous=NORMAL")
         try exec("CREATE TABLE IF NOT EXISTS responses (key BLOB PRIMARY KEY, body BLOB NOT NULL, created INTEGER NOT NULL) WITHOUT ROWID")
@@ -73,11 +89,23 @@ public final class ResponseCache: @unchecked Sendable {
         _ = try lookupUnlocked(Array(repeating: 0, count: 32))
     }
 
-    private func exec(_ sql: String) throws(GRAError) {
-        var err: UnsafeMutablePointer<CChar>?
-        let rc = sqlite3_exec(db, sql, nil, nil, &err)
-        if let err { sqlite3_free(err) }
-        try check(rc, sql)
+    /// Runs `sql`, waiting out other processes: switching to WAL or creating the table can
+    /// meet a lock that SQLite's busy handler does not wait for.
+    private func exec(_ sql: String) throws(SQLiteFailure) {
+        var tries = 0
+        while true {
+            var err: UnsafeMutablePointer<CChar>?
+            let rc = sqlite3_exec(db, sql, nil, nil, &err)
+            if let err { sqlite3_free(err) }
+            let primary = rc & 0xFF
+            if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) && tries < 600 {
+                tries += 1
+                usleep(50_000)
+                continue
+            }
+            try check(rc, sql)
+            return
+        }
     }
 
     private func close() {
@@ -91,10 +119,14 @@ public final class ResponseCache: @unchecked Sendable {
 
     /// The stored response body for `key`, or nil.
     public func lookup(_ key: [UInt8]) throws(GRAError) -> [UInt8]? {
-        try lock.locked { () throws(GRAError) -> [UInt8]? in try lookupUnlocked(key) }
+        do {
+            return try lock.locked { () throws(SQLiteFailure) -> [UInt8]? in try lookupUnlocked(key) }
+        } catch {
+            throw GRAError.io("cache \(path): \(error.message)")
+        }
     }
 
-    private func lookupUnlocked(_ key: [UInt8]) throws(GRAError) -> [UInt8]? {
+    private func lookupUnlocked(_ key: [UInt8]) throws(SQLiteFailure) -> [UInt8]? {
         guard let s = selectStatement else { return nil }
         defer { sqlite3_reset(s) }
         key.withUnsafeBytes { _ = gra_sqlite3_bind_blob_copy(s, 1, $0.baseAddress, Int32($0.count)) }
@@ -110,7 +142,15 @@ public final class ResponseCache: @unchecked Sendable {
 
     /// Stores `body` under `key` (committed at once).
     public func store(_ key: [UInt8], _ body: [UInt8]) throws(GRAError) {
-        try lock.locked { () throws(GRAError) in
+        do {
+            try storeUnlocked(key, body)
+        } catch {
+            throw GRAError.io("cache \(path): \(error.message)")
+        }
+    }
+
+    private func storeUnlocked(_ key: [UInt8], _ body: [UInt8]) throws(SQLiteFailure) {
+        try lock.locked { () throws(SQLiteFailure) in
             guard let s = insertStatement else { return }
             defer { sqlite3_reset(s) }
             key.withUnsafeBytes { _ = gra_sqlite3_bind_blob_copy(s, 1, $0.baseAddress, Int32($0.count)) }

@@ -98,6 +98,7 @@ struct MapCommand: ParsableCommand {
         try StageRunner.run(diagnostics) { () throws(GRAError) -> Int32 in
             var pool = try client.pool(environment: environment)
             let llm = try client.makeClient(environment: environment, diagnostics: diagnostics)
+            defer { llm.http.shutdown() }
             if pool.models.isEmpty, let base = environment["OPENAI_BASE_URL"], !base.isEmpty {
                 // Only a server given: use the model it serves (llama.cpp and Ollama serve one).
                 let url = try ModelPool.normalizeBaseURL(base)
@@ -142,10 +143,10 @@ struct MapCommand: ParsableCommand {
             options.statsPath = stats
 
             llm.onRetry = { message in diagnostics.info(message) }
+            llm.onWarning = { message in diagnostics.warn(message) }
             checkModel(llm, model, diagnostics)
             let stage = MapStage(options: options, client: llm, output: OutputSink(fd: 1), diagnostics: diagnostics)
             let summary = try stage.run()
-            llm.http.shutdown()
             return summary.failed > 0 ? ExitCode.tempFailure : ExitCode.ok
         }
     }
