@@ -43,7 +43,7 @@ let package = Package(
         // a test double for the tests and the offline demo, never a model.
         .executableTarget(
             name: "gra-testserver",
-            dependencies: ["GRAKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["GRAKit", "CCurl", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(name: "GRAKitTests", dependencies: ["GRAKit"]),
         .testTarget(name: "GRACLITests", dependencies: ["GRAKit"]),

@@ -22,6 +22,7 @@ static inline CURLMcode gra_multi_setopt_timerfunction(CURLM *m, gra_timer_cb f)
 static inline CURLMcode gra_multi_setopt_ptr(CURLM *m, CURLMoption o, void *p) { return curl_multi_setopt(m, o, p); }
 
 // epoll_event is packed on x86_64: wrap it so Swift never touches its layout.
+#ifdef __linux__
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 static inline int gra_epoll_ctl(int epfd, int op, int fd, unsigned events) {
@@ -39,6 +40,7 @@ static inline int gra_epoll_wait(int epfd, int *fds, unsigned *events, int max, 
     for (int i = 0; i < n; i++) { fds[i] = evs[i].data.fd; events[i] = evs[i].events; }
     return n;
 }
+#endif
 
 // CURLMsg's payload is a union; Swift cannot read it portably.
 static inline CURLcode gra_msg_result(CURLMsg *m) { return m->data.result; }

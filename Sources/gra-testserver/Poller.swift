@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import CCurl
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
@@ -17,71 +18,41 @@ final class Poller {
     }
 
     #if os(Linux)
-    // Glibc's Swift module map leaves out <sys/epoll.h>, so the three calls are looked up in
-    // libc at start-up and the kernel's struct epoll_event is laid out by hand: packed
-    // (12 bytes, data at offset 4) on x86_64, naturally aligned (16 bytes, offset 8) elsewhere.
-    private typealias CreateFn = @convention(c) (Int32) -> Int32
-    private typealias ControlFn = @convention(c) (Int32, Int32, Int32, UnsafeMutableRawPointer?) -> Int32
-    private typealias WaitFn = @convention(c) (Int32, UnsafeMutableRawPointer?, Int32, Int32) -> Int32
-    #if arch(x86_64)
-    private static let eventSize = 12
-    private static let dataOffset = 4
-    #else
-    private static let eventSize = 16
-    private static let dataOffset = 8
-    #endif
-    private static let epollIn: UInt32 = 0x001, epollOut: UInt32 = 0x004, epollErr: UInt32 = 0x008, epollHup: UInt32 = 0x010
-    private static let ctlAdd: Int32 = 1, ctlDel: Int32 = 2, ctlMod: Int32 = 3
-    private static let cloexec: Int32 = 0o2000000
-
+    // epoll through CCurl's C wrappers, the ones the HTTP client uses (Swift's Glibc module
+    // leaves out <sys/epoll.h>, and struct epoll_event is packed on x86_64).
     private let epfd: Int32
-    private let epollCtl: ControlFn
-    private let epollWait: WaitFn
-    private let capacity = 512
-    private let buffer: UnsafeMutableRawPointer
+    private let capacity = 256
+    private var readyFDs: [Int32]
+    private var readyEvents: [UInt32]
 
     init() {
-        let libc = dlopen(nil, RTLD_NOW)
-        guard let create = dlsym(libc, "epoll_create1"), let ctl = dlsym(libc, "epoll_ctl"),
-              let wait = dlsym(libc, "epoll_wait") else { fatalError("epoll is not available") }
-        epollCtl = unsafeBitCast(ctl, to: ControlFn.self)
-        epollWait = unsafeBitCast(wait, to: WaitFn.self)
-        epfd = unsafeBitCast(create, to: CreateFn.self)(Poller.cloexec)
+        epfd = epoll_create1(Int32(EPOLL_CLOEXEC))
         precondition(epfd >= 0, "epoll_create1: \(String(cString: strerror(errno)))")
-        buffer = .allocate(byteCount: capacity * Poller.eventSize, alignment: 8)
+        readyFDs = Array(repeating: 0, count: capacity)
+        readyEvents = Array(repeating: 0, count: capacity)
     }
 
-    deinit {
-        close(epfd)
-        buffer.deallocate()
-    }
+    deinit { close(epfd) }
 
-    func add(_ fd: Int32, read: Bool, write: Bool) { control(Poller.ctlAdd, fd, read, write) }
-    func modify(_ fd: Int32, read: Bool, write: Bool) { control(Poller.ctlMod, fd, read, write) }
+    func add(_ fd: Int32, read: Bool, write: Bool) { _ = gra_epoll_ctl(epfd, EPOLL_CTL_ADD, fd, Poller.mask(read, write)) }
+    func modify(_ fd: Int32, read: Bool, write: Bool) { _ = gra_epoll_ctl(epfd, EPOLL_CTL_MOD, fd, Poller.mask(read, write)) }
     /// Stops watching `fd`; call before closing it.
-    func remove(_ fd: Int32) { control(Poller.ctlDel, fd, false, false) }
+    func remove(_ fd: Int32) { _ = gra_epoll_ctl(epfd, EPOLL_CTL_DEL, fd, 0) }
 
-    private func control(_ op: Int32, _ fd: Int32, _ read: Bool, _ write: Bool) {
-        var event = (UInt64(0), UInt64(0))  // room for either layout
-        withUnsafeMutableBytes(of: &event) { p in
-            p.storeBytes(of: (read ? Poller.epollIn : 0) | (write ? Poller.epollOut : 0), toByteOffset: 0, as: UInt32.self)
-            p.storeBytes(of: UInt64(UInt32(bitPattern: fd)), toByteOffset: Poller.dataOffset, as: UInt64.self)
-            _ = epollCtl(epfd, op, fd, p.baseAddress)
-        }
+    private static func mask(_ read: Bool, _ write: Bool) -> UInt32 {
+        (read ? EPOLLIN.rawValue : 0) | (write ? EPOLLOUT.rawValue : 0)
     }
 
     /// Waits up to `timeoutMs` (-1: forever) and replaces `events` with what is ready.
     /// Returns false on an error other than EINTR.
     func wait(timeoutMs: Int32, into events: inout [Event]) -> Bool {
         events.removeAll(keepingCapacity: true)
-        let n = epollWait(epfd, buffer, Int32(capacity), timeoutMs)
+        let n = gra_epoll_wait(epfd, &readyFDs, &readyEvents, Int32(capacity), timeoutMs)
         if n < 0 { return errno == EINTR }
         for i in 0..<Int(n) {
-            let base = buffer + i * Poller.eventSize
-            let e = base.loadUnaligned(as: UInt32.self)
-            let fd = Int32(truncatingIfNeeded: base.loadUnaligned(fromByteOffset: Poller.dataOffset, as: UInt64.self))
-            events.append(Event(fd: fd, readable: e & Poller.epollIn != 0, writable: e & Poller.epollOut != 0,
-                                failed: e & (Poller.epollErr | Poller.epollHup) != 0))
+            let e = readyEvents[i]
+            events.append(Event(fd: readyFDs[i], readable: e & EPOLLIN.rawValue != 0, writable: e & EPOLLOUT.rawValue != 0,
+                                failed: e & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0))
         }
         return true
     }
