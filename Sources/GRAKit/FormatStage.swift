@@ -80,19 +80,10 @@ public final class FormatStage: @unchecked Sendable {  // output state is touche
     }
 
     private func process(input: String) throws(GRAError) {
-        let fd: Int32
-        let label: String
-        if input == "-" {
-            fd = 0
-            label = ""
-        } else {
-            fd = open(input, O_RDONLY | O_CLOEXEC)
-            if fd < 0 { throw GRAError.io("cannot open \(input): \(String(cString: strerror(errno)))") }
-            label = input
-        }
-        defer { if fd > 2 { _ = close(fd) } }
-        let reader = LineReader(fd: fd, maxLineBytes: options.maxLineBytes)
-        let worker = FormatWorker(options: options, label: label)
+        let file = try InputFile(input)
+        defer { file.close() }
+        let reader = LineReader(fd: file.fd, maxLineBytes: options.maxLineBytes)
+        let worker = FormatWorker(options: options, input: file)
         if try reader.peekFirstNonWhitespace() == UInt8(ascii: "[") {
             let bytes = try reader.readRest()
             let items = try bytes.withUnsafeBufferPointer { buf in Result { () throws(GRAError) in try ArraySplitter.split(buf) } }.get()
@@ -232,12 +223,10 @@ final class OrderedWriteState: @unchecked Sendable {
 /// can be converted at once.
 struct FormatWorker: Sendable {
     let options: FormatOptions
-    /// The input's name for messages; empty for standard input.
-    let label: String
+    /// The input, for naming places in messages.
+    let input: InputFile
 
-    private func place(_ line: Int) -> String {
-        label.isEmpty ? "line \(line)" : "\(label):\(line)"
-    }
+    private func place(_ line: Int) -> String { input.place(line) }
 
     func process(batch: LineBatch) -> BatchResult {
         let r = BatchResult()

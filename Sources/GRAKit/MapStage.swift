@@ -114,18 +114,9 @@ public final class MapStage: @unchecked Sendable {
     }
 
     private func process(input: String, seq: inout Int) throws(GRAError) {
-        let fd: Int32
-        let label: String
-        if input == "-" {
-            fd = 0
-            label = ""
-        } else {
-            fd = open(input, O_RDONLY | O_CLOEXEC)
-            if fd < 0 { throw GRAError.io("cannot open \(input): \(String(cString: strerror(errno)))") }
-            label = input
-        }
-        defer { if fd > 2 { _ = close(fd) } }
-        let reader = LineReader(fd: fd, maxLineBytes: options.maxLineBytes)
+        let file = try InputFile(input)
+        defer { file.close() }
+        let reader = LineReader(fd: file.fd, maxLineBytes: options.maxLineBytes)
         while true {
             if Signals.interrupted { throw GRAError.interrupted }
             while records.count >= window { try waitAndWrite() }
@@ -134,11 +125,11 @@ public final class MapStage: @unchecked Sendable {
             let record: JSONObject
             switch item {
             case .tooLong(let number, let bytes):
-                place = label.isEmpty ? "line \(number)" : "\(label):\(number)"
+                place = file.place(number)
                 try badInput(place, "line is \(bytes) bytes, over the \(options.maxLineBytes)-byte limit (--max-line-bytes)")
                 continue
             case .line(let number, let bytes):
-                place = label.isEmpty ? "line \(number)" : "\(label):\(number)"
+                place = file.place(number)
                 if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
                 switch JSONParser.parseResult(bytes) {
                 case .failure(let e):

@@ -4,6 +4,29 @@ import Glibc
 import Darwin
 #endif
 
+/// An input named on the command line: a file, or standard input for "-".
+public struct InputFile: Sendable {
+    public let fd: Int32
+    /// How messages name it: the path, or "" for standard input (messages then say "line N").
+    public let label: String
+
+    public init(_ path: String) throws(GRAError) {
+        if path == "-" {
+            fd = 0
+            label = ""
+        } else {
+            fd = open(path, O_RDONLY | O_CLOEXEC)
+            if fd < 0 { throw GRAError.io("cannot open \(path): \(String(cString: strerror(errno)))") }
+            label = path
+        }
+    }
+
+    /// "line 3" for standard input, "file.jsonl:3" for a file.
+    public func place(_ line: Int) -> String { label.isEmpty ? "line \(line)" : "\(label):\(line)" }
+
+    public func close() { if fd > 2 { closeDescriptor(fd) } }
+}
+
 /// Reads a file descriptor line by line with large `read(2)` calls.
 ///
 /// Each line is handed out as a view into the reader's buffer, valid until the next call.

@@ -72,8 +72,12 @@ public enum Signals {
         action.sa_flags = 0
         sigaction(SIGINT, &action, nil)
         sigaction(SIGTERM, &action, nil)
-        // A parent may have blocked them (threads of libdispatch do, and children inherit
-        // the mask): without this, Ctrl-C or kill would never reach us.
+        unblockTermination()
+    }
+
+    /// Unblocks SIGINT and SIGTERM. A parent may have blocked them (libdispatch's threads do,
+    /// and a blocked mask survives exec): without this, Ctrl-C or kill would never arrive.
+    public static func unblockTermination() {
         var unblock = sigset_t()
         sigemptyset(&unblock)
         sigaddset(&unblock, SIGINT)

@@ -165,13 +165,7 @@ struct TestServerCommand: ParsableCommand {
         action.sa_flags = SA_RESTART
         sigaction(SIGINT, &action, nil)
         sigaction(SIGTERM, &action, nil)
-        // A blocked mask survives exec: started from a thread that blocks signals (libdispatch
-        // workers, which run test bodies, block them all) the server would never see SIGTERM.
-        var unblock = sigset_t()
-        sigemptyset(&unblock)
-        sigaddset(&unblock, SIGINT)
-        sigaddset(&unblock, SIGTERM)
-        sigprocmask(SIG_UNBLOCK, &unblock, nil)
+        Signals.unblockTermination()
         return p[0]
     }
 
