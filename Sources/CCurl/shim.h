@@ -42,6 +42,19 @@ static inline int gra_epoll_wait(int epfd, int *fds, unsigned *events, int max, 
 }
 #endif
 
+// glibc's allocator: keep freed memory instead of trimming and re-mapping it all the time
+// (libcurl and the batch buffers allocate and free large blocks per request). Measured on
+// gra-map: ~20% less CPU per request.
+#ifdef __GLIBC__
+#include <malloc.h>
+static inline void gra_tune_allocator(void) {
+    mallopt(M_MMAP_THRESHOLD, 64 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+}
+#else
+static inline void gra_tune_allocator(void) {}
+#endif
+
 // CURLMsg's payload is a union; Swift cannot read it portably.
 static inline CURLcode gra_msg_result(CURLMsg *m) { return m->data.result; }
 

@@ -1,3 +1,4 @@
+import CCurl
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -58,12 +59,14 @@ public final class Mutex: @unchecked Sendable {
 
 nonisolated(unsafe) private var interruptFlag: sig_atomic_t = 0
 
-/// Process-wide signal set-up shared by every gra tool.
+/// Process-wide set-up shared by every gra tool: signals, and the allocator's thresholds.
 ///
 /// SIGPIPE is ignored so a closed stdout shows up as EPIPE (then the tools exit 0 quietly);
 /// SIGINT and SIGTERM set a flag the stages poll, so they flush complete lines and exit 130.
 public enum Signals {
     public static func install() {
+        // Not a signal, but every tool wants it at start-up too: see gra_tune_allocator.
+        gra_tune_allocator()
         signal(SIGPIPE, SIG_IGN)
         // No SA_RESTART: a read(2) blocked on a quiet stdin returns EINTR and the tool stops.
         var action = sigaction()
