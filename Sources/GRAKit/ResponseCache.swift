@@ -29,21 +29,18 @@ public final class ResponseCache: @unchecked Sendable {
     public init(directory: String, warn: (String) -> Void = { _ in }) throws(GRAError) {
         try ResponseCache.makeDirectories(directory)
         path = directory + "/responses.sqlite3"
-        do {
+        do throws(SQLiteFailure) {
             try open()
-        } catch let failure as SQLiteFailure where failure.meansDamagedFile {
+        } catch where error.meansDamagedFile {
             // Corrupt or not a database: keep it for inspection and start afresh.
             close()
             let aside = path + ".corrupt-\(time(nil))"
             for suffix in ["", "-wal", "-shm"] { rename(path + suffix, aside + suffix) }
-            warn("cache \(path) could not be opened (\(failure.message)); moved it to \(aside) and started a new one")
-            do { try open() } catch { throw GRAError.io("cache \(path): \(error)") }
-        } catch let failure as SQLiteFailure {
-            close()
-            throw GRAError.io("cache \(path): \(failure.message)")
+            warn("cache \(path) could not be opened (\(error.message)); moved it to \(aside) and started a new one")
+            do throws(SQLiteFailure) { try open() } catch { throw GRAError.io("cache \(path): \(error.message)") }
         } catch {
             close()
-            throw GRAError.io("cache \(path): \(error)")
+            throw GRAError.io("cache \(path): \(error.message)")
         }
     }
 

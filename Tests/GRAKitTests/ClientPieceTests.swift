@@ -32,8 +32,13 @@ func runPython(_ code: String, _ arg: String) throws -> String {
     let pipe = popen("python3 -c '\(escapedCode)' '\(escapedArg)'", "r")!
     defer { pclose(pipe) }
     var out = ""
-    var buf = [CChar](repeating: 0, count: 4096)
-    while fgets(&buf, 4096, pipe) != nil { out += String(cString: buf) }
+    var bytes: [UInt8] = []
+    while true {
+        let c = fgetc(pipe)
+        if c == EOF { break }
+        bytes.append(UInt8(c))
+    }
+    out = String(decoding: bytes, as: UTF8.self)
     return out.trimmingWhitespace()
 }
 
