@@ -113,7 +113,21 @@ public struct ModelStats: Sendable {
     public var failures = 0
     public var promptTokens = 0
     public var completionTokens = 0
-    public var latencies: [Double] = []
+    /// A uniform sample (reservoir) of at most `maxLatencySamples` request latencies, so
+    /// memory stays bounded on runs of millions of requests.
+    public private(set) var latencies: [Double] = []
+    public private(set) var latencyCount = 0
+    public static let maxLatencySamples = 100_000
+
+    public mutating func record(latency: Double) {
+        latencyCount += 1
+        if latencies.count < ModelStats.maxLatencySamples {
+            latencies.append(latency)
+        } else {
+            let slot = Int.random(in: 0..<latencyCount)
+            if slot < latencies.count { latencies[slot] = latency }
+        }
+    }
 
     public func percentile(_ p: Double) -> Double? {
         guard !latencies.isEmpty else { return nil }
@@ -220,7 +234,7 @@ public final class LLMClient: @unchecked Sendable {
             count(model.name) {
                 $0.promptTokens += reply.promptTokens
                 $0.completionTokens += reply.completionTokens
-                $0.latencies.append(response.seconds)
+                $0.record(latency: response.seconds)
             }
             if let cache {
                 do { try cache.store(key, response.body) } catch { onWarning?("cache write failed: \(error)") }

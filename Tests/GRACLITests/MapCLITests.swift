@@ -65,6 +65,23 @@ struct MapCLITests {
         #expect(r.stderr.contains("60/60 done"))
     }
 
+    /// --unordered writes replies as they come: a slow first record no longer holds back the rest.
+    @Test func unorderedWritesAsRepliesArrive() throws {
+        let dir = try setUp(script: #"{"rules":[{"contains":"SLOW","delay_ms":400}]}"#, records: records(["SLOW", "b", "c", "d"]))
+        let r = try ToolRunner.sh(Self.prelude + """
+            start_server --script script.json
+            gra-map --prompt prompt.txt --into x --model m1@$URL --no-cache --unordered < in.ndjson > unordered.ndjson
+            gra-map --prompt prompt.txt --into x --model m1@$URL --no-cache < in.ndjson > ordered.ndjson
+            echo "status $?"
+            """, in: dir)
+        #expect(r.stdoutLines == ["status 0"], "\(r.stderr)")
+        let unordered = try jsonLines(Data(contentsOf: dir.appendingPathComponent("unordered.ndjson"))).map { $0["id"] as? String }
+        let ordered = try jsonLines(Data(contentsOf: dir.appendingPathComponent("ordered.ndjson"))).map { $0["id"] as? String }
+        #expect(ordered == ["r0", "r1", "r2", "r3"])
+        #expect(unordered.last == "r0", "\(unordered)")
+        #expect(Set(unordered.compactMap { $0 }) == ["r0", "r1", "r2", "r3"])
+    }
+
     /// Each fault kind is retried and then succeeds; the log shows exactly the extra attempts.
     @Test func everyFaultKindIsRetriedThenSucceeds() throws {
         let script = #"""
