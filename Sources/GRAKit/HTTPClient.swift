@@ -46,16 +46,81 @@ public struct HTTPResponse: Sendable {
     public var isTransportFailure: Bool { curlCode != 0 }
 }
 
-/// An HTTP client over libcurl's multi interface: one event-loop thread, a sliding window of
-/// requests in flight (a finished request immediately admits the next), caps per endpoint
-/// and in total, keep-alive connection reuse, and delayed submission for retries.
+/// An HTTP client over libcurl's multi interface: a sliding window of requests in flight (a
+/// finished request immediately admits the next), caps per endpoint and in total, keep-alive
+/// connection reuse, and delayed submission for retries.
 ///
-/// Completions run on the event-loop thread and must return quickly.
+/// Requests run on one event-loop thread, or on several when the window is large (each loop
+/// owns its own libcurl multi handle, connections and an even share of the caps), so the
+/// client is not held to one core. Completions run on a loop thread and must return quickly.
 public final class HTTPClient: @unchecked Sendable {
     public typealias Completion = @Sendable (HTTPResponse) -> Void
 
     public let maxInFlight: Int
     public let maxPerEndpoint: Int
+    private let loops: [HTTPEventLoop]
+    private let pickLock = Mutex()
+    private var nextLoop = 0
+
+    /// Windows of at least this many requests get a second loop thread (on a machine with
+    /// more than one core).
+    static let requestsPerLoop = 128
+
+    public init(maxInFlight: Int = 64, maxPerEndpoint: Int? = nil, loops: Int? = nil) {
+        let total = max(1, maxInFlight)
+        let perEndpoint = max(1, maxPerEndpoint ?? maxInFlight)
+        self.maxInFlight = total
+        self.maxPerEndpoint = perEndpoint
+        let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        // Never more loops than the smaller cap, so that every share is at least one request.
+        let count = max(1, min(loops ?? min(cores, total / HTTPClient.requestsPerLoop, 4), total, perEndpoint))
+        // Split both caps exactly, so the totals never exceed what was asked.
+        func share(_ cap: Int, _ i: Int) -> Int { max(1, cap / count + (i < cap % count ? 1 : 0)) }
+        self.loops = (0..<count).map { i in
+            HTTPEventLoop(maxInFlight: share(total, i), maxPerEndpoint: share(perEndpoint, i))
+        }
+    }
+
+    /// Queues a request; `completion` runs on a loop thread when it ends. With `delay`, the
+    /// request starts no earlier than that many seconds from now.
+    public func send(_ request: HTTPRequest, delay: Double = 0, completion: @escaping Completion) {
+        let loop: HTTPEventLoop
+        if loops.count == 1 {
+            loop = loops[0]
+        } else {
+            loop = pickLock.locked { () -> HTTPEventLoop in
+                nextLoop = (nextLoop + 1) % loops.count
+                return loops[nextLoop]
+            }
+        }
+        loop.send(request, delay: delay, completion: completion)
+    }
+
+    /// Requests started and not yet finished for `endpoint` (for least-loaded choice).
+    public func inFlight(endpoint: String) -> Int {
+        loops.reduce(0) { $0 + $1.inFlight(endpoint: endpoint) }
+    }
+
+    /// Stops the event loops now: requests still queued or in flight are abandoned (their
+    /// completions never run). Call it once the caller needs no more answers.
+    public func shutdown() {
+        for loop in loops { loop.shutdown() }
+    }
+
+    /// Monotonic seconds.
+    static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+}
+
+/// One event-loop thread driving one libcurl multi handle through the socket interface.
+final class HTTPEventLoop: @unchecked Sendable {
+    typealias Completion = HTTPClient.Completion
+
+    let maxInFlight: Int
+    let maxPerEndpoint: Int
 
     private let lock = Mutex()
     private var inbox: [(HTTPRequest, Completion, Double)] = []   // request, completion, not before (uptime)
@@ -79,10 +144,10 @@ public final class HTTPClient: @unchecked Sendable {
 
     private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_ALL)) }()
 
-    public init(maxInFlight: Int = 64, maxPerEndpoint: Int? = nil) {
-        _ = HTTPClient.globalInit
-        self.maxInFlight = max(1, maxInFlight)
-        self.maxPerEndpoint = max(1, maxPerEndpoint ?? maxInFlight)
+    init(maxInFlight: Int, maxPerEndpoint: Int) {
+        _ = HTTPEventLoop.globalInit
+        self.maxInFlight = maxInFlight
+        self.maxPerEndpoint = maxPerEndpoint
         multi = curl_multi_init()
         epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
         wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
@@ -97,11 +162,11 @@ public final class HTTPClient: @unchecked Sendable {
         _ = gra_multi_setopt_ptr(multi, CURLMOPT_SOCKETDATA, me)
         _ = gra_multi_setopt_ptr(multi, CURLMOPT_TIMERDATA, me)
         _ = gra_multi_setopt_socketfunction(multi) { _, socket, what, client, socketp in
-            Unmanaged<HTTPClient>.fromOpaque(client!).takeUnretainedValue().watch(socket, what, known: socketp != nil)
+            Unmanaged<HTTPEventLoop>.fromOpaque(client!).takeUnretainedValue().watch(socket, what, known: socketp != nil)
             return 0
         }
         _ = gra_multi_setopt_timerfunction(multi) { _, milliseconds, client in
-            let c = Unmanaged<HTTPClient>.fromOpaque(client!).takeUnretainedValue()
+            let c = Unmanaged<HTTPEventLoop>.fromOpaque(client!).takeUnretainedValue()
             c.timerDue = milliseconds < 0 ? nil : HTTPClient.now() + Double(milliseconds) / 1000
             return 0
         }
@@ -146,9 +211,7 @@ public final class HTTPClient: @unchecked Sendable {
         }
     }
 
-    /// Queues a request; `completion` runs on the event-loop thread when it ends.
-    /// With `delay`, the request starts no earlier than that many seconds from now.
-    public func send(_ request: HTTPRequest, delay: Double = 0, completion: @escaping Completion) {
+    func send(_ request: HTTPRequest, delay: Double, completion: @escaping Completion) {
         let due = delay > 0 ? HTTPClient.now() + delay : 0
         // Wake the loop only for the first request of a burst: it drains the whole inbox.
         let wasEmpty = lock.locked { () -> Bool in
@@ -159,23 +222,14 @@ public final class HTTPClient: @unchecked Sendable {
         if wasEmpty { wake() }
     }
 
-    /// Requests started and not yet finished for `endpoint` (for least-loaded choice).
-    public func inFlight(endpoint: String) -> Int {
+    func inFlight(endpoint: String) -> Int {
         lock.locked { inFlightByEndpoint[endpoint, default: 0] }
     }
 
-    /// Stops the event loop now: requests still queued or in flight are abandoned (their
-    /// completions never run). Call it once the caller needs no more answers.
-    public func shutdown() {
+    func shutdown() {
         lock.locked { stopping = true }
         wake()
         done.wait()
-    }
-
-    static func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 
     // MARK: - Event loop
@@ -353,7 +407,7 @@ public final class HTTPClient: @unchecked Sendable {
         _ = gra_easy_setopt_ptr(easy, CURLOPT_PRIVATE, context)
         _ = gra_easy_setopt_ptr(easy, CURLOPT_WRITEDATA, context)
         _ = gra_easy_setopt_ptr(easy, CURLOPT_HEADERDATA, context)
-        if reused == nil { HTTPClient.configureNewHandle(easy) }
+        if reused == nil { HTTPEventLoop.configureNewHandle(easy) }
         lock.locked { inFlightByEndpoint[r.endpoint, default: 0] += 1 }
         running += 1
         inFlightHandles.insert(easy)
@@ -403,7 +457,7 @@ public final class HTTPClient: @unchecked Sendable {
                 let line = data!.withMemoryRebound(to: UInt8.self, capacity: n) {
                     String(decoding: UnsafeBufferPointer(start: $0, count: n), as: UTF8.self)
                 }
-                HTTPClient.noteHeader(line, into: &t.response)
+                HTTPEventLoop.noteHeader(line, into: &t.response)
             }
             return n
         }
@@ -424,7 +478,7 @@ public final class HTTPClient: @unchecked Sendable {
         } else if name == "retry-after", response.retryAfter == nil {
             if let seconds = Double(value) {
                 response.retryAfter = seconds
-            } else if let date = HTTPClient.httpDate(value) {
+            } else if let date = HTTPEventLoop.httpDate(value) {
                 response.retryAfter = max(0, date.timeIntervalSinceNow)
             }
         }
