@@ -1,0 +1,58 @@
+/// Who plays which part for one record: GRA's random role assignment, made reproducible.
+///
+/// Each record gets its own deterministic ordering of the pool, from SHA-256 of
+/// (seed, record id, model name); the author comes first (unless it is given), reviewers are
+/// the next distinct models that are not the author, the adjudicator the next model that is
+/// neither. When the pool is too small a rule is relaxed, in this order, and `relaxed` says
+/// which: reviewers may include the author, then a model may review twice, then the
+/// adjudicator may be a reviewer, then the author.
+public struct RoleAssignment: Sendable, Equatable {
+    public var author: String
+    public var reviewers: [String]
+    public var adjudicator: String
+    /// The rules that had to give way, in words (empty when the pool was large enough).
+    public var relaxed: [String]
+
+    /// The per-record order of `pool`: stable across runs and machines for the same seed.
+    public static func order(_ pool: [String], recordID: String, seed: Int) -> [String] {
+        pool.map { name -> ([UInt8], String) in (SHA256.hash(Array("\(seed)\u{1F}\(recordID)\u{1F}\(name)".utf8)), name) }
+            .sorted { $0.0.lexicographicallyPrecedes($1.0) || ($0.0 == $1.0 && $0.1 < $1.1) }
+            .map(\.1)
+    }
+
+    /// Assigns roles for one record. `author` is the record's generator when it already has
+    /// one (review of generated data); nil picks one from the pool.
+    public static func assign(pool: [String], recordID: String, seed: Int, reviewers k: Int, author given: String? = nil) -> RoleAssignment {
+        precondition(!pool.isEmpty, "the pool is empty")
+        let ordered = order(Array(Set(pool)).sorted(), recordID: recordID, seed: seed)
+        let author = given ?? ordered[0]
+        var relaxed: [String] = []
+        var reviewers = Array(ordered.filter { $0 != author }.prefix(k))
+        if reviewers.count < k {
+            if ordered.contains(author) {
+                reviewers.append(author)
+                relaxed.append("a reviewer is also the author (pool of \(ordered.count) for \(k) reviewers)")
+            }
+            var i = 0
+            let cycle = reviewers.isEmpty ? [author] : reviewers
+            var repeated = false
+            while reviewers.count < k {
+                reviewers.append(cycle[i % cycle.count])
+                i += 1
+                repeated = true
+            }
+            if repeated { relaxed.append("a model reviews more than once (pool of \(ordered.count) for \(k) reviewers)") }
+        }
+        let adjudicator: String
+        if let a = ordered.first(where: { $0 != author && !reviewers.contains($0) }) {
+            adjudicator = a
+        } else if let a = ordered.first(where: { $0 != author }) {
+            adjudicator = a
+            relaxed.append("the adjudicator is also a reviewer")
+        } else {
+            adjudicator = author
+            relaxed.append("the adjudicator is the author")
+        }
+        return RoleAssignment(author: author, reviewers: reviewers, adjudicator: adjudicator, relaxed: relaxed)
+    }
+}
