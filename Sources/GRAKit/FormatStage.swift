@@ -19,6 +19,8 @@ public struct FormatOptions: Sendable {
     /// Input files; empty (or "-") means standard input.
     public var inputs: [String] = []
     public var quiet = false
+    /// Handle only this share of the records (`--shard i/n`).
+    public var shard: Shard?
 
     public init() {}
 }
@@ -29,6 +31,8 @@ public struct FormatSummary: Equatable, Sendable {
     public var written = 0
     public var rejected = 0
     public var badInput = 0
+    /// Records left to other shards (`--shard`).
+    public var otherShards = 0
     /// Rejection reasons (the part before any detail) and how often each occurred.
     public var reasons: [String: Int] = [:]
 }
@@ -156,6 +160,7 @@ public final class FormatStage: @unchecked Sendable {  // output state is touche
         summary.written += r.summary.written
         summary.rejected += r.summary.rejected
         summary.badInput += r.summary.badInput
+        summary.otherShards += r.summary.otherShards
         for (k, v) in r.summary.reasons { summary.reasons[k, default: 0] += v }
         if r.output.count > 0 {
             var bytes = r.output.bytes
@@ -273,6 +278,11 @@ struct FormatWorker: Sendable {
         r.summary.read += 1
         guard case .object(let record) = value else {
             badInput(r, where: place, message: "expected a JSON object (one record per line), found \(value.kindDescription)", value: value)
+            return
+        }
+        if let shard = options.shard, !shard.contains(record) {
+            r.summary.read -= 1
+            r.summary.otherShards += 1
             return
         }
         let format: RecordFormat

@@ -24,6 +24,8 @@ public struct MapOptions: Sendable {
     public var maxLineBytes = LineReader.defaultMaxLineBytes
     public var inputs: [String] = []
     public var statsPath: String?
+    /// Handle only this share of the records (`--shard i/n`).
+    public var shard: Shard?
 
     public init(template: PromptTemplate, into: [String], model: ModelEndpoint) {
         self.template = template
@@ -39,6 +41,8 @@ public struct MapSummary: Sendable {
     public var failed = 0
     public var cached = 0
     public var badInput = 0
+    /// Records left to other shards (`--shard`).
+    public var otherShards = 0
 }
 
 /// The generic LLM stage: per record, render the prompt, ask the model, put the reply (text,
@@ -142,6 +146,10 @@ public final class MapStage: @unchecked Sendable {
                     }
                     record = o
                 }
+            }
+            if let shard = options.shard, !shard.contains(record) {
+                summary.otherShards += 1
+                continue
             }
             summary.read += 1
             records[seq] = (record, place, 0)

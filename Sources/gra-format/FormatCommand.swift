@@ -53,6 +53,9 @@ struct FormatCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Longest input line accepted, in bytes.", valueName: "n"))
     var maxLineBytes: Int = LineReader.defaultMaxLineBytes
 
+    @Option(name: .long, help: ArgumentHelp("Handle only shard i of n (by a stable hash of the record id); the n outputs concatenate to the whole.", valueName: "i/n"))
+    var shard: String?
+
     @Flag(name: [.short, .long], help: "Print no summary on stderr (warnings and errors still appear).")
     var quiet = false
 
@@ -61,6 +64,7 @@ struct FormatCommand: ParsableCommand {
 
     func validate() throws {
         guard maxLineBytes > 0 else { throw ValidationError("--max-line-bytes must be positive") }
+        if let shard { do { _ = try Shard(shard) } catch { throw ValidationError(error.description) } }
     }
 
     func run() throws {
@@ -76,6 +80,7 @@ struct FormatCommand: ParsableCommand {
         options.maxLineBytes = maxLineBytes
         options.inputs = files
         options.quiet = quiet
+        options.shard = try shard.map { text throws(GRAError) in try Shard(text) }
         let diagnostics = Diagnostics(tool: "gra-format", quiet: quiet)
         let stage = FormatStage(options: options, output: OutputSink(fd: 1), diagnostics: diagnostics)
         do {
@@ -85,6 +90,7 @@ struct FormatCommand: ParsableCommand {
                 line += " (" + s.reasons.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ") + ")"
             }
             if s.badInput > 0 { line += ", \(s.badInput) bad input lines skipped" }
+            if s.otherShards > 0 { line += ", \(s.otherShards) left to other shards" }
             diagnostics.info(line)
         } catch {
             if error == .brokenPipe { throw ExitCode(0) }

@@ -85,6 +85,9 @@ struct MapCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Write a JSON summary (per model: requests, cache hits, retries, tokens, latency p50/p95) here.", valueName: "file"))
     var stats: String?
 
+    @Option(name: .long, help: ArgumentHelp("Handle only shard i of n (by a stable hash of the record id); the n outputs concatenate to the whole.", valueName: "i/n"))
+    var shard: String?
+
     @Flag(name: [.short, .long], help: "No progress or summary on stderr (warnings and errors still appear).")
     var quiet = false
 
@@ -141,6 +144,7 @@ struct MapCommand: ParsableCommand {
             options.maxLineBytes = maxLineBytes
             options.inputs = files
             options.statsPath = stats
+            options.shard = try shard.map { text throws(GRAError) in try Shard(text) }
 
             llm.onRetry = { message in diagnostics.info(message) }
             llm.onWarning = { message in diagnostics.warn(message) }

@@ -212,6 +212,31 @@ struct FormatCLITests {
         #expect(Set(records.compactMap { $0["domain"] as? String }) == ["math", "code", "reasoning", "general"])
     }
 
+    /// --shard i/n: the shards are disjoint, cover everything, keep input order, and agree
+    /// between runs (a stable hash, not Swift's seeded one).
+    @Test func shardsSplitTheInputStably() throws {
+        let script = """
+            awk 'BEGIN { for (i = 0; i < 3000; i++) printf "{\\"id\\":\\"r%d\\",\\"instruction\\":\\"q\\",\\"output\\":\\"a\\"}\\n", i }' > all.ndjson
+            for i in 0 1 2; do gra-format -q --shard $i/3 < all.ndjson > s$i.ndjson; done
+            gra-format -q --shard 1/3 < all.ndjson | cmp - s1.ndjson && echo stable
+            cat s0.ndjson s1.ndjson s2.ndjson | awk -F'"' '{ print $4 }' | sort > ids.txt
+            gra-format -q < all.ndjson | awk -F'"' '{ print $4 }' | sort > all.txt
+            cmp ids.txt all.txt && echo covered
+            wc -l < s0.ndjson; wc -l < s1.ndjson; wc -l < s2.ndjson
+            awk -F'"' '{ n = substr($4, 2) + 0; if (n <= last && NR > 1) { print "unordered"; exit 1 } last = n }' s2.ndjson && echo ordered
+            gra-format --shard 3/3 < all.ndjson; echo "bad $?"
+            """
+        let r = try ToolRunner.sh(script)
+        let lines = r.stdoutLines
+        #expect(lines.first == "stable", "\(r.stdoutText) \(r.stderr)")
+        #expect(lines.dropFirst().first == "covered")
+        let counts = lines.dropFirst(2).prefix(3).compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        #expect(counts.count == 3 && counts.reduce(0, +) == 3000)
+        #expect(counts.allSatisfy { $0 > 850 && $0 < 1150 }, "\(counts)")
+        #expect(lines.contains("ordered"))
+        #expect(lines.last == "bad 64")
+    }
+
     @Test func usageErrorsExit64() throws {
         let r = try ToolRunner.sh("gra-format --to yaml")
         #expect(r.status == 64)
