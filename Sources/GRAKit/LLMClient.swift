@@ -185,7 +185,8 @@ public final class LLMClient: @unchecked Sendable {
 
     /// The replica with the fewest requests in flight.
     private func pickBaseURL(_ model: ModelEndpoint) -> String {
-        model.baseURLs.min { http.inFlight(endpoint: $0) < http.inFlight(endpoint: $1) } ?? model.cacheBaseURL
+        if model.baseURLs.count == 1 { return model.baseURLs[0] }
+        return model.baseURLs.min { http.inFlight(endpoint: $0) < http.inFlight(endpoint: $1) } ?? model.cacheBaseURL
     }
 
     /// Sends a chat completion (or answers it from the cache, synchronously).
@@ -200,57 +201,57 @@ public final class LLMClient: @unchecked Sendable {
         }
         let buffer = ByteBuffer(capacity: 1024)
         JSONWriter.write(request.body(), to: buffer)
-        attempt(request, body: buffer.array, key: key, attempt: 1, delay: 0, completion: completion)
-    }
-
-    private func attempt(_ request: ChatRequest, body: [UInt8], key: [UInt8], attempt: Int, delay: Double,
-                         completion: @escaping @Sendable (Result<ChatReply, RequestFailure>) -> Void) {
-        let base = pickBaseURL(request.model)
-        var headers = ["Content-Type: application/json", "Accept: application/json"]
-        if let k = apiKey(for: request.model) { headers.append("Authorization: Bearer \(k)") }
-        var r = HTTPRequest(url: base + "/chat/completions", method: "POST", headers: headers, body: body, endpoint: base)
-        r.connectTimeout = connectTimeout
-        r.totalTimeout = totalTimeout
-        r.maxResponseBytes = maxResponseBytes
         let model = request.model
-        count(model.name) { $0.requests += 1 }
-        http.send(r, delay: delay) { [self] response in
-            // Decoding, the cache write and the caller's completion run where the executor
-            // says (the stage's own thread), keeping the event-loop thread free for I/O.
-            executor { [self] in
-                handle(response, request, body: body, key: key, attempt: attempt, model: model, base: base, completion: completion)
-            }
+        post("/chat/completions", model: model, body: buffer.array, key: key, decode: LLMClient.decodeChat) { [self] result in
+            completion(result.map { outcome in
+                var reply = outcome.value
+                reply.attempts = outcome.attempts
+                reply.seconds = outcome.response.seconds
+                count(model.name) {
+                    $0.promptTokens += reply.promptTokens
+                    $0.completionTokens += reply.completionTokens
+                }
+                return reply
+            })
         }
     }
 
-    private func handle(_ response: HTTPResponse, _ request: ChatRequest, body: [UInt8], key: [UInt8], attempt: Int,
-                        model: ModelEndpoint, base: String,
-                    completion: @escaping @Sendable (Result<ChatReply, RequestFailure>) -> Void) {
-        let outcome = classify(response, model: model, base: base) { body in LLMClient.decodeChat(body) }
-        switch outcome {
-        case .success(var reply):
-            reply.attempts = attempt
-            reply.seconds = response.seconds
-            count(model.name) {
-                $0.promptTokens += reply.promptTokens
-                $0.completionTokens += reply.completionTokens
-                $0.record(latency: response.seconds)
-            }
-            if let cache {
-                do { try cache.store(key, response.body) } catch { onWarning?("cache write failed: \(error)") }
-            }
-            completion(.success(reply))
-        case .failure(let failure):
-            if !failure.permanent && attempt < retry.maxAttempts {
-                let wait = retry.delay(afterAttempt: attempt, retryAfter: response.retryAfter)
-                count(model.name) { $0.retries += 1 }
-                onRetry?("\(model.name): \(failure.message); retry \(attempt + 1)/\(retry.maxAttempts) in \(String(format: "%.1f", wait)) s")
-                self.attempt(request, body: body, key: key, attempt: attempt + 1, delay: wait, completion: completion)
-            } else {
-                count(model.name) { $0.failures += 1 }
-                var f = failure
-                f.attempts = attempt
-                completion(.failure(f))
+    /// POSTs `body` to `path` on the least busy replica of `model`, retrying as `retry` says.
+    /// On success the raw body is cached under `key` and the latency recorded. Everything after
+    /// the HTTP exchange runs through `executor`, off the event-loop thread.
+    private func post<T: Sendable>(_ path: String, model: ModelEndpoint, body: [UInt8], key: [UInt8], attempt: Int = 1, delay: Double = 0,
+                                   decode: @escaping @Sendable ([UInt8]) -> Result<T, ReplyProblem>,
+                                   completion: @escaping @Sendable (Result<(value: T, response: HTTPResponse, attempts: Int), RequestFailure>) -> Void) {
+        let base = pickBaseURL(model)
+        var headers = ["Content-Type: application/json", "Accept: application/json"]
+        if let k = apiKey(for: model) { headers.append("Authorization: Bearer \(k)") }
+        var r = HTTPRequest(url: base + path, method: "POST", headers: headers, body: body, endpoint: base)
+        r.connectTimeout = connectTimeout
+        r.totalTimeout = totalTimeout
+        r.maxResponseBytes = maxResponseBytes
+        count(model.name) { $0.requests += 1 }
+        http.send(r, delay: delay) { [self] response in
+            executor { [self] in
+                switch classify(response, model: model, base: base, decode: decode) {
+                case .success(let value):
+                    count(model.name) { $0.record(latency: response.seconds) }
+                    if let cache {
+                        do { try cache.store(key, response.body) } catch { onWarning?("cache write failed: \(error)") }
+                    }
+                    completion(.success((value, response, attempt)))
+                case .failure(let failure):
+                    if !failure.permanent && attempt < retry.maxAttempts {
+                        let wait = retry.delay(afterAttempt: attempt, retryAfter: response.retryAfter)
+                        count(model.name) { $0.retries += 1 }
+                        onRetry?("\(model.name): \(failure.message); retry \(attempt + 1)/\(retry.maxAttempts) in \(String(format: "%.1f", wait)) s")
+                        post(path, model: model, body: body, key: key, attempt: attempt + 1, delay: wait, decode: decode, completion: completion)
+                    } else {
+                        count(model.name) { $0.failures += 1 }
+                        var f = failure
+                        f.attempts = attempt
+                        completion(.failure(f))
+                    }
+                }
             }
         }
     }
@@ -360,7 +361,10 @@ public final class LLMClient: @unchecked Sendable {
             body.append("encoding_format", .string("float"))
             let buffer = ByteBuffer(capacity: 1024)
             JSONWriter.write(body, to: buffer)
-            sendEmbeddings(model: model, body: buffer.array, key: key, expected: batch.count, attempt: 1, delay: 0) { collector.set(i, $0) }
+            let expected = batch.count
+            post("/embeddings", model: model, body: buffer.array, key: key, decode: { LLMClient.decodeEmbeddings($0, expected: expected) }) {
+                collector.set(i, $0.map(\.value))
+            }
         }
     }
 
@@ -375,41 +379,6 @@ public final class LLMClient: @unchecked Sendable {
         let buffer = ByteBuffer(capacity: 1024)
         JSONWriter.write(o, to: buffer)
         return SHA256.hash(buffer.bytes)
-    }
-
-    private func sendEmbeddings(model: ModelEndpoint, body: [UInt8], key: [UInt8], expected: Int, attempt: Int, delay: Double,
-                                completion: @escaping @Sendable (Result<[[Float]], RequestFailure>) -> Void) {
-        let base = pickBaseURL(model)
-        var headers = ["Content-Type: application/json", "Accept: application/json"]
-        if let k = apiKey(for: model) { headers.append("Authorization: Bearer \(k)") }
-        var r = HTTPRequest(url: base + "/embeddings", method: "POST", headers: headers, body: body, endpoint: base)
-        r.connectTimeout = connectTimeout
-        r.totalTimeout = totalTimeout
-        r.maxResponseBytes = maxResponseBytes
-        count(model.name) { $0.requests += 1 }
-        http.send(r, delay: delay) { [self] response in
-            executor { [self] in
-                switch classify(response, model: model, base: base, decode: { LLMClient.decodeEmbeddings($0, expected: expected) }) {
-                case .success(let vectors):
-                    if let cache {
-                        do { try cache.store(key, response.body) } catch { onWarning?("cache write failed: \(error)") }
-                    }
-                    completion(.success(vectors))
-                case .failure(let f):
-                    if !f.permanent && attempt < retry.maxAttempts {
-                        count(model.name) { $0.retries += 1 }
-                        let wait = retry.delay(afterAttempt: attempt, retryAfter: response.retryAfter)
-                        onRetry?("\(model.name): \(f.message); retry \(attempt + 1)/\(retry.maxAttempts) in \(String(format: "%.1f", wait)) s")
-                        sendEmbeddings(model: model, body: body, key: key, expected: expected, attempt: attempt + 1, delay: wait, completion: completion)
-                    } else {
-                        count(model.name) { $0.failures += 1 }
-                        var failure = f
-                        failure.attempts = attempt
-                        completion(.failure(failure))
-                    }
-                }
-            }
-        }
     }
 
     /// Reads an `/embeddings` body: float arrays or base64 little-endian float32, each item
