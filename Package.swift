@@ -33,7 +33,7 @@ let package = Package(
         // Thin command-line front ends: parse arguments, call GRAKit.
         .executableTarget(
             name: "gra-format",
-            dependencies: ["GRAKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["GRAKit", "GRACommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "gra-map",

@@ -1,4 +1,5 @@
 import ArgumentParser
+import GRACommandLine
 import GRAKit
 
 extension RecordFormat: ExpressibleByArgument {
@@ -47,25 +48,8 @@ struct FormatCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Write rejected records (and, with --skip-bad-input, bad lines) here as NDJSON with the reason.", valueName: "file"))
     var rejects: String?
 
-    @Flag(name: .long, help: "Report malformed input lines and go on instead of stopping with exit 65.")
-    var skipBadInput = false
-
-    @Option(name: .long, help: ArgumentHelp("Longest input line accepted, in bytes.", valueName: "n"))
-    var maxLineBytes: Int = LineReader.defaultMaxLineBytes
-
-    @Option(name: .long, help: ArgumentHelp("Handle only shard i of n (by a stable hash of the record id); the n outputs concatenate to the whole.", valueName: "i/n"))
-    var shard: String?
-
-    @Flag(name: [.short, .long], help: "Print no summary on stderr (warnings and errors still appear).")
-    var quiet = false
-
-    @Argument(help: ArgumentHelp("Input files ('-' or none: standard input).", valueName: "file"))
-    var files: [String] = []
-
-    func validate() throws {
-        guard maxLineBytes > 0 else { throw ValidationError("--max-line-bytes must be positive") }
-        if let shard { do { _ = try Shard(shard) } catch { throw ValidationError(error.description) } }
-    }
+    @OptionGroup(title: "Input")
+    var input: InputOptions
 
     func run() throws {
         Signals.install()
@@ -76,14 +60,14 @@ struct FormatCommand: ParsableCommand {
         options.stripMeta = stripMeta
         options.normalizeText = !noNormalize
         options.rejectsPath = rejects
-        options.skipBadInput = skipBadInput
-        options.maxLineBytes = maxLineBytes
-        options.inputs = files
-        options.quiet = quiet
-        options.shard = try shard.map { text throws(GRAError) in try Shard(text) }
-        let diagnostics = Diagnostics(tool: "gra-format", quiet: quiet)
+        options.skipBadInput = input.skipBadInput
+        options.maxLineBytes = input.maxLineBytes
+        options.inputs = input.files
+        options.quiet = input.quiet
+        options.shard = input.shardValue
+        let diagnostics = Diagnostics(tool: "gra-format", quiet: input.quiet)
         let stage = FormatStage(options: options, output: OutputSink(fd: 1), diagnostics: diagnostics)
-        do {
+        try StageRunner.run(diagnostics) { () throws(GRAError) -> Int32 in
             let s = try stage.run()
             var line = "\(s.read) records read, \(s.written) written, \(s.rejected) rejected"
             if !s.reasons.isEmpty {
@@ -92,10 +76,7 @@ struct FormatCommand: ParsableCommand {
             if s.badInput > 0 { line += ", \(s.badInput) bad input lines skipped" }
             if s.otherShards > 0 { line += ", \(s.otherShards) left to other shards" }
             diagnostics.info(line)
-        } catch {
-            if error == .brokenPipe { throw ExitCode(0) }
-            if error != .interrupted { diagnostics.error(error.description) }
-            throw ExitCode(error.exitCode)
+            return ExitCode.ok
         }
     }
 }

@@ -70,33 +70,21 @@ struct MapCommand: ParsableCommand {
     @OptionGroup(title: "Models, concurrency and cache")
     var client: ClientOptions
 
+    @OptionGroup(title: "Input")
+    var input: InputOptions
+
     @Option(name: .long, help: ArgumentHelp("Write records whose request failed here, as NDJSON with the reason.", valueName: "file"))
     var errors: String?
-
-    @Flag(name: .long, help: "Report malformed input lines (to --errors) and go on instead of stopping with exit 65.")
-    var skipBadInput = false
 
     @Flag(name: .long, help: "Write records as their replies arrive instead of in input order.")
     var unordered = false
 
-    @Option(name: .long, help: ArgumentHelp("Longest input line accepted, in bytes.", valueName: "n"))
-    var maxLineBytes: Int = LineReader.defaultMaxLineBytes
-
     @Option(name: .long, help: ArgumentHelp("Write a JSON summary (per model: requests, cache hits, retries, tokens, latency p50/p95) here.", valueName: "file"))
     var stats: String?
 
-    @Option(name: .long, help: ArgumentHelp("Handle only shard i of n (by a stable hash of the record id); the n outputs concatenate to the whole.", valueName: "i/n"))
-    var shard: String?
-
-    @Flag(name: [.short, .long], help: "No progress or summary on stderr (warnings and errors still appear).")
-    var quiet = false
-
-    @Argument(help: ArgumentHelp("Input files ('-' or none: standard input).", valueName: "file"))
-    var files: [String] = []
-
     func run() throws {
         Signals.install()
-        let diagnostics = Diagnostics(tool: "gra-map", quiet: quiet)
+        let diagnostics = Diagnostics(tool: "gra-map", quiet: input.quiet)
         let environment = ProcessInfo.processInfo.environment
         try StageRunner.run(diagnostics) { () throws(GRAError) -> Int32 in
             var pool = try client.pool(environment: environment)
@@ -139,12 +127,12 @@ struct MapCommand: ParsableCommand {
             if !stop.isEmpty { parameters.append("stop", .array(stop.map { .string($0) })) }
             options.parameters = parameters
             options.errorsPath = errors
-            options.skipBadInput = skipBadInput
+            options.skipBadInput = input.skipBadInput
             options.unordered = unordered
-            options.maxLineBytes = maxLineBytes
-            options.inputs = files
+            options.maxLineBytes = input.maxLineBytes
+            options.inputs = input.files
             options.statsPath = stats
-            options.shard = try shard.map { text throws(GRAError) in try Shard(text) }
+            options.shard = input.shardValue
 
             llm.onRetry = { message in diagnostics.info(message) }
             llm.onWarning = { message in diagnostics.warn(message) }
