@@ -26,6 +26,16 @@ public struct InputOptions: ParsableArguments {
         if let shard { do { _ = try Shard(shard) } catch { throw ValidationError(error.description) } }
     }
 
+    /// These settings as a stage's I/O options (errors, rejects and stats paths left unset).
+    public var ioOptions: StageIOOptions {
+        var io = StageIOOptions()
+        io.inputs = files
+        io.skipBadInput = skipBadInput
+        io.maxLineBytes = maxLineBytes
+        io.shard = shardValue
+        return io
+    }
+
     /// The parsed `--shard` (already checked by `validate`).
     public var shardValue: Shard? { shard.flatMap { try? Shard($0) } }
 }

@@ -26,6 +26,14 @@ public struct ChatRequest: Sendable {
         self.promptVersion = promptVersion
     }
 
+    /// The `response_format` asking for JSON that conforms to `schema`.
+    public static func jsonSchemaFormat(name: String, schema: JSONSchema) -> JSONValue {
+        .object([
+            "type": .string("json_schema"),
+            "json_schema": .object(["name": .string(name), "schema": schema.schema, "strict": .bool(true)]),
+        ])
+    }
+
     /// The JSON body sent to `/chat/completions`.
     public func body() -> JSONObject {
         var o = JSONObject()

@@ -13,6 +13,16 @@ public enum ReplyJSON {
         return .failure("the reply holds no JSON object: \(preview.debugDescription)")
     }
 
+    /// Extracts the JSON and checks it against `schema`; a violation is a parse failure too.
+    public static func extract(_ reply: String, schema: JSONSchema) -> Result<JSONValue, ReplyProblem> {
+        switch extract(reply) {
+        case .failure(let p): return .failure(p)
+        case .success(let v):
+            if let violation = schema.violation(v) { return .failure("reply does not match the schema: \(violation)") }
+            return .success(v)
+        }
+    }
+
     private static func lastFencedBlock(_ text: String) -> JSONValue? {
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
         var blocks: [String] = []

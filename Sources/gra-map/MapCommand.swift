@@ -126,13 +126,10 @@ struct MapCommand: ParsableCommand {
             if let seed { parameters.append("seed", .integer(seed)) }
             if !stop.isEmpty { parameters.append("stop", .array(stop.map { .string($0) })) }
             options.parameters = parameters
-            options.errorsPath = errors
-            options.skipBadInput = input.skipBadInput
-            options.unordered = unordered
-            options.maxLineBytes = input.maxLineBytes
-            options.inputs = input.files
-            options.statsPath = stats
-            options.shard = input.shardValue
+            options.io = input.ioOptions
+            options.io.errorsPath = errors
+            options.io.unordered = unordered
+            options.io.statsPath = stats
 
             llm.onRetry = { message in diagnostics.info(message) }
             llm.onWarning = { message in diagnostics.warn(message) }

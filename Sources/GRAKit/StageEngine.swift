@@ -1,0 +1,433 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+import Foundation
+
+/// Where a record-at-a-time stage reads from and where its failed and rejected records go:
+/// the options `gra-map`, `gra-generate`, `gra-review` and `gra-adjudicate` share.
+public struct StageIOOptions: Sendable {
+    /// Input files; empty or "-" is standard input.
+    public var inputs: [String] = []
+    public var errorsPath: String?
+    public var rejectsPath: String?
+    public var skipBadInput = false
+    /// Write records as they finish instead of in input order.
+    public var unordered = false
+    public var maxLineBytes = LineReader.defaultMaxLineBytes
+    public var statsPath: String?
+    /// Handle only this share of the records (`--shard`).
+    public var shard: Shard?
+
+    public init() {}
+}
+
+/// Counts of a stage run.
+public struct StageSummary: Sendable {
+    /// Input records taken (of this shard).
+    public var read = 0
+    /// Input records whose work is finished (written, rejected or failed).
+    public var done = 0
+    /// Records written to stdout (a generator writes several per input record).
+    public var written = 0
+    public var rejected = 0
+    /// Error records (requests that failed, replies that never parsed, missing fields).
+    public var failed = 0
+    /// Input records answered entirely from the cache.
+    public var cached = 0
+    public var badInput = 0
+    /// Records left to other shards (`--shard`).
+    public var otherShards = 0
+}
+
+/// Why a piece of a record's work failed; becomes one line of the errors file.
+public struct TaskFailure: Error, Sendable {
+    public var reason: String
+    public var status: Int?
+    public var attempts: Int
+    public var model: String?
+    /// Extra fields for the error line (e.g. which sample of a seed failed).
+    public var extra = JSONObject()
+
+    public init(reason: String, status: Int? = nil, attempts: Int = 0, model: String? = nil) {
+        self.reason = reason
+        self.status = status
+        self.attempts = attempts
+        self.model = model
+    }
+}
+
+/// What one input record came to: records for stdout, records for the rejects file (with the
+/// reason) and failures for the errors file. Every input record yields at least one of them.
+public struct TaskOutcome: Sendable {
+    public var outputs: [JSONObject] = []
+    public var rejects: [(record: JSONObject, reason: String)] = []
+    public var failures: [TaskFailure] = []
+
+    public init(outputs: [JSONObject] = [], rejects: [(record: JSONObject, reason: String)] = [], failures: [TaskFailure] = []) {
+        self.outputs = outputs
+        self.rejects = rejects
+        self.failures = failures
+    }
+}
+
+/// One input record on its way through a stage: the stage's handler asks the model through
+/// it (as often as it needs, concurrently) and calls `finish` exactly once.
+///
+/// Everything about a task runs on the stage's reading thread: handlers need no locks.
+public final class StageTask: @unchecked Sendable {
+    public let seq: Int
+    public let record: JSONObject
+    /// "file:line" of the record, for messages.
+    public let place: String
+    /// False once any reply came from the network rather than the cache.
+    public private(set) var allCached = true
+    /// Requests sent for this record (cache hits included).
+    public private(set) var asked = 0
+    /// Slot for the stage's own per-record state.
+    public var state: AnyObject?
+    unowned let engine: StageEngine
+
+    init(seq: Int, record: JSONObject, place: String, engine: StageEngine) {
+        self.seq = seq
+        self.record = record
+        self.place = place
+        self.engine = engine
+    }
+
+    /// Sends `request` and parses the reply with `parse`. A reply that does not parse is asked
+    /// again (a new cache entry, `reask` in the key) up to `parseRetries` times, then fails.
+    /// `done` may run before `ask` returns (a cache hit).
+    public func ask<T: Sendable>(_ request: ChatRequest, parseRetries: Int,
+                                 parse: @escaping @Sendable (ChatReply) -> Result<T, ReplyProblem>,
+                                 done: @escaping @Sendable (Result<(value: T, reply: ChatReply), TaskFailure>) -> Void) {
+        asked += 1
+        engine.client.chat(request) { [self] result in
+            switch result {
+            case .failure(let f):
+                allCached = false
+                done(.failure(TaskFailure(reason: f.message, status: f.status, attempts: f.attempts, model: request.model.name)))
+            case .success(let reply):
+                if !reply.fromCache { allCached = false }
+                switch parse(reply) {
+                case .success(let v):
+                    done(.success((v, reply)))
+                case .failure(let problem):
+                    if request.reask < parseRetries {
+                        var again = request
+                        again.reask += 1
+                        ask(again, parseRetries: parseRetries, parse: parse, done: done)
+                    } else {
+                        done(.failure(TaskFailure(reason: "unparseable reply from \(request.model.name) after \(request.reask + 1) tries: \(problem)",
+                                                  status: 200, attempts: reply.attempts, model: request.model.name)))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hands the record's result to the stage (once).
+    public func finish(_ outcome: TaskOutcome) {
+        engine.finish(self, outcome)
+    }
+
+    /// Shorthand: the record failed for one reason.
+    public func fail(_ failure: TaskFailure) {
+        finish(TaskOutcome(failures: [failure]))
+    }
+}
+
+/// The machinery of a record-at-a-time LLM stage: reads NDJSON (files or stdin), hands each
+/// record to the stage's handler as a `StageTask`, keeps a bounded window of records in work,
+/// writes results in input order through a reorder buffer (or as they come with `unordered`),
+/// sends failures to the errors file and rejects to the rejects file, prints progress and
+/// writes `--stats`. Every input record ends up in exactly one of those places.
+///
+/// The client's replies are handed to this thread (its `executor`), so handlers run here,
+/// one at a time.
+public final class StageEngine: @unchecked Sendable {
+    public let name: String
+    public let io: StageIOOptions
+    public let client: LLMClient
+    private let out: OutputSink
+    public let diagnostics: Diagnostics
+    private var errors: OutputSink?
+    private var rejects: OutputSink?
+    public private(set) var summary = StageSummary()
+    /// Extra fields for the `--stats` file (the stage's own counts).
+    public var extraStats: () -> JSONObject = { JSONObject() }
+
+    /// Work handed from the event-loop thread to this one (replies to decode and complete).
+    private let inboxLock = Mutex()
+    private var inbox: [@Sendable () -> Void] = []
+    private let inboxSignal = DispatchSemaphore(value: 0)
+
+    /// Records read and not yet written, by sequence number.
+    private var tasks: [Int: StageTask] = [:]
+    private var finished: [Int: TaskOutcome] = [:]
+    private var nextToWrite = 0
+    private let startTime = HTTPClient.now()
+    private lazy var lastProgress = startTime
+    private let liveProgress = isatty(2) == 1
+
+    public init(name: String, io: StageIOOptions, client: LLMClient, output: OutputSink, diagnostics: Diagnostics) {
+        self.name = name
+        self.io = io
+        self.client = client
+        self.out = output
+        self.diagnostics = diagnostics
+        client.executor = { [unowned self] job in self.enqueue(job) }
+    }
+
+    /// The most records read ahead of the oldest unwritten one.
+    private var window: Int { max(16, client.http.maxInFlight * 4) }
+
+    /// Runs the stage: `start` is called once per record (after `--shard`), on this thread.
+    public func run(_ start: (StageTask) -> Void) throws(GRAError) -> StageSummary {
+        if let path = io.errorsPath { errors = try OutputSink(path: path) }
+        if let path = io.rejectsPath { rejects = try OutputSink(path: path) }
+        defer {
+            for sink in [errors, rejects].compactMap({ $0 }) {
+                try? sink.flush()
+                sink.close()
+            }
+        }
+        var failure: GRAError?
+        do {
+            let inputs = io.inputs.isEmpty ? ["-"] : io.inputs
+            var seq = 0
+            for input in inputs {
+                try process(input: input, seq: &seq, start: start)
+            }
+            while !tasks.isEmpty { try waitAndWrite() }
+        } catch {
+            failure = error
+        }
+        if failure != .brokenPipe { try? out.flush() }
+        progress(final: true)
+        if let statsPath = io.statsPath { writeStats(statsPath) }
+        if let failure { throw failure }
+        return summary
+    }
+
+    private func process(input: String, seq: inout Int, start: (StageTask) -> Void) throws(GRAError) {
+        let file = try InputFile(input)
+        defer { file.close() }
+        let reader = LineReader(fd: file.fd, maxLineBytes: io.maxLineBytes)
+        while true {
+            if Signals.interrupted { throw GRAError.interrupted }
+            while tasks.count >= window { try waitAndWrite() }
+            guard let item = try reader.next() else { break }
+            let place: String
+            let record: JSONObject
+            switch item {
+            case .tooLong(let number, let bytes):
+                place = file.place(number)
+                try badInput(place, "line is \(bytes) bytes, over the \(io.maxLineBytes)-byte limit (--max-line-bytes)")
+                continue
+            case .line(let number, let bytes):
+                place = file.place(number)
+                if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+                switch JSONParser.parseResult(bytes) {
+                case .failure(let e):
+                    try badInput(place, "invalid JSON: \(e)")
+                    continue
+                case .success(let v):
+                    guard case .object(let o) = v else {
+                        try badInput(place, "expected a JSON object (one record per line), found \(v.kindDescription)")
+                        continue
+                    }
+                    record = o
+                }
+            }
+            if let shard = io.shard, !shard.contains(record) {
+                summary.otherShards += 1
+                continue
+            }
+            summary.read += 1
+            let task = StageTask(seq: seq, record: record, place: place, engine: self)
+            tasks[seq] = task
+            seq += 1
+            start(task)
+            drainInbox()
+            try writeReady()
+        }
+    }
+
+    private func badInput(_ place: String, _ message: String) throws(GRAError) {
+        guard io.skipBadInput else {
+            // Everything before the bad line is written first.
+            while !tasks.isEmpty { try waitAndWrite() }
+            throw GRAError.badInput("\(place): \(message)")
+        }
+        summary.badInput += 1
+        diagnostics.warn("\(place): \(message) (skipped)")
+        if let errors {
+            var e = JSONObject()
+            e.append("stage", .string(name))
+            e.append("where", .string(place))
+            e.append("reason", .string(message))
+            try errors.writeLine(e)
+        }
+    }
+
+    fileprivate func finish(_ task: StageTask, _ outcome: TaskOutcome) {
+        precondition(finished[task.seq] == nil && tasks[task.seq] != nil, "a task finished twice")
+        finished[task.seq] = outcome
+    }
+
+    /// Queues work from the event-loop thread; signals only the first job of a burst, as the
+    /// reader drains them all at once.
+    private func enqueue(_ job: @escaping @Sendable () -> Void) {
+        let wasEmpty = inboxLock.locked { () -> Bool in
+            let e = inbox.isEmpty
+            inbox.append(job)
+            return e
+        }
+        if wasEmpty { inboxSignal.signal() }
+    }
+
+    /// Runs the queued reply work, which moves completed records into `finished`.
+    private func drainInbox() {
+        let jobs = inboxLock.locked { () -> [@Sendable () -> Void] in
+            let jobs = inbox
+            inbox.removeAll(keepingCapacity: true)
+            return jobs
+        }
+        for job in jobs { job() }
+    }
+
+    /// Waits for at least one completion (or a progress tick), then writes what is ready.
+    private func waitAndWrite() throws(GRAError) {
+        if io.unordered ? finished.isEmpty : finished[nextToWrite] == nil {
+            let r = inboxSignal.wait(timeout: .now() + 0.5)
+            if r == .timedOut { progress(final: false) }
+            if Signals.interrupted { throw GRAError.interrupted }
+        }
+        drainInbox()
+        try writeReady()
+    }
+
+    private func writeReady() throws(GRAError) {
+        var wrote = false
+        while true {
+            let seq: Int
+            if io.unordered {
+                guard let any = finished.keys.first else { break }
+                seq = any
+            } else {
+                guard finished[nextToWrite] != nil else { break }
+                seq = nextToWrite
+                nextToWrite += 1
+            }
+            let outcome = finished.removeValue(forKey: seq)!
+            let task = tasks.removeValue(forKey: seq)!
+            try write(outcome, of: task)
+            wrote = true
+        }
+        if wrote {
+            // Hand output on while waiting for slow replies; batch it while they stream in.
+            if out.buffer.count >= out.flushThreshold || finished.isEmpty { try out.flush() }
+        }
+    }
+
+    private func write(_ outcome: TaskOutcome, of task: StageTask) throws(GRAError) {
+        summary.done += 1
+        if task.allCached && task.asked > 0 { summary.cached += 1 }
+        for record in outcome.outputs {
+            JSONWriter.write(record, to: out.buffer)
+            out.buffer.append(0x0A)
+            summary.written += 1
+        }
+        for (record, reason) in outcome.rejects {
+            summary.rejected += 1
+            if let rejects {
+                var e = JSONObject()
+                e.append("stage", .string(name))
+                e.append("where", .string(task.place))
+                if let id = record["id"] { e.append("id", id) }
+                e.append("reason", .string(reason))
+                e.append("record", .object(record))
+                try rejects.writeLine(e)
+            } else {
+                diagnostics.warn("\(task.place): rejected: \(reason) (use --rejects FILE to keep rejected records)")
+            }
+        }
+        for failure in outcome.failures {
+            summary.failed += 1
+            var e = JSONObject()
+            e.append("stage", .string(name))
+            e.append("where", .string(task.place))
+            if let id = task.record["id"] { e.append("id", id) }
+            if let model = failure.model { e.append("model", .string(model)) }
+            for f in failure.extra.fields { e.append(f.key, f.value) }
+            e.append("reason", .string(failure.reason))
+            e.append("status", failure.status.map { .integer($0) } ?? .null)
+            e.append("attempts", .integer(failure.attempts))
+            e.append("record", .object(task.record))
+            if let errors {
+                try errors.writeLine(e)
+            } else {
+                diagnostics.warn("\(task.place): failed: \(failure.reason) (use --errors FILE to keep failed records)")
+            }
+        }
+    }
+
+    // MARK: - Progress and stats
+
+    private func progress(final: Bool) {
+        let now = HTTPClient.now()
+        if !final && now - lastProgress < (liveProgress ? 0.5 : 30) { return }
+        lastProgress = now
+        let stats = client.stats
+        let requests = stats.values.reduce(0) { $0 + $1.requests }
+        let retries = stats.values.reduce(0) { $0 + $1.retries }
+        let tokensOut = stats.values.reduce(0) { $0 + $1.completionTokens }
+        let elapsed = max(now - startTime, 0.001)
+        var line = "\(summary.done)/\(summary.read) done, \(summary.written) written"
+        if summary.rejected > 0 { line += ", \(summary.rejected) rejected" }
+        line += ", \(summary.cached) cached, \(summary.failed) failed, \(requests) requests"
+        if retries > 0 { line += " (\(retries) retries)" }
+        line += String(format: ", %.0f rec/s, %.0f tok/s", Double(summary.done) / elapsed, Double(tokensOut) / elapsed)
+        if !final { line += ", \(tasks.count) in progress" }
+        if final {
+            if liveProgress { diagnostics.emitRaw("\r\u{1B}[K") }
+            diagnostics.info(line)
+        } else if liveProgress {
+            diagnostics.emitRaw("\r\u{1B}[K\(diagnostics.tool): \(line)")
+        } else {
+            diagnostics.info(line)
+        }
+    }
+
+    private func writeStats(_ path: String) {
+        var models = JSONObject()
+        for (name, s) in client.stats.sorted(by: { $0.key < $1.key }) {
+            var o = JSONObject()
+            o.append("requests", .integer(s.requests))
+            o.append("cache_hits", .integer(s.cacheHits))
+            o.append("retries", .integer(s.retries))
+            o.append("failures", .integer(s.failures))
+            o.append("prompt_tokens", .integer(s.promptTokens))
+            o.append("completion_tokens", .integer(s.completionTokens))
+            o.append("latency_p50_s", s.percentile(0.5).map { .number(String(format: "%.4f", $0)) } ?? .null)
+            o.append("latency_p95_s", s.percentile(0.95).map { .number(String(format: "%.4f", $0)) } ?? .null)
+            models.append(name, .object(o))
+        }
+        var root = JSONObject()
+        root.append("stage", .string(name))
+        root.append("records", .integer(summary.read))
+        root.append("written", .integer(summary.written))
+        root.append("rejected", .integer(summary.rejected))
+        root.append("failed", .integer(summary.failed))
+        root.append("cached", .integer(summary.cached))
+        for f in extraStats().fields { root.append(f.key, f.value) }
+        root.append("seconds", .number(String(format: "%.3f", HTTPClient.now() - startTime)))
+        root.append("models", .object(models))
+        if let sink = try? OutputSink(path: path) {
+            try? sink.writeLine(root)
+            try? sink.flush()
+            sink.close()
+        }
+    }
+}
