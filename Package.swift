@@ -8,6 +8,9 @@ let package = Package(
         .library(name: "GRAKit", targets: ["GRAKit"]),
         .executable(name: "gra-format", targets: ["gra-format"]),
         .executable(name: "gra-map", targets: ["gra-map"]),
+        .executable(name: "gra-generate", targets: ["gra-generate"]),
+        .executable(name: "gra-review", targets: ["gra-review"]),
+        .executable(name: "gra-adjudicate", targets: ["gra-adjudicate"]),
         .executable(name: "gra-testserver", targets: ["gra-testserver"]),
     ],
     dependencies: [
@@ -23,6 +26,7 @@ let package = Package(
         .target(
             name: "GRAKit",
             dependencies: ["CCurl", "CSQLite"],
+            resources: [.embedInCode("Prompts")],
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
         ),
         // Flags shared by the LLM stages (model pool, concurrency, cache) and exit handling.
@@ -37,6 +41,18 @@ let package = Package(
         ),
         .executableTarget(
             name: "gra-map",
+            dependencies: ["GRAKit", "GRACommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "gra-generate",
+            dependencies: ["GRAKit", "GRACommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "gra-review",
+            dependencies: ["GRAKit", "GRACommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "gra-adjudicate",
             dependencies: ["GRAKit", "GRACommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // A fake OpenAI-compatible server on 127.0.0.1 with scripted replies and faults:

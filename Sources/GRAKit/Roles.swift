@@ -56,3 +56,35 @@ public struct RoleAssignment: Sendable, Equatable {
         return RoleAssignment(author: author, reviewers: reviewers, adjudicator: adjudicator, relaxed: relaxed)
     }
 }
+
+/// Role overrides from the config file's `"roles"` object:
+/// `{"generators": {"math": ["qwen"], "code": ["coder"]}}` (domain → generator models; other
+/// domains use the whole pool). Names must be models of the pool.
+public struct RoleConfig: Sendable, Equatable {
+    public var generatorsByDomain: [String: [String]] = [:]
+
+    public init() {}
+
+    public static func load(configPath: String?, pool: ModelPool) throws(GRAError) -> RoleConfig {
+        var config = RoleConfig()
+        guard let path = configPath else { return config }
+        guard let text = readTextFile(path) else { throw GRAError.usage("cannot read --config \(path)") }
+        guard case .object(let root)? = try? JSONParser.parse(text) else { throw GRAError.usage("\(path): expected a JSON object") }
+        guard let roles = root["roles"] else { return config }
+        guard case .object(let r) = roles else { throw GRAError.usage("\(path): 'roles' must be an object") }
+        if let g = r["generators"] {
+            guard case .object(let byDomain) = g else { throw GRAError.usage("\(path): roles.generators must map domains to lists of model names") }
+            for f in byDomain.fields {
+                guard case .array(let names) = f.value, names.allSatisfy({ $0.stringValue != nil }) else {
+                    throw GRAError.usage("\(path): roles.generators.\(f.key) must be a list of model names")
+                }
+                let list = names.compactMap(\.stringValue)
+                for name in list where pool.model(named: name) == nil {
+                    throw GRAError.usage("\(path): roles.generators.\(f.key) names '\(name)', which is not in the model pool")
+                }
+                config.generatorsByDomain[f.key] = list
+            }
+        }
+        return config
+    }
+}

@@ -87,21 +87,10 @@ struct MapCommand: ParsableCommand {
         let diagnostics = Diagnostics(tool: "gra-map", quiet: input.quiet)
         let environment = ProcessInfo.processInfo.environment
         try StageRunner.run(diagnostics) { () throws(GRAError) -> Int32 in
-            var pool = try client.pool(environment: environment)
-            let llm = try client.makeClient(environment: environment, diagnostics: diagnostics)
+            let setup = try StageSetup(client, diagnostics: diagnostics, environment: environment)
+            let pool = setup.pool
+            let llm = setup.client
             defer { llm.http.shutdown() }
-            if pool.models.isEmpty, let base = environment["OPENAI_BASE_URL"], !base.isEmpty {
-                // Only a server given: use the model it serves (llama.cpp and Ollama serve one).
-                let url = try ModelPool.normalizeBaseURL(base)
-                guard case .success(let ids) = llm.listModels(baseURL: url), let first = ids.first else {
-                    throw GRAError.usage("no model configured and \(url) lists none: use --model NAME@BASE_URL or GRA_MODELS")
-                }
-                diagnostics.info("using model '\(first)', the first one \(url) serves (set GRA_MODELS or --model to choose)")
-                try pool.add(spec: first + "@" + url, defaultBaseURL: nil)
-            }
-            guard !pool.models.isEmpty else {
-                throw GRAError.usage("no model configured: use --model NAME@BASE_URL, --config FILE, or GRA_MODELS with OPENAI_BASE_URL")
-            }
             let model: ModelEndpoint
             if let use {
                 guard let m = pool.model(named: use) else { throw GRAError.usage("--use \(use): no such model in the pool (\(pool.models.map(\.name).joined(separator: ", ")))") }
@@ -130,10 +119,7 @@ struct MapCommand: ParsableCommand {
             options.io.errorsPath = errors
             options.io.unordered = unordered
             options.io.statsPath = stats
-
-            llm.onRetry = { message in diagnostics.info(message) }
-            llm.onWarning = { message in diagnostics.warn(message) }
-            checkModel(llm, model, diagnostics)
+            setup.checkModels([model], diagnostics)
             let stage = MapStage(options: options, client: llm, output: OutputSink(fd: 1), diagnostics: diagnostics)
             let summary = try stage.run()
             return summary.failed > 0 ? ExitCode.tempFailure : ExitCode.ok
@@ -149,20 +135,5 @@ struct MapCommand: ParsableCommand {
         let parts = text.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
         guard !parts.isEmpty, !parts.contains(where: \.isEmpty) else { throw GRAError.usage("--into '\(text)' is not a dotted field path") }
         return parts
-    }
-
-    /// Asks each replica which models it serves; warns (never fails: a rerun may be served
-    /// entirely from the cache) when it is unreachable or does not list the model.
-    private func checkModel(_ client: LLMClient, _ model: ModelEndpoint, _ diagnostics: Diagnostics) {
-        for base in model.baseURLs {
-            switch client.listModels(baseURL: base, apiKeyVariable: model.apiKeyVariable) {
-            case .failure(let f):
-                diagnostics.warn("cannot list models at \(base): \(f.message)")
-            case .success(let ids):
-                if !ids.isEmpty && !ids.contains(model.name) {
-                    diagnostics.warn("\(base) does not list model '\(model.name)' (it lists: \(ids.prefix(8).joined(separator: ", ")))")
-                }
-            }
-        }
     }
 }

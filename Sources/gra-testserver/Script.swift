@@ -24,7 +24,8 @@ struct Rule: Sendable {
     // Match keys; nil matches anything.
     var path: String?
     var model: String?
-    var contains: String?
+    /// Texts that must all appear in the request's messages (or inputs).
+    var contains: [String]?
     /// Applies to the first `times` matching requests only; nil is unlimited.
     var times: Int?
 
@@ -117,7 +118,7 @@ final class Script: @unchecked Sendable {
             for (i, rule) in rules.enumerated() {
                 if let p = rule.path, p != path { continue }
                 if let m = rule.model, m != model { continue }
-                if let c = rule.contains, !c.isEmpty, !text.contains(c) { continue }
+                if let c = rule.contains, !c.allSatisfy({ $0.isEmpty || text.contains($0) }) { continue }
                 if let t = rule.times, used[i] >= t { continue }
                 used[i] += 1
                 return (i, rule)
@@ -145,7 +146,15 @@ final class Script: @unchecked Sendable {
         var r = Rule()
         r.path = try string(o, "path")
         r.model = try string(o, "model")
-        r.contains = try string(o, "contains")
+        switch o["contains"] {
+        case .array(let items)?:
+            guard items.allSatisfy({ $0.stringValue != nil }) else { throw ScriptError(description: "\"contains\" must be a string or an array of strings") }
+            r.contains = items.compactMap(\.stringValue)
+        case .some:
+            r.contains = try string(o, "contains").map { [$0] }
+        case nil:
+            break
+        }
         r.times = try integer(o, "times", 0...Int(Int32.max))
         r.delayMs = try integer(o, "delay_ms", 0...3_600_000) ?? 0
         r.reply = try string(o, "reply")

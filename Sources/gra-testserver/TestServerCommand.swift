@@ -29,7 +29,7 @@ struct TestServerCommand: ParsableCommand {
 
             --script FILE holds {"rules":[RULE,...]}; for each request the first rule that \
             matches and still has uses left acts. Match keys (all optional, all must hold): \
-            "path", "model" (exact), "contains" (substring of the message contents, or of the \
+            "path", "model" (exact), "contains" (a substring, or an array of substrings that must all appear, of the message contents, or of the \
             embedding inputs, joined with newlines), "times": N (the first N matching requests \
             only). Actions: "delay_ms", "reply", "reply_json" (any JSON, sent as the content \
             string), "reasoning" with "reasoning_field" ("reasoning_content" or "reasoning"), \

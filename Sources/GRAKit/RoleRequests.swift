@@ -1,0 +1,88 @@
+/// The JSON shapes GRA's roles answer in, as schemas: sent as `response_format` (where the
+/// server accepts it) and always checked on the reply, so a score of 11 or "seven" is a parse
+/// failure (re-asked, then an error), never clamped or guessed.
+public enum RoleSchemas {
+    /// A reviewer's verdict on one round: a score from 1 to 10 and a comment.
+    public static let review = schema("""
+        {"type":"object","properties":{"score":{"type":"number","minimum":1,"maximum":10},"comment":{"type":"string"}},"required":["score","comment"]}
+        """)
+    /// The area chair's ruling.
+    public static let adjudication = schema("""
+        {"type":"object","properties":{"decision":{"type":"string","enum":["accept","reject"]},"score":{"type":"number","minimum":1,"maximum":10},"rationale":{"type":"string"}},"required":["decision","score","rationale"]}
+        """)
+    /// A generated sample.
+    public static let sample = schema("""
+        {"type":"object","properties":{"instruction":{"type":"string","minLength":1},"input":{"type":"string"},"response":{"type":"string","minLength":1}},"required":["instruction","input","response"]}
+        """)
+    /// The knowledge a seed is about.
+    public static let knowledge = schema("""
+        {"type":"object","properties":{"keywords":{"type":"array","items":{"type":"string","minLength":1},"minItems":1,"maxItems":12},"summary":{"type":"string","minLength":1}},"required":["keywords","summary"]}
+        """)
+    /// A domain label, one of `domains`.
+    public static func domain(_ domains: [String]) -> JSONSchema {
+        let values = JSONWriter.string(.array(domains.map { .string($0) }))
+        return schema("{\"type\":\"object\",\"properties\":{\"domain\":{\"type\":\"string\",\"enum\":\(values)}},\"required\":[\"domain\"]}")
+    }
+
+    private static func schema(_ text: String) -> JSONSchema {
+        // The texts above are constants: a failure here is a bug in gra, caught by any test.
+        try! JSONSchema(JSONParser.parse(text))
+    }
+}
+
+/// Builds the chat request of one role's prompt: the messages, the JSON schema as
+/// `response_format` (unless the server rejects it), and the prompt version (template and
+/// schema hash) that goes into the cache key.
+public struct RoleRequestMaker: Sendable {
+    public var parameters = JSONObject()
+    public var sendResponseFormat = true
+    public var parseRetries = 2
+
+    public init() {}
+
+    public func request(_ template: PromptTemplate, context: JSONObject, schema: JSONSchema, schemaName: String,
+                        model: ModelEndpoint, sampleIndex: Int = 0) -> Result<ChatRequest, TaskFailure> {
+        switch renderPrompt(template, context) {
+        case .failure(var f):
+            f.model = model.name
+            return .failure(f)
+        case .success(let messages):
+            let version = template.version + "+" + String(SHA256.hex(JSONWriter.string(schema.schema)).prefix(16))
+            return .success(ChatRequest(model: model, messages: messages, parameters: parameters,
+                                        responseFormat: sendResponseFormat ? ChatRequest.jsonSchemaFormat(name: schemaName, schema: schema) : nil,
+                                        sampleIndex: sampleIndex, promptVersion: version))
+        }
+    }
+
+    /// A parser for replies that must be JSON matching `schema`.
+    public static func parser(_ schema: JSONSchema) -> @Sendable (ChatReply) -> Result<JSONValue, ReplyProblem> {
+        { reply in ReplyJSON.extract(reply.content ?? "", schema: schema) }
+    }
+}
+
+/// Collects the answers of several requests made for one record and calls back once, with all
+/// of them in order or with the first failure.
+final class AnswerGroup: @unchecked Sendable {
+    private var answers: [(value: JSONValue, reply: ChatReply)?]
+    private var failure: TaskFailure?
+    private var remaining: Int
+    private let done: ([(value: JSONValue, reply: ChatReply)]) -> Void
+    private let failed: (TaskFailure) -> Void
+
+    init(count: Int, done: @escaping ([(value: JSONValue, reply: ChatReply)]) -> Void, failed: @escaping (TaskFailure) -> Void) {
+        answers = Array(repeating: nil, count: count)
+        remaining = count
+        self.done = done
+        self.failed = failed
+    }
+
+    func receive(_ index: Int, _ result: Result<(value: JSONValue, reply: ChatReply), TaskFailure>) {
+        switch result {
+        case .success(let a): answers[index] = a
+        case .failure(let f): if failure == nil { failure = f }
+        }
+        remaining -= 1
+        guard remaining == 0 else { return }
+        if let failure { failed(failure) } else { done(answers.map { $0! }) }
+    }
+}

@@ -1,0 +1,59 @@
+import ArgumentParser
+import Foundation
+import GRACommandLine
+import GRAKit
+
+@main
+struct AdjudicateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gra-adjudicate",
+        abstract: "GRA's area chair: rule on disputed samples; write the accepted ones.",
+        discussion: """
+            Reads records reviewed by gra-review. Accepted records pass through untouched. \
+            Records the reviewers rejected go to --rejects with their reason. Disputed records \
+            go to an adjudicator model (the one gra.review.roles names, else one drawn from the \
+            pool that is neither author nor reviewer) with the sample and every review; it \
+            answers {decision accept|reject, score, rationale}, parsed strictly, stored in \
+            gra.adjudication. Accepted ones are written to stdout, rejected ones to --rejects. \
+            The end-of-run line on stderr counts accepted, rejected by reviewers, rejected by \
+            the adjudicator, and errors.
+
+            Every input record ends up on stdout, in the --rejects file or in the --errors file. \
+            Exit status: 0 success, 64 usage error, 65 malformed input, 74 I/O error, 75 some \
+            records failed (see --errors; rerun to retry them), 130 interrupted.
+            """
+    )
+
+    @Option(name: .long, help: ArgumentHelp("Write rejected records here (NDJSON: stage, id, reason, record). Without it each rejection is reported on stderr.", valueName: "file"))
+    var rejects: String?
+
+    @OptionGroup(title: "Roles, prompts and replies")
+    var roles: RoleStageOptions
+
+    @OptionGroup(title: "Sampling")
+    var sampling: SamplingOptions
+
+    @OptionGroup(title: "Models, concurrency and cache")
+    var client: ClientOptions
+
+    @OptionGroup(title: "Input")
+    var input: InputOptions
+
+    func run() throws {
+        Signals.install()
+        let diagnostics = Diagnostics(tool: "gra-adjudicate", quiet: input.quiet)
+        let environment = ProcessInfo.processInfo.environment
+        try StageRunner.run(diagnostics) { () throws(GRAError) -> Int32 in
+            let prompts = try roles.promptSet()
+            let setup = try StageSetup(client, diagnostics: diagnostics, environment: environment)
+            defer { setup.client.http.shutdown() }
+            var options = AdjudicateOptions(pool: setup.pool, prompts: prompts)
+            options.seed = roles.seed
+            options.requests = roles.requestMaker(sampling)
+            options.io = roles.io(input)
+            options.io.rejectsPath = rejects
+            let summary = try AdjudicateStage(options: options, client: setup.client, output: OutputSink(fd: 1), diagnostics: diagnostics).run()
+            return summary.failed > 0 ? ExitCode.tempFailure : ExitCode.ok
+        }
+    }
+}

@@ -1,0 +1,96 @@
+import ArgumentParser
+import Foundation
+import GRACommandLine
+import GRAKit
+
+@main
+struct ReviewCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gra-review",
+        abstract: "GRA's reviewers: score each sample in two rounds and decide accept, reject or dispute.",
+        discussion: """
+            For each record (instruction, optional input, response; `output` is read as \
+            `response`), --reviewers K models from the pool score it from 1 to 10 with a comment: \
+            round 1 judges the instruction (reasonable, clear, answerable, self-contained), round 2 \
+            the response (correct, relevant, complete, well written). Reviewers are drawn per \
+            record by a hash of its id and --seed, never the record's own generator \
+            (gra.origin.generator) unless the pool is too small (then a warning says which rule \
+            was relaxed). Replies are parsed strictly: a score outside 1-10 or not a number is \
+            re-asked, then an error, never clamped or guessed.
+
+            Decision per round, from the mean and the population variance of the K scores: mean \
+            < --min-score with variance <= --max-variance rejects (an instruction rejected in \
+            round 1 skips round 2); variance > --max-variance in any round is a dispute (for \
+            gra-adjudicate); otherwise accept. Every record is written with gra.review (roles, \
+            each review, per-round mean and variance, decision, reason); nothing is filtered here. \
+            --rescore re-decides from the stored scores with new thresholds without asking any \
+            model.
+
+            Exit status: 0 success, 64 usage error, 65 malformed input, 74 I/O error, 75 some \
+            records failed (see --errors; rerun to retry them, answered requests come from the \
+            cache), 130 interrupted.
+            """
+    )
+
+    @Option(name: .long, help: ArgumentHelp("Reviewers per record.", valueName: "k"))
+    var reviewers: Int = 3
+
+    @Option(name: .long, help: ArgumentHelp("A round whose mean score is below this (with variance at most --max-variance) rejects.", valueName: "x"))
+    var minScore: Double = 7
+
+    @Option(name: .long, help: ArgumentHelp("A round whose score variance exceeds this is a dispute.", valueName: "x"))
+    var maxVariance: Double = 2
+
+    @Flag(name: .long, help: "Re-decide from the scores stored in gra.review with the thresholds given; no request is sent.")
+    var rescore = false
+
+    @OptionGroup(title: "Roles, prompts and replies")
+    var roles: RoleStageOptions
+
+    @OptionGroup(title: "Sampling")
+    var sampling: SamplingOptions
+
+    @OptionGroup(title: "Models, concurrency and cache")
+    var client: ClientOptions
+
+    @OptionGroup(title: "Input")
+    var input: InputOptions
+
+    func validate() throws {
+        guard reviewers > 0 else { throw ValidationError("--reviewers must be positive") }
+        guard (1...10).contains(minScore) else { throw ValidationError("--min-score must be between 1 and 10") }
+        guard maxVariance >= 0 else { throw ValidationError("--max-variance must be 0 or more") }
+    }
+
+    func run() throws {
+        Signals.install()
+        let diagnostics = Diagnostics(tool: "gra-review", quiet: input.quiet)
+        let environment = ProcessInfo.processInfo.environment
+        try StageRunner.run(diagnostics) { () throws(GRAError) -> Int32 in
+            let prompts = try roles.promptSet()
+            let thresholds = ReviewRule.Thresholds(minScore: minScore, maxVariance: maxVariance)
+            if rescore {
+                // No model is asked: no pool, no server, no cache needed.
+                var options = ReviewOptions(pool: ModelPool(), prompts: prompts)
+                options.thresholds = thresholds
+                options.rescore = true
+                options.io = roles.io(input)
+                let llm = LLMClient(http: HTTPClient(maxInFlight: 1), cache: nil, environment: environment)
+                defer { llm.http.shutdown() }
+                let summary = try ReviewStage(options: options, client: llm, output: OutputSink(fd: 1), diagnostics: diagnostics).run()
+                return summary.failed > 0 ? ExitCode.tempFailure : ExitCode.ok
+            }
+            let setup = try StageSetup(client, diagnostics: diagnostics, environment: environment)
+            defer { setup.client.http.shutdown() }
+            var options = ReviewOptions(pool: setup.pool, prompts: prompts)
+            options.reviewers = reviewers
+            options.seed = roles.seed
+            options.thresholds = thresholds
+            options.requests = roles.requestMaker(sampling)
+            options.io = roles.io(input)
+            setup.checkModels(setup.pool.models, diagnostics)
+            let summary = try ReviewStage(options: options, client: setup.client, output: OutputSink(fd: 1), diagnostics: diagnostics).run()
+            return summary.failed > 0 ? ExitCode.tempFailure : ExitCode.ok
+        }
+    }
+}
