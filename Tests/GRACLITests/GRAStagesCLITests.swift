@@ -168,6 +168,26 @@ struct GRAStagesCLITests {
         if n >= 5 { #expect(a.map { "\($0["reviewers"] ?? "")" } != c.map { "\($0["reviewers"] ?? "")" }) }
     }
 
+    /// An edited prompt (--prompts DIR) re-asks only the requests it affects: round 1 here,
+    /// while round 2 comes from the cache.
+    @Test func editedPromptReasksOnlyItsRound() throws {
+        let dir = try setUp(rules: [Self.score(["Rate this instruction"], "8"), Self.score([Self.round1], "8"), Self.score([Self.round2], "8")],
+                            records: (0..<4).map { Self.sample("r\($0)", "MARK-\($0)") })
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("prompts"), withIntermediateDirectories: true)
+        try Data("Rate this instruction from 1 to 10 as JSON {score, comment}: {{instruction}}\n".utf8)
+            .write(to: dir.appendingPathComponent("prompts/review-instruction.txt"))
+        let r = try ToolRunner.sh(Self.prelude + """
+            start_server --script script.json --models \(Self.modelList(5))
+            gra-review \(Self.pool(5)) --cache cache < in.ndjson > a.ndjson; echo "a $?"
+            n=$(requests)
+            gra-review \(Self.pool(5)) --cache cache --prompts prompts < in.ndjson > b.ndjson; echo "b $?"
+            echo "extra $(( $(requests) - n ))"
+            """, in: dir)
+        #expect(r.stdoutLines == ["a 0", "b 0", "extra 12"], "\(r.stderr)")
+        let log = try chatLog(dir)
+        #expect(log.suffix(12).allSatisfy { $0.prompt.hasPrefix("Rate this instruction from 1 to 10") })
+    }
+
     /// DESIGN §4 on reviewer replies: <think> blocks and fenced JSON are read; prose, a score
     /// of 11 and a score of "seven" are re-asked and then errors, never scores.
     @Test func replyParsing() throws {
