@@ -4,6 +4,8 @@ public struct AdjudicateOptions: Sendable {
     public var prompts: PromptSet
     /// Seed of the role assignment, for records whose review names no adjudicator in the pool.
     public var seed = 0
+    /// The config's roles (a fixed adjudicator list).
+    public var roles = RoleConfig()
     public var requests = RoleRequestMaker()
     public var io = StageIOOptions()
 
@@ -126,11 +128,12 @@ public final class AdjudicateStage: @unchecked Sendable {
     /// same rules (neither author nor reviewer, unless the pool is too small).
     private func chooseAdjudicator(_ review: JSONObject, id: String) -> Result<ModelEndpoint, TaskFailure> {
         let roles = review["roles"]?.objectValue
-        if let name = roles?["adjudicator"]?.stringValue, let m = options.pool.model(named: name) { return .success(m) }
+        if let name = roles?["adjudicator"]?.stringValue, options.roles.adjudicators?.contains(name) ?? true,
+           let m = options.pool.model(named: name) { return .success(m) }
         guard !options.pool.models.isEmpty else { return .failure(TaskFailure(reason: "the model pool is empty")) }
         let author = roles?["author"]?.stringValue ?? ""
         let reviewers = (roles?["reviewers"]?.arrayValue ?? []).compactMap(\.stringValue)
-        let names = options.pool.models.map(\.name)
+        let names = options.roles.adjudicators ?? options.pool.models.map(\.name)
         let ordered = RoleAssignment.order(names, recordID: id, seed: options.seed)
         let name = ordered.first { $0 != author && !reviewers.contains($0) }
             ?? ordered.first { $0 != author }

@@ -7,6 +7,8 @@ public struct ReviewOptions: Sendable {
     /// Seed of the role assignment.
     public var seed = 0
     public var thresholds = ReviewRule.Thresholds()
+    /// The config's roles (fixed reviewer and adjudicator lists).
+    public var roles = RoleConfig()
     public var requests = RoleRequestMaker()
     /// Re-decide from the stored scores with `thresholds`; no model is asked.
     public var rescore = false
@@ -64,7 +66,8 @@ public final class ReviewStage: @unchecked Sendable {
         // The author never reviews its own sample; a seed has no author.
         let author = task.record.graSection("origin")?["generator"]?.stringValue
         let roles = RoleAssignment.assign(pool: options.pool.models.map(\.name), recordID: fields.id, seed: options.seed,
-                                          reviewers: options.reviewers, author: author ?? "")
+                                          reviewers: options.reviewers, author: author ?? "",
+                                          reviewerPool: options.roles.reviewers, adjudicatorPool: options.roles.adjudicators)
         for rule in roles.relaxed where relaxedSaid.insert(rule).inserted {
             engine.diagnostics.warn("role rule relaxed: \(rule)")
         }

@@ -21,36 +21,40 @@ public struct RoleAssignment: Sendable, Equatable {
     }
 
     /// Assigns roles for one record. `author` is the record's generator when it already has
-    /// one (review of generated data); nil picks one from the pool.
-    public static func assign(pool: [String], recordID: String, seed: Int, reviewers k: Int, author given: String? = nil) -> RoleAssignment {
+    /// one (review of generated data); nil picks one from the pool. `reviewerPool` and
+    /// `adjudicatorPool` (the config's fixed lists) restrict who may play those parts.
+    public static func assign(pool: [String], recordID: String, seed: Int, reviewers k: Int, author given: String? = nil,
+                              reviewerPool: [String]? = nil, adjudicatorPool: [String]? = nil) -> RoleAssignment {
         precondition(!pool.isEmpty, "the pool is empty")
         let ordered = order(Array(Set(pool)).sorted(), recordID: recordID, seed: seed)
         let author = given ?? ordered[0]
+        let reviewerOrder = reviewerPool.map { order(Array(Set($0)).sorted(), recordID: recordID, seed: seed) } ?? ordered
+        let adjudicatorOrder = adjudicatorPool.map { order(Array(Set($0)).sorted(), recordID: recordID, seed: seed) } ?? ordered
         var relaxed: [String] = []
-        var reviewers = Array(ordered.filter { $0 != author }.prefix(k))
+        var reviewers = Array(reviewerOrder.filter { $0 != author }.prefix(k))
         if reviewers.count < k {
-            if ordered.contains(author) {
+            if reviewerOrder.contains(author) {
                 reviewers.append(author)
-                relaxed.append("a reviewer is also the author (pool of \(ordered.count) for \(k) reviewers)")
+                relaxed.append("a reviewer is also the author (\(reviewerOrder.count) possible reviewers for \(k))")
             }
             var i = 0
-            let cycle = reviewers.isEmpty ? [author] : reviewers
+            let cycle = reviewers.isEmpty ? [reviewerOrder.first ?? author] : reviewers
             var repeated = false
             while reviewers.count < k {
                 reviewers.append(cycle[i % cycle.count])
                 i += 1
                 repeated = true
             }
-            if repeated { relaxed.append("a model reviews more than once (pool of \(ordered.count) for \(k) reviewers)") }
+            if repeated { relaxed.append("a model reviews more than once (\(reviewerOrder.count) possible reviewers for \(k))") }
         }
         let adjudicator: String
-        if let a = ordered.first(where: { $0 != author && !reviewers.contains($0) }) {
+        if let a = adjudicatorOrder.first(where: { $0 != author && !reviewers.contains($0) }) {
             adjudicator = a
-        } else if let a = ordered.first(where: { $0 != author }) {
+        } else if let a = adjudicatorOrder.first(where: { $0 != author }) {
             adjudicator = a
             relaxed.append("the adjudicator is also a reviewer")
         } else {
-            adjudicator = author
+            adjudicator = adjudicatorOrder.first ?? author
             relaxed.append("the adjudicator is the author")
         }
         return RoleAssignment(author: author, reviewers: reviewers, adjudicator: adjudicator, relaxed: relaxed)
@@ -58,10 +62,15 @@ public struct RoleAssignment: Sendable, Equatable {
 }
 
 /// Role overrides from the config file's `"roles"` object:
-/// `{"generators": {"math": ["qwen"], "code": ["coder"]}}` (domain → generator models; other
-/// domains use the whole pool). Names must be models of the pool.
+/// `{"generators": {"math": ["qwen"], "code": ["coder"]}, "reviewers": ["a", "b", "c"],
+/// "adjudicators": ["big"]}` (domain → generator models, other domains use the whole pool;
+/// fixed reviewer and adjudicator lists). Names must be models of the pool.
 public struct RoleConfig: Sendable, Equatable {
     public var generatorsByDomain: [String: [String]] = [:]
+    /// Fixed reviewer list (`"reviewers": [...]`), nil for the whole pool.
+    public var reviewers: [String]?
+    /// Fixed adjudicator list (`"adjudicators": [...]`), nil for the whole pool.
+    public var adjudicators: [String]?
 
     public init() {}
 
@@ -85,6 +94,19 @@ public struct RoleConfig: Sendable, Equatable {
                 config.generatorsByDomain[f.key] = list
             }
         }
+        func list(_ key: String) throws(GRAError) -> [String]? {
+            guard let v = r[key] else { return nil }
+            guard case .array(let names) = v, !names.isEmpty, names.allSatisfy({ $0.stringValue != nil }) else {
+                throw GRAError.usage("\(path): roles.\(key) must be a non-empty list of model names")
+            }
+            let list = names.compactMap(\.stringValue)
+            for name in list where pool.model(named: name) == nil {
+                throw GRAError.usage("\(path): roles.\(key) names '\(name)', which is not in the model pool")
+            }
+            return list
+        }
+        config.reviewers = try list("reviewers")
+        config.adjudicators = try list("adjudicators")
         return config
     }
 }

@@ -49,6 +49,7 @@ struct AdjudicateCommand: ParsableCommand {
             defer { setup.client.http.shutdown() }
             var options = AdjudicateOptions(pool: setup.pool, prompts: prompts)
             options.seed = roles.seed
+            options.roles = try RoleConfig.load(configPath: client.config, pool: setup.pool)
             options.requests = roles.requestMaker(sampling)
             options.io = roles.io(input)
             options.io.rejectsPath = rejects

@@ -86,6 +86,7 @@ struct ReviewCommand: ParsableCommand {
             options.reviewers = reviewers
             options.seed = roles.seed
             options.thresholds = thresholds
+            options.roles = try RoleConfig.load(configPath: client.config, pool: setup.pool)
             options.requests = roles.requestMaker(sampling)
             options.io = roles.io(input)
             setup.checkModels(setup.pool.models, diagnostics)

@@ -168,6 +168,44 @@ struct GRAStagesCLITests {
         if n >= 5 { #expect(a.map { "\($0["reviewers"] ?? "")" } != c.map { "\($0["reviewers"] ?? "")" }) }
     }
 
+    /// The config's roles: generators per domain, fixed reviewers and adjudicators.
+    @Test func configRoleOverrides() throws {
+        let rules = [#"{"contains":"extract the knowledge","reply_json":{"keywords":["k"],"summary":"S."}}"#,
+                     #"{"contains":"Write ONE new example","reply_json":{"instruction":"New","input":"","response":"Old"}}"#,
+                     Self.score([Self.round1], "8"), Self.score([Self.round2], "9", times: 10), Self.score([Self.round2], "2"),
+                     #"{"contains":"\#(Self.adjudicate)","reply_json":{"decision":"accept","score":8,"rationale":"fine"}}"#]
+        let seeds = (0..<8).map { #"{"id":"s\#($0)","domain":"\#($0 % 2 == 0 ? "math" : "code")","instruction":"Task \#($0)","output":"A"}"# }
+        let dir = try setUp(rules: rules, records: seeds)
+        let config = #"""
+            {"models": [\#((1...5).map { #"{"name":"m\#($0)","base_url":"URL"}"# }.joined(separator: ","))],
+             "roles": {"generators": {"math": ["m1"]}, "reviewers": ["m2", "m3", "m4"], "adjudicators": ["m5"]}}
+            """#
+        try Data(config.utf8).write(to: dir.appendingPathComponent("config.template"))
+        let r = try ToolRunner.sh(Self.prelude + """
+            start_server --script script.json --models \(Self.modelList(5))
+            sed "s|URL|$URL|g" config.template > gra.json
+            gra-generate --config gra.json --no-cache --per-seed 2 < in.ndjson | tee gen.ndjson | gra-review --config gra.json --no-cache | tee rev.ndjson \
+              | gra-adjudicate --config gra.json --no-cache > acc.ndjson
+            echo "status $?"
+            sed 's/"adjudicators": \\["m5"\\]/"adjudicators": ["m9"]/' gra.json > bad.json
+            gra-review --config bad.json --no-cache < gen.ndjson > /dev/null 2> bad.err; echo "bad $?"
+            """, in: dir)
+        #expect(r.stdoutLines == ["status 0", "bad 64"], "\(r.stderr)")
+        let gen = try lines(dir, "gen.ndjson")
+        #expect(gen.count == 16)
+        let generators = gen.map { (($0["gra"] as? [String: Any])?["origin"] as? [String: Any])?["generator"] as? String ?? "" }
+        #expect(zip(gen, generators).filter { $0.0["domain"] as? String == "math" }.allSatisfy { $0.1 == "m1" })
+        #expect(Set(zip(gen, generators).filter { $0.0["domain"] as? String == "code" }.map(\.1)).count > 1)
+        let rev = try lines(dir, "rev.ndjson")
+        for o in rev {
+            let roles = Self.review(o)["roles"] as? [String: Any] ?? [:]
+            let reviewers = Set(roles["reviewers"] as? [String] ?? [])
+            #expect(reviewers.isSubset(of: ["m2", "m3", "m4"]) && roles["adjudicator"] as? String == "m5")
+        }
+        #expect(try chatLog(dir).filter { $0.prompt.contains(Self.adjudicate) }.allSatisfy { $0.model == "m5" })
+        #expect(try String(contentsOf: dir.appendingPathComponent("bad.err"), encoding: .utf8).contains("roles.adjudicators names 'm9'"))
+    }
+
     /// An edited prompt (--prompts DIR) re-asks only the requests it affects: round 1 here,
     /// while round 2 comes from the cache.
     @Test func editedPromptReasksOnlyItsRound() throws {
