@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .library(name: "GRAKit", targets: ["GRAKit"]),
+        .executable(name: "gra", targets: ["gra"]),
         .executable(name: "gra-format", targets: ["gra-format"]),
         .executable(name: "gra-map", targets: ["gra-map"]),
         .executable(name: "gra-generate", targets: ["gra-generate"]),
@@ -34,6 +35,8 @@ let package = Package(
             name: "GRACommandLine",
             dependencies: ["GRAKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        // `gra STAGE ...` runs gra-STAGE from PATH (git-style).
+        .executableTarget(name: "gra"),
         // Thin command-line front ends: parse arguments, call GRAKit.
         .executableTarget(
             name: "gra-format",
