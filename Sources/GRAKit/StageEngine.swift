@@ -358,7 +358,11 @@ public final class StageEngine: @unchecked Sendable {
             var e = JSONObject()
             e.append("stage", .string(name))
             e.append("where", .string(task.place))
-            if let id = task.record["id"] { e.append("id", id) }
+            if let id = task.record["id"] {
+                e.append("id", id)
+            } else if case .success(let fields) = SampleFields.read(task.record, needResponse: false) {
+                e.append("id", .string(fields.id))   // the content-hash id the stages give it
+            }
             if let model = failure.model { e.append("model", .string(model)) }
             for f in failure.extra.fields { e.append(f.key, f.value) }
             e.append("reason", .string(failure.reason))

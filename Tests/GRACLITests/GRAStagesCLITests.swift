@@ -1,4 +1,5 @@
 import Foundation
+import GRAKit
 import Testing
 
 /// gra-generate, gra-review and gra-adjudicate through the built binaries, in real pipes,
@@ -367,5 +368,54 @@ struct DispatcherTests {
             #"{"conversations":[{"from":"human","value":"i"},{"from":"gpt","value":"o"}],"id":"a"}"#,
             "1", "nope 64", "1",
         ], "\(r.stderr)")
+    }
+}
+
+@Suite("bin/gra-pipeline")
+struct PipelineScriptTests {
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    @Test func roundsChainAndEveryStageIsSaved() throws {
+        let dir = ToolRunner.scratch()
+        let r2 = GRAStagesCLITests.round2
+        let rules = [
+            #"{"contains":"extract the knowledge","reply_json":{"keywords":["k"],"summary":"S."}}"#,
+            #"{"contains":["Write ONE new example","\u0023## Seed\nInstruction: Seed one"],"reply":"no JSON here"}"#,
+            #"{"contains":["Write ONE new example","\u0023## Seed\nInstruction: Seed two"],"reply_json":{"instruction":"BAD sample","input":"","response":"wrong"}}"#,
+            #"{"contains":"Write ONE new example","reply_json":{"instruction":"New task","input":"","response":"New answer"}}"#,
+            GRAStagesCLITests.score(["BAD sample", r2], "2"),
+            GRAStagesCLITests.score([GRAStagesCLITests.round1], "8"), GRAStagesCLITests.score([r2], "9"),
+        ]
+        try Data(#"{"rules":[\#(rules.joined(separator: ",\n"))]}"#.utf8).write(to: dir.appendingPathComponent("script.json"))
+        let seeds = ["zero", "one", "two", "three"].map { #"{"instruction":"Seed \#($0)","output":"Answer","domain":"general","source":"mine"}"# }
+        try Data(("[" + seeds.joined(separator: ",") + "]").utf8).write(to: dir.appendingPathComponent("seeds.json"))
+        let r = try ToolRunner.sh(MapCLITests.prelude + """
+            start_server --script script.json --models \(GRAStagesCLITests.modelList(5))
+            '\(Self.repo.path)/bin/gra-pipeline' --run run --rounds 2 --to alpaca,sharegpt seeds.json -- \(GRAStagesCLITests.pool(5)) -q
+            echo "status $?"
+            n=$(requests)
+            '\(Self.repo.path)/bin/gra-pipeline' --run run --rounds 2 seeds.json -- \(GRAStagesCLITests.pool(5)) -q 2>/dev/null
+            echo "rerun $? $(( $(requests) - n ))"
+            """, in: dir)
+        #expect(r.stdoutLines == ["status 75", "rerun 75 0"], "\(r.stderr)")
+        let run = dir.appendingPathComponent("run")
+        func ids(_ path: String) throws -> [String] {
+            try jsonLines(Data(contentsOf: run.appendingPathComponent(path))).compactMap { $0["id"] as? String }
+        }
+        // Seeds without an id get a content hash.
+        let seedIDs = ["zero", "one", "two", "three"].map { SampleFields.contentID(instruction: "Seed \($0)", input: "", response: "Answer") }
+        #expect(try ids("round-1/generated.ndjson") == [seedIDs[0], seedIDs[2], seedIDs[3]].map { $0 + ".g0" })
+        #expect(try ids("round-1/reviewed.ndjson") == ids("round-1/generated.ndjson"))
+        #expect(try ids("round-1/accepted.ndjson") == [seedIDs[0], seedIDs[3]].map { $0 + ".g0" })
+        #expect(try jsonLines(Data(contentsOf: run.appendingPathComponent("round-1/rejects.ndjson"))).compactMap { $0["id"] as? String } == [seedIDs[2] + ".g0"])
+        #expect(try jsonLines(Data(contentsOf: run.appendingPathComponent("round-1/errors-generate.ndjson"))).compactMap { $0["id"] as? String } == [seedIDs[1]])
+        #expect(try ids("round-2/generated.ndjson") == [seedIDs[0], seedIDs[3]].map { $0 + ".g0.g0" })
+        let round2 = try jsonLines(Data(contentsOf: run.appendingPathComponent("round-2/accepted.ndjson")))
+        #expect(round2.allSatisfy { (($0["gra"] as? [String: Any])?["origin"] as? [String: Any])?["round"] as? Int == 2 && $0["source"] as? String == "mine" })
+        #expect(try ids("dataset.ndjson") == ids("round-1/accepted.ndjson") + ids("round-2/accepted.ndjson"))
+        let alpaca = try JSONSerialization.jsonObject(with: Data(contentsOf: run.appendingPathComponent("train.alpaca.json"))) as? [[String: Any]]
+        #expect(alpaca?.count == 4 && alpaca?.allSatisfy { $0["gra"] == nil && $0["output"] as? String == "New answer" } == true)
+        #expect(try jsonLines(Data(contentsOf: run.appendingPathComponent("train.sharegpt.jsonl"))).count == 4)
+        #expect(r.stderr.contains("gra-dedup: not built yet, skipped"))
     }
 }
