@@ -207,6 +207,35 @@ struct GRAStagesCLITests {
         #expect(try String(contentsOf: dir.appendingPathComponent("bad.err"), encoding: .utf8).contains("roles.adjudicators names 'm9'"))
     }
 
+    /// Seeds reviewed directly (the paper's "GRA-Refined seed"): no author, an id from the
+    /// content, the schema sent as response_format unless --no-response-format.
+    @Test func seedsReviewedDirectlyAndResponseFormat() throws {
+        let dir = try setUp(rules: [Self.score([Self.round1], "8"), Self.score([Self.round2], "9")],
+                            records: [#"{"instruction":"Name a prime.","output":"7","tag":"alpaca"}"#])
+        let r = try ToolRunner.sh(Self.prelude + """
+            start_server --script script.json --models \(Self.modelList(3))
+            gra-review \(Self.pool(3)) --no-cache < in.ndjson > a.ndjson; echo "a $?"
+            gra-review \(Self.pool(3)) --no-cache --no-response-format < in.ndjson > b.ndjson; echo "b $?"
+            """, in: dir)
+        #expect(r.stdoutLines == ["a 0", "b 0"], "\(r.stderr)")
+        let a = try lines(dir, "a.ndjson")
+        let roles = Self.review(a[0])["roles"] as? [String: Any] ?? [:]
+        #expect(roles["author"] is NSNull)
+        #expect(Set(roles["reviewers"] as? [String] ?? []) == ["m1", "m2", "m3"])
+        #expect(a[0]["id"] as? String == SampleFields.contentID(instruction: "Name a prime.", input: "", response: "7"))
+        #expect(a[0]["tag"] as? String == "alpaca" && a[0]["output"] as? String == "7" && Self.review(a[0])["decision"] as? String == "accept")
+        // Three models, three reviewers and no author: the adjudicator has to be one of them.
+        #expect(r.stderr.components(separatedBy: "role rule relaxed: the adjudicator is also a reviewer").count == 3)
+        let bodies = try lines(dir, "log.ndjson").filter { $0["path"] as? String == "/v1/chat/completions" }.compactMap { $0["body"] as? [String: Any] }
+        #expect(bodies.count == 12)
+        let formats = bodies.map { $0["response_format"] as? [String: Any] }
+        #expect(formats.prefix(6).allSatisfy { f in
+            let schema = (f?["json_schema"] as? [String: Any])?["schema"] as? [String: Any]
+            return f?["type"] as? String == "json_schema" && (schema?["required"] as? [String]) == ["score", "comment"]
+        })
+        #expect(formats.suffix(6).allSatisfy { $0 == nil })
+    }
+
     /// An edited prompt (--prompts DIR) re-asks only the requests it affects: round 1 here,
     /// while round 2 comes from the cache.
     @Test func editedPromptReasksOnlyItsRound() throws {
@@ -289,7 +318,7 @@ struct GenerateCLITests {
         #"{"contains":"Classify the following","reply":"```json\n{\"domain\": \"math\"}\n```"}"#,
         #"{"contains":["extract the knowledge","SEED-2 "],"delay_ms":200,"reply_json":{"keywords":["late"],"summary":"Slow."}}"#,
         #"{"contains":"extract the knowledge","reply_json":{"keywords":["fractions","ratios"],"summary":"Ratios."}}"#,
-        #"{"contains":["Write ONE new example","variant 2 of 2","\u0023## Seed\nInstruction: Task SEED-5 "],"reply":"Sure! Here is a new task about ratios."}"#,
+        #"{"contains":["Write ONE new example","(variant 2)","\u0023## Seed\nInstruction: Task SEED-5 "],"reply":"Sure! Here is a new task about ratios."}"#,
         #"{"contains":"Write ONE new example","reply_json":{"instruction":"New task","input":"","response":"New answer"}}"#,
     ]
 
@@ -312,8 +341,12 @@ struct GenerateCLITests {
             gra-generate $M --cache cache --max-in-flight 32 --keep-seeds --round 3 --errors err2.ndjson < in.ndjson > again.ndjson; echo "again $?"
             echo "extra $(( $(requests) - n ))"
             cmp many.ndjson again.ndjson && echo same
+            n=$(requests)
+            gra-generate --model m1@$URL --model m2@$URL --model m3@$URL --per-seed 3 --parse-retries 1 --cache cache < in.ndjson > three.ndjson 2>/dev/null
+            echo "three $? $(( $(requests) - n ))"
             """, in: dir)
-        #expect(r.stdoutLines == ["one 75", "many 75", "again 75", "extra 0", "same"], "\(r.stderr)")
+        // Raising --per-seed asks only the new samples (one per seed that got a domain).
+        #expect(r.stdoutLines == ["one 75", "many 75", "again 75", "extra 0", "same", "three 75 9"], "\(r.stderr)")
         let one = try lines(dir, "one.ndjson")
         let many = try lines(dir, "many.ndjson")
         // Samples: 2 per seed, ids <seed>.g<i>, in input order; s7 failed classification; s5's
