@@ -336,10 +336,10 @@ public final class LLMClient: @unchecked Sendable {
     /// Splits a leading `<think>…</think>` block (or text before a lone `</think>`, as some
     /// chat templates emit) from the answer.
     public static func splitThink(_ text: String) -> (thought: String?, answer: String) {
-        guard let close = text.range(of: "</think>") else { return (nil, text) }
+        guard let close = text.rangeOfBytes("</think>") else { return (nil, text) }
         let before = text[..<close.lowerBound]
         var thought = Substring(before)
-        if let open = before.range(of: "<think>") {
+        if let open = before.rangeOfBytes("<think>") {
             guard before[..<open.lowerBound].allSatisfy(\.isWhitespace) else { return (nil, text) }
             thought = before[open.upperBound...]
         }

@@ -30,3 +30,24 @@ extension StringProtocol {
         return String(s)
     }
 }
+
+extension StringProtocol {
+    /// The first occurrence of `needle`, compared byte for byte (no locale, no Unicode
+    /// equivalence): what a tag search in a model reply needs, without Foundation's cost.
+    func rangeOfBytes(_ needle: String) -> Range<Index>? {
+        let n = Array(needle.utf8)
+        guard let first = n.first else { return nil }
+        let hay = utf8
+        var i = hay.startIndex
+        while let start = hay[i...].firstIndex(of: first) {
+            var a = start, b = 0
+            while b < n.count, a != hay.endIndex, hay[a] == n[b] {
+                a = hay.index(after: a)
+                b += 1
+            }
+            if b == n.count { return start..<a }
+            i = hay.index(after: start)
+        }
+        return nil
+    }
+}
