@@ -23,6 +23,24 @@ struct SHA256Tests {
             #expect(SHA256.hex(s) == r, "length \(n)")
         }
     }
+
+    /// Long inputs fed whole, byte by byte through a non-contiguous collection, and in uneven
+    /// pieces all give Python's digest.
+    @Test func longInputsInPiecesMatchHashlib() throws {
+        let text = (0..<700).map { "w\($0 * 7919 % 1000) " }.joined()
+        let expected = try runPython("import hashlib,sys; print(hashlib.sha256(sys.argv[1].encode()).hexdigest())", text)
+        let bytes = Array(text.utf8)
+        #expect(SHA256.hexString(SHA256.hash(bytes)) == expected)
+        #expect(SHA256.hexString(SHA256.hash(bytes.lazy.map { $0 })) == expected)
+        var s = SHA256()
+        var i = 0
+        for size in [1, 63, 64, 65, 3, 200, 1000] where i < bytes.count {
+            s.update(bytes[i..<min(i + size, bytes.count)])
+            i += size
+        }
+        if i < bytes.count { s.update(bytes[i...]) }
+        #expect(SHA256.hexString(s.finalize()) == expected)
+    }
 }
 
 /// Runs a Python one-liner as an oracle (python3 is part of the machine image).
