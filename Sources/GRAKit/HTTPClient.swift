@@ -124,6 +124,8 @@ final class HTTPEventLoop: @unchecked Sendable {
 
     private let lock = Mutex()
     private var inbox: [(HTTPRequest, Completion, Double)] = []   // request, completion, not before (uptime)
+    /// The other half of the inbox's double buffer (swapped, never copied: no allocation).
+    private var incoming: [(HTTPRequest, Completion, Double)] = []
     private var stopping = false
     private var inFlightByEndpoint: [String: Int] = [:]   // read under lock by `inFlight(endpoint:)`
 
@@ -274,16 +276,16 @@ final class HTTPEventLoop: @unchecked Sendable {
 
     private func loop() {
         while true {
-            let (incoming, stop) = lock.locked { () -> ([(HTTPRequest, Completion, Double)], Bool) in
-                let items = inbox
-                inbox.removeAll(keepingCapacity: true)
-                return (items, stopping)
+            let stop = lock.locked { () -> Bool in
+                swap(&inbox, &incoming)
+                return stopping
             }
             let now = HTTPClient.now()
             for (request, completion, due) in incoming {
                 let t = Transfer(request: request, completion: completion)
                 if due > now { delayed.append((due, t)) } else { enqueue(t) }
             }
+            incoming.removeAll(keepingCapacity: true)
             if !delayed.isEmpty {
                 var keep: [(due: Double, transfer: Transfer)] = []
                 for d in delayed { if d.due <= now { enqueue(d.transfer) } else { keep.append(d) } }

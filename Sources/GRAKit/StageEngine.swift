@@ -160,6 +160,8 @@ public final class StageEngine: @unchecked Sendable {
     /// Work handed from the event-loop thread to this one (replies to decode and complete).
     private let inboxLock = Mutex()
     private var inbox: [@Sendable () -> Void] = []
+    /// The other half of the inbox's double buffer (swapped, never copied: no allocation).
+    private var draining: [@Sendable () -> Void] = []
     private let inboxSignal = DispatchSemaphore(value: 0)
 
     /// Records read and not yet written, by sequence number.
@@ -289,12 +291,9 @@ public final class StageEngine: @unchecked Sendable {
 
     /// Runs the queued reply work, which moves completed records into `finished`.
     private func drainInbox() {
-        let jobs = inboxLock.locked { () -> [@Sendable () -> Void] in
-            let jobs = inbox
-            inbox.removeAll(keepingCapacity: true)
-            return jobs
-        }
-        for job in jobs { job() }
+        inboxLock.locked { swap(&inbox, &draining) }
+        for job in draining { job() }
+        draining.removeAll(keepingCapacity: true)
     }
 
     /// Waits for at least one completion (or a progress tick), then writes what is ready.
