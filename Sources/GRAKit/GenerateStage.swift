@@ -95,32 +95,29 @@ public final class GenerateStage: @unchecked Sendable {
         let author = authorModel(for: fields.id, domain: nil)
 
         // Knowledge: given, or one extraction call.
-        if case .array(let k)? = task.record["keywords"], let summary = task.record["summary"]?.stringValue, !summary.isEmpty {
-            w.keywords = k.compactMap(\.stringValue)
-            w.summary = summary
-        } else {
-            switch options.requests.request(options.prompts[.extract], context: fields.context, schema: RoleSchemas.knowledge,
-                                            schemaName: "gra_knowledge", model: author) {
-            case .failure(let f): fail(w, f)
-            case .success(let r):
-                task.ask(r, parseRetries: options.requests.parseRetries, parse: RoleRequestMaker.parser(RoleSchemas.knowledge)) { [self] result in
-                    switch result {
-                    case .failure(var f):
-                        f.extra["step"] = .string("knowledge extraction")
-                        fail(w, f)
-                    case .success(let a):
-                        let o = a.value.objectValue!
-                        w.keywords = o["keywords"]!.arrayValue!.compactMap(\.stringValue)
-                        w.summary = o["summary"]!.stringValue!
-                        w.extracted = true
-                        extracted += 1
-                        generateIfReady(w)
-                    }
+        switch Knowledge.stored(in: task.record) {
+        case .failure(let f):
+            fail(w, f)
+        case .success(let k?):
+            w.keywords = k.keywords
+            w.summary = k.summary
+        case .success(nil):
+            Knowledge.extract(fields, model: author, prompts: options.prompts, requests: options.requests, task: task) { [self] result in
+                switch result {
+                case .failure(let f):
+                    fail(w, f)
+                case .success(let k):
+                    w.keywords = k.keywords
+                    w.summary = k.summary
+                    w.extracted = true
+                    extracted += 1
+                    generateIfReady(w)
                 }
             }
         }
 
         // Domain: the record's, --domain, or one classification call.
+        if w.failed { return resolve(task.seq, nil) }
         if let d = task.record["domain"]?.stringValue, !d.isEmpty {
             resolve(task.seq, d)
         } else if let d = options.domain {
