@@ -13,8 +13,8 @@ Banding: datasketch uses its own optimum for the threshold (MinHashLSH(threshold
 9 bands x 13 rows for 0.8/128) unless --bands is given; rensa's RMinHashLSH needs a band count
 that divides num_perm, default 16 (8 rows; 8 bands x 16 rows, the other neighbour of
 datasketch's choice, finds under half of the pairs at Jaccard 0.85).
-rensa's MinHashes are computed in batches of --batch records with RMinHash.from_token_sets
-(its bulk path, in Rust); query and insert stay one record at a time, in order.
+rensa's MinHash is built per record with RMinHash(num_perm, seed).update(shingles): its bulk
+RMinHash.from_token_sets was no faster here (Python's JSON and shingling dominate).
 
 Writes the dropped records to --drops as TSV (id, duplicate_of, estimated similarity) and a
 one-line JSON summary to stdout.
@@ -90,35 +90,25 @@ def run_rensa(a, fields, kind, k, drops):
     ids = []      # position -> id
     n = ndrop = 0
     thr = a.threshold
-
-    def flush(recs):
-        nonlocal n, ndrop
-        sets = [dc.shingle_list(dc.record_text(r, fields), kind, k) for r in recs]
-        for rec, m in zip(recs, RMinHash.from_token_sets(sets, num_perm=a.num_perm, seed=a.seed)):
-            rid = rec["id"]
-            best, best_sim = None, -1.0
-            for c in lsh.query(m):
-                s = m.jaccard(kept[c])
-                if s > best_sim:
-                    best, best_sim = c, s
-            if best is not None and best_sim >= thr:
-                drops.write("%s\t%s\t%.4f\n" % (rid, ids[best], best_sim))
-                ndrop += 1
-                kept.append(None)
-            else:
-                lsh.insert(n, m)
-                kept.append(m)
-            ids.append(rid)
-            n += 1
-
-    batch = []
     for line in lines_of(a.input, a.limit):
-        batch.append(json.loads(line))
-        if len(batch) >= a.batch:
-            flush(batch)
-            batch = []
-    if batch:
-        flush(batch)
+        rec = json.loads(line)
+        rid = rec["id"]
+        m = RMinHash(a.num_perm, a.seed)
+        m.update(dc.shingle_list(dc.record_text(rec, fields), kind, k))
+        best, best_sim = None, -1.0
+        for c in lsh.query(m):
+            s = m.jaccard(kept[c])
+            if s > best_sim:
+                best, best_sim = c, s
+        if best is not None and best_sim >= thr:
+            drops.write("%s\t%s\t%.4f\n" % (rid, ids[best], best_sim))
+            ndrop += 1
+            kept.append(None)
+        else:
+            lsh.insert(n, m)
+            kept.append(m)
+        ids.append(rid)
+        n += 1
     return n, ndrop, {"bands": bands, "rows": a.num_perm // bands}
 
 
@@ -133,7 +123,6 @@ def main():
     ap.add_argument("--threshold", type=float, default=0.8)
     ap.add_argument("--bands", type=int, default=0, help="LSH bands (default: see above)")
     ap.add_argument("--seed", type=int, default=42, help="rensa's MinHash seed")
-    ap.add_argument("--batch", type=int, default=4096, help="rensa: records per from_token_sets call")
     ap.add_argument("--limit", type=int, default=None, help="only the first N records")
     a = ap.parse_args()
     fields = dc.parse_fields(a.fields)
