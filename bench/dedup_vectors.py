@@ -13,6 +13,12 @@
       is >= the threshold; duplicate_of = the most similar such one). Prints a JSON summary
       (pairs found, dropped, seconds for index + search) and writes the drops as TSV
       (id, duplicate_of, cosine).
+  dedup_vectors.py serve --vectors PREFIX.npy --port 18791 [--records PREFIX.records.ndjson]
+      A local OpenAI-style embeddings server that hands out the given vectors: POST
+      /v1/embeddings answers each input "v0001234" with vector 1234 (base64 float32, which
+      gra's client decodes), GET /v1/models lists "bench-embed". With --records it first
+      writes the records gra-dedup reads: {"id": "v0001234", "instruction": "v0001234"}.
+      Runs until killed.
   dedup_vectors.py score --reference DROPS.tsv --drops NAME=PATH...
       Agreement of other drops (TSV or gra-dedup rejects NDJSON) with the exact ones: recall,
       precision, and whether the dropped-id sets are equal. TSV rows to stdout.
@@ -88,6 +94,71 @@ def run_faiss(a):
                       "dropped": ndrop, "seconds": round(dt, 3), "threads": faiss.omp_get_max_threads()}))
 
 
+def serve(a):
+    import base64
+    import http.server
+    import numpy as np
+    x = np.load(a.vectors, mmap_mode="r")
+    n = x.shape[0]
+    if a.records:
+        with open(a.records, "w") as f:
+            for i in range(n):
+                f.write('{"id": "%s", "instruction": "%s"}\n' % (vid(i), vid(i)))
+    le = np.ascontiguousarray(x, dtype="<f4")
+    b64 = [base64.b64encode(le[i].tobytes()).decode("ascii") for i in range(n)]
+    models = json.dumps({"object": "list", "data": [{"id": "bench-embed", "object": "model"}]}).encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def reply(self, status, body):
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):
+            if self.path.rstrip("/") in ("/v1/models", "/models"):
+                self.reply(200, models)
+            elif self.path == "/health":
+                self.reply(200, b"{}")
+            else:
+                self.reply(404, b'{"error": {"message": "not found"}}')
+
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            if self.path.rstrip("/") not in ("/v1/embeddings", "/embeddings"):
+                self.reply(404, b'{"error": {"message": "not found"}}')
+                return
+            try:
+                req = json.loads(body)
+                inputs = req["input"]
+                if isinstance(inputs, str):
+                    inputs = [inputs]
+                idx = [int(t.strip()[1:]) for t in inputs]
+                if any(i < 0 or i >= n for i in idx):
+                    raise ValueError("no such vector")
+            except (ValueError, KeyError, TypeError) as e:
+                self.reply(400, json.dumps({"error": {"message": "bad request: %s" % e}}).encode())
+                return
+            parts = ['{"object":"embedding","index":%d,"embedding":"%s"}' % (k, b64[i]) for k, i in enumerate(idx)]
+            out = '{"object":"list","model":"bench-embed","data":[%s],"usage":{"prompt_tokens":%d,"total_tokens":%d}}' % (
+                ",".join(parts), len(idx), len(idx))
+            self.reply(200, out.encode())
+
+    class Server(http.server.ThreadingHTTPServer):
+        request_queue_size = 256
+        daemon_threads = True
+
+    srv = Server(("127.0.0.1", a.port), Handler)
+    print("dedup_vectors: serving %d vectors on 127.0.0.1:%d" % (n, a.port), file=sys.stderr, flush=True)
+    srv.serve_forever()
+
+
 def score(a):
     from dedup_score import read_drops
     ref = read_drops(a.reference)
@@ -116,11 +187,15 @@ def main():
     f.add_argument("--vectors", required=True)
     f.add_argument("--cosine", type=float, default=0.9)
     f.add_argument("--drops", required=True)
+    v = sub.add_parser("serve")
+    v.add_argument("--vectors", required=True)
+    v.add_argument("--port", type=int, default=18791)
+    v.add_argument("--records")
     s = sub.add_parser("score")
     s.add_argument("--reference", required=True)
     s.add_argument("--drops", action="append", default=[], metavar="NAME=PATH")
     a = ap.parse_args()
-    {"gen": gen, "faiss": run_faiss, "score": score}[a.cmd](a)
+    {"gen": gen, "faiss": run_faiss, "serve": serve, "score": score}[a.cmd](a)
 
 
 if __name__ == "__main__":
