@@ -16,7 +16,9 @@ Per tool:
              dropped-id sets (the sharper number: kept sets share ~96% of all ids anyway)
 
 Writes one TSV row per tool to stdout (header first):
-  tool dropped recall recall80 precision tp fp kept_agreement dropped_agreement
+  tool dropped recall recall80 precision tp fp fp_min_j kept_agreement dropped_agreement
+(fp_min_j: the smallest exact Jaccard among the false positives' pairs, "-" without any:
+shows whether the wrong drops are near-misses just under the threshold or far off)
 and, with -v, the false positives and missed duplicates to stderr.
 """
 
@@ -113,7 +115,7 @@ def main():
     ref = dict(tools).get(a.reference)
     all_ids = idset
 
-    print("tool\tdropped\trecall\trecall80\tprecision\ttp\tfp\tkept_agreement\tdropped_agreement")
+    print("tool\tdropped\trecall\trecall80\tprecision\ttp\tfp\tfp_min_j\tkept_agreement\tdropped_agreement")
     for name, d in tools:
         unknown = [x for x in d if x not in idset]
         if unknown:
@@ -146,7 +148,8 @@ def main():
             kas, das = "%.5f" % ka, "%.4f" % da
         else:
             kas = das = "-"
-        print("%s\t%d\t%.4f\t%.4f\t%.4f\t%d\t%d\t%s\t%s" % (name, len(d), recall, recall80, precision, tp, fp, kas, das))
+        fpmin = "%.3f" % min(j for _, _, j in fps) if fps else "-"
+        print("%s\t%d\t%.4f\t%.4f\t%.4f\t%d\t%d\t%s\t%s\t%s" % (name, len(d), recall, recall80, precision, tp, fp, fpmin, kas, das))
         if a.verbose:
             for rid, of, j in fps[:20]:
                 print("dedup_score: %s false positive: %s dropped as duplicate of %s, exact Jaccard %.3f" % (name, rid, of, j),
