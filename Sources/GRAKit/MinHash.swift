@@ -137,9 +137,10 @@ public struct LSHBanding: Sendable, Equatable, CustomStringConvertible {
 /// An open-addressing multimap from 64-bit hashes to entry numbers, 4 bytes a slot: a
 /// 4-bit tag from the hash (so most foreign slots are passed over without looking at the
 /// entry) and the entry number + 1 in 28 bits; 0 marks an empty slot. Linear probing; the
-/// table doubles at 70% load, asking `hashOf` for the hash of each entry it moves.
-struct SlotTable {
-    private(set) var slots: [UInt32]
+/// owner doubles the table at 70% load and adds its entries again.
+final class SlotTable {
+    private var slots: UnsafeMutablePointer<UInt32>
+    private var capacity: Int
     private var bits: Int
     private(set) var count = 0
 
@@ -148,56 +149,58 @@ struct SlotTable {
 
     init(bits: Int = 10) {
         self.bits = bits
-        slots = [UInt32](repeating: 0, count: 1 << bits)
+        capacity = 1 << bits
+        slots = .allocate(capacity: capacity)
+        slots.initialize(repeating: 0, count: capacity)
     }
+
+    deinit { slots.deallocate() }
 
     @inline(__always) private static func tag(_ hash: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: hash & 0xF) << 28 }
     @inline(__always) private func position(_ hash: UInt64) -> Int { Int(truncatingIfNeeded: hash >> UInt64(64 - bits)) }
 
-    mutating func insert(_ hash: UInt64, entry: Int, hashOf: (Int) -> UInt64) {
-        if (count + 1) * 10 > slots.count * 7 { grow(hashOf) }
-        place(hash, entry)
+    /// True when one more entry would pass 70% load.
+    var isFull: Bool { (count + 1) * 10 > capacity * 7 }
+
+    /// Adds an entry (the caller grows the table first when `isFull`).
+    @inline(__always)
+    func add(_ hash: UInt64, entry: Int) {
+        let mask = capacity - 1
+        var i = position(hash)
+        while slots[i] != 0 { i = (i + 1) & mask }
+        slots[i] = SlotTable.tag(hash) | UInt32(entry + 1)
         count += 1
     }
 
-    private mutating func place(_ hash: UInt64, _ entry: Int) {
-        let mask = slots.count - 1
-        var i = position(hash)
-        slots.withUnsafeMutableBufferPointer { s in
-            while s[i] != 0 { i = (i + 1) & mask }
-            s[i] = SlotTable.tag(hash) | UInt32(entry + 1)
-        }
-    }
-
-    private mutating func grow(_ hashOf: (Int) -> UInt64) {
-        let old = slots
+    /// Doubles the table and empties it: the caller adds every entry again, in entry order
+    /// (reading the entries' data sequentially, which is much faster than following the old
+    /// slots to entries scattered in memory).
+    func doubleAndClear() {
+        slots.deallocate()
         bits += 1
-        slots = [UInt32](repeating: 0, count: 1 << bits)
-        for v in old where v != 0 {
-            let entry = Int(v & 0x0FFF_FFFF) - 1
-            place(hashOf(entry), entry)
-        }
+        capacity = 1 << bits
+        slots = .allocate(capacity: capacity)
+        slots.initialize(repeating: 0, count: capacity)
+        count = 0
     }
 
     /// Calls `body` with every entry inserted under a hash with the same position and tag as
     /// `hash` (the caller confirms the match).
     @inline(__always)
     func lookup(_ hash: UInt64, _ body: (Int) -> Void) {
-        let mask = slots.count - 1
+        let mask = capacity - 1
         let tag = SlotTable.tag(hash)
         var i = position(hash)
-        slots.withUnsafeBufferPointer { s in
-            while true {
-                let v = s[i]
-                if v == 0 { return }
-                if v & 0xF000_0000 == tag { body(Int(v & 0x0FFF_FFFF) - 1) }
-                i = (i + 1) & mask
-            }
+        while true {
+            let v = slots[i]
+            if v == 0 { return }
+            if v & 0xF000_0000 == tag { body(Int(v & 0x0FFF_FFFF) - 1) }
+            i = (i + 1) & mask
         }
     }
 
     /// Bytes held.
-    var memoryBytes: Int { slots.count * 4 }
+    var memoryBytes: Int { capacity * 4 }
 }
 
 /// The near-duplicate index: the compact signatures of the entries (references and kept
@@ -206,13 +209,13 @@ final class MinHashIndex {
     let numPerm: Int
     let banding: LSHBanding
     private(set) var signatures: [UInt8] = []
-    private var tables: [SlotTable]
+    private let tables: [SlotTable]
     private(set) var count = 0
 
     init(numPerm: Int, banding: LSHBanding) {
         self.numPerm = numPerm
         self.banding = banding
-        tables = Array(repeating: SlotTable(), count: banding.bands)
+        tables = (0..<banding.bands).map { _ in SlotTable() }
     }
 
     /// The hash of band `band` of a stored signature (its `rows` bytes).
@@ -231,12 +234,18 @@ final class MinHashIndex {
         let entry = count
         signatures.append(contentsOf: UnsafeBufferPointer(start: signature, count: numPerm))
         count += 1
-        let rows = banding.rows
-        for j in 0..<banding.bands {
-            tables[j].insert(keys[j], entry: entry) { e in
-                signatures.withUnsafeBufferPointer { MinHashIndex.bandKey($0.baseAddress! + e * numPerm, band: j, rows: rows) }
+        if tables[0].isFull {
+            // Every band table holds every entry: grow them all in one pass over the signatures.
+            for t in tables { t.doubleAndClear() }
+            let rows = banding.rows
+            signatures.withUnsafeBufferPointer { all in
+                for e in 0..<entry {
+                    let sig = all.baseAddress! + e * numPerm
+                    for j in 0..<banding.bands { tables[j].add(MinHashIndex.bandKey(sig, band: j, rows: rows), entry: e) }
+                }
             }
         }
+        for j in 0..<banding.bands { tables[j].add(keys[j], entry: entry) }
     }
 
     /// Calls `body(entry, similarity)` once for every entry sharing at least one band with
@@ -269,12 +278,16 @@ final class MinHashIndex {
 /// The exact-duplicate index: each entry's 64-bit hash of its normalized text.
 final class ExactIndex {
     private(set) var hashes: [UInt64] = []
-    private var table = SlotTable()
+    private let table = SlotTable()
 
     func insert(_ hash: UInt64) {
         let entry = hashes.count
         hashes.append(hash)
-        table.insert(hash, entry: entry) { hashes[$0] }
+        if table.isFull {
+            table.doubleAndClear()
+            for e in 0..<entry { table.add(hashes[e], entry: e) }
+        }
+        table.add(hash, entry: entry)
     }
 
     /// The first entry with this hash, if any.
