@@ -75,23 +75,26 @@ public struct DedupSummary: Equatable, Sendable {
 /// result does not depend on timing. A kept record is written as the very line it was read.
 public final class DedupStage: @unchecked Sendable {  // index and output are touched only by the serial merge queue
     public let options: DedupOptions
+    private let environment: [String: String]
     private let out: OutputSink
     private let diagnostics: Diagnostics
     private var rejects: OutputSink?
     private var errors: OutputSink?
-    private let index: DedupIndex
+    let index: DedupIndex
     private let hasher: MinHasher
-    public private(set) var summary = DedupSummary()
+    public internal(set) var summary = DedupSummary()
     /// Dropped records reported on stderr so far (without --rejects).
     private var reportedDrops = 0
     static let reportedDropsLimit = 10
-    private let line = ByteBuffer(capacity: 1 << 12)
+    /// `--keep best`: the spool and what the first pass decided per record.
+    var bestState: KeepBestState?
 
     static let batchBytes = 1 << 20
     static let batchesInFlight = 6
 
-    public init(options: DedupOptions, output: OutputSink, diagnostics: Diagnostics) {
+    public init(options: DedupOptions, output: OutputSink, diagnostics: Diagnostics, environment: [String: String] = [:]) {
         self.options = options
+        self.environment = environment
         self.out = output
         self.diagnostics = diagnostics
         hasher = MinHasher(numPerm: options.numPerm)
@@ -121,8 +124,10 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
                 index.referenceFiles.append(path)
                 try process(input: path, role: .reference(file: i))
             }
+            if options.keep == .best { bestState = KeepBestState(spool: try DedupSpool(directory: options.spoolDirectory, environment: environment)) }
             let inputs = options.inputs.isEmpty ? ["-"] : options.inputs
             for input in inputs { try process(input: input, role: .input) }
+            if bestState != nil { try writeBest() }
             try out.flush()
         } catch {
             if error != .brokenPipe { try? out.flush() }
@@ -227,7 +232,11 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
                     case .input:
                         summary.read += 1
                         summary.withoutText += 1
-                        try write(raw)
+                        if let best = bestState {
+                            try best.spoolPassThrough(raw)
+                        } else {
+                            try write(raw)
+                        }
                     }
                 case .record:
                     switch role {
@@ -236,8 +245,12 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
                         try index.insert(batch, slot: slot, referenceFile: file)
                     case .input:
                         summary.read += 1
-                        if let m = index.match(batch, slot: slot) {
-                            try duplicate(r, of: m, raw: raw, place: DedupPlace.text(label: label, line: r.line, element: r.element))
+                        let match = index.match(batch, slot: slot)
+                        if let best = bestState {
+                            try best.spool(batch, slot: slot, raw: raw, place: DedupPlace.text(label: label, line: r.line, element: r.element),
+                                           match: match, index: index)
+                        } else if let m = match {
+                            try duplicate(r.id, idIsNumber: r.idIsNumber, report(m), raw: raw, place: DedupPlace.text(label: label, line: r.line, element: r.element))
                         } else {
                             try index.insert(batch, slot: slot)
                             summary.kept += 1
@@ -252,48 +265,63 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
         }
     }
 
-    private func write(_ raw: UnsafeBufferPointer<UInt8>) throws(GRAError) {
+    func write(_ raw: UnsafeBufferPointer<UInt8>) throws(GRAError) {
         out.buffer.append(raw)
         out.buffer.append(0x0A)
         try out.lineEnded()
     }
 
-    /// What a duplicate is called in rejects and `gra.dedup`.
-    private func methodName(_ m: DedupMatch) -> String { index.isReference(m.entry) ? "against" : m.method.rawValue }
+    /// What is said of a duplicate: in rejects, in `gra.dedup`, on stderr.
+    struct DuplicateReport {
+        /// exact, minhash, semantic, or against.
+        var method: String
+        var of: String
+        var similarity: Double
+        var reason: String
+        /// The reference file (method against).
+        var reference: String?
+    }
 
-    private func reason(_ m: DedupMatch) -> String {
+    func report(_ m: DedupMatch) -> DuplicateReport {
         let of = index.id(m.entry)
-        let measure: String
-        switch m.method {
-        case .exact: measure = "exact"
-        case .minhash: measure = "MinHash Jaccard \(format(m.similarity))"
-        case .semantic: measure = "cosine \(format(m.similarity))"
-        }
         if index.isReference(m.entry) {
-            return "too close to reference \(of) in \(index.referenceFile(m.entry)) (\(measure))"
+            let file = index.referenceFile(m.entry)
+            return DuplicateReport(method: "against", of: of, similarity: m.similarity,
+                                   reason: "too close to reference \(of) in \(file) (\(measure(m.method, m.similarity)))", reference: file)
         }
-        switch m.method {
-        case .exact: return "exact duplicate of \(of)"
-        case .minhash: return "near duplicate of \(of) (\(measure))"
-        case .semantic: return "semantic duplicate of \(of) (\(measure))"
+        return report(m.method, of: of, similarity: m.similarity)
+    }
+
+    func report(_ method: DedupMethod, of: String, similarity: Double) -> DuplicateReport {
+        let reason: String
+        switch method {
+        case .exact: reason = "exact duplicate of \(of)"
+        case .minhash: reason = "near duplicate of \(of) (\(measure(method, similarity)))"
+        case .semantic: reason = "semantic duplicate of \(of) (\(measure(method, similarity)))"
+        }
+        return DuplicateReport(method: method.rawValue, of: of, similarity: similarity, reason: reason)
+    }
+
+    private func measure(_ method: DedupMethod, _ x: Double) -> String {
+        switch method {
+        case .exact: return "exact"
+        case .minhash: return "MinHash Jaccard \(JSONWriter.string(roundedNumber(x)))"
+        case .semantic: return "cosine \(JSONWriter.string(roundedNumber(x)))"
         }
     }
 
-    private func format(_ x: Double) -> String { JSONWriter.string(roundedNumber(x)) }
-
     /// A duplicate: annotated and written with --mark; else to the rejects file (or stderr).
-    private func duplicate(_ r: PreparedRecord, of m: DedupMatch, raw: UnsafeBufferPointer<UInt8>, place: String) throws(GRAError) {
-        let method = methodName(m)
-        summary.duplicates[method, default: 0] += 1
+    func duplicate(_ id: String, idIsNumber: Bool, _ d: DuplicateReport, raw: UnsafeBufferPointer<UInt8>, place: String) throws(GRAError) {
+        summary.duplicates[d.method, default: 0] += 1
         if options.mark {
             guard case .success(.object(var record)) = JSONParser.parseResult(raw) else {
                 preconditionFailure("a record that parsed once parses again")
             }
             var note = JSONObject()
-            note.append("method", .string(method))
-            note.append("duplicate_of", .string(index.id(m.entry)))
-            note.append("similarity", roundedNumber(m.similarity))
-            if index.isReference(m.entry) { note.append("reference", .string(index.referenceFile(m.entry))) }
+            note.append("method", .string(d.method))
+            note.append("duplicate_of", .string(d.of))
+            note.append("similarity", roundedNumber(d.similarity))
+            if let file = d.reference { note.append("reference", .string(file)) }
             record.setGRASection("dedup", note)
             JSONWriter.write(record, to: out.buffer)
             out.buffer.append(0x0A)
@@ -303,7 +331,7 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
         guard let rejects else {
             reportedDrops += 1
             if reportedDrops <= Self.reportedDropsLimit {
-                diagnostics.warn("\(place): dropped: \(reason(m))" + (reportedDrops == 1 ? " (use --rejects FILE to keep dropped records)" : ""))
+                diagnostics.warn("\(place): dropped: \(d.reason)" + (reportedDrops == 1 ? " (use --rejects FILE to keep dropped records)" : ""))
             }
             return
         }
@@ -311,18 +339,18 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
         b.append(#"{"stage":"gra-dedup","where":"#)
         JSONWriter.writeString(place, to: b)
         b.append(#","id":"#)
-        if r.idIsNumber { b.append(r.id) } else { JSONWriter.writeString(r.id, to: b) }
+        if idIsNumber { b.append(id) } else { JSONWriter.writeString(id, to: b) }
         b.append(#","reason":"#)
-        JSONWriter.writeString(reason(m), to: b)
+        JSONWriter.writeString(d.reason, to: b)
         b.append(#","method":"#)
-        JSONWriter.writeString(method, to: b)
+        JSONWriter.writeString(d.method, to: b)
         b.append(#","duplicate_of":"#)
-        JSONWriter.writeString(index.id(m.entry), to: b)
+        JSONWriter.writeString(d.of, to: b)
         b.append(#","similarity":"#)
-        JSONWriter.write(roundedNumber(m.similarity), to: b)
-        if index.isReference(m.entry) {
+        JSONWriter.write(roundedNumber(d.similarity), to: b)
+        if let file = d.reference {
             b.append(#","reference":"#)
-            JSONWriter.writeString(index.referenceFile(m.entry), to: b)
+            JSONWriter.writeString(file, to: b)
         }
         b.append(#","record":"#)
         b.append(raw)

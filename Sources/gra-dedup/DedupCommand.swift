@@ -110,7 +110,8 @@ struct DedupCommand: ParsableCommand {
             options.inputs = input.files
             options.quiet = input.quiet
             options.shard = input.shardValue
-            let stage = DedupStage(options: options, output: OutputSink(fd: 1), diagnostics: diagnostics)
+            let stage = DedupStage(options: options, output: OutputSink(fd: 1), diagnostics: diagnostics,
+                                   environment: ProcessInfo.processInfo.environment)
             let s = try stage.run()
             diagnostics.info(s.report(methods: options.methods, marked: mark, references: !against.isEmpty))
             return s.failed > 0 ? ExitCode.tempFailure : ExitCode.ok
