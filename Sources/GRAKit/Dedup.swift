@@ -39,6 +39,8 @@ public struct DedupOptions: Sendable {
     public var shard: Shard?
     /// Directory for the `--keep best` spool file (default `$TMPDIR` or /tmp).
     public var spoolDirectory: String?
+    /// Where embeddings come from (`semantic`).
+    public var embedder: DedupEmbedder?
 
     public init() {}
 }
@@ -82,6 +84,7 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
     private var errors: OutputSink?
     let index: DedupIndex
     private let hasher: MinHasher
+    private let lsh: HyperplaneLSH?
     public internal(set) var summary = DedupSummary()
     /// Dropped records reported on stderr so far (without --rejects).
     private var reportedDrops = 0
@@ -98,8 +101,9 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
         self.out = output
         self.diagnostics = diagnostics
         hasher = MinHasher(numPerm: options.numPerm)
+        lsh = options.methods.contains(.semantic) ? HyperplaneLSH(cosine: options.cosine) : nil
         index = DedupIndex(methods: options.methods, numPerm: options.numPerm, banding: options.banding,
-                           threshold: options.threshold, cosine: options.cosine)
+                           threshold: options.threshold, cosine: options.cosine, lsh: lsh)
     }
 
     /// What a batch is read for.
@@ -155,7 +159,11 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
         if try reader.peekFirstNonWhitespace() == UInt8(ascii: "[") {
             let bytes = try reader.readRest()
             let items = try bytes.withUnsafeBufferPointer { buf in Result { () throws(GRAError) in try ArraySplitter.split(buf) } }.get()
-            try merge(preparer.prepare(items), role: role, label: file.label)
+            let prepared = preparer.prepare(items)
+            let done = DispatchSemaphore(value: 0)
+            embed(prepared) { done.signal() }
+            done.wait()
+            try merge(prepared, role: role, label: file.label)
             return
         }
         try prepareInParallel(reader: reader, preparer: preparer, role: role, label: file.label)
@@ -190,6 +198,7 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
             group.enter()
             DispatchQueue.global().async {
                 let prepared = preparer.prepare(batch)
+                self.embed(prepared) {
                 mergeQueue.async {
                     state.pending[i] = prepared
                     while let p = state.pending.removeValue(forKey: state.nextToMerge) {
@@ -207,11 +216,80 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
                         } catch { state.failure = error }
                     }
                 }
+                }
             }
         }
         group.wait()
         if let failure = mergeQueue.sync(execute: { state.failure }) { throw failure }
         if let readError { throw readError }
+    }
+
+    /// `semantic`: asks for the embeddings of the batch's records, makes them unit vectors
+    /// with their LSH codes (on a pool thread, not the client's event loop), then calls `then`.
+    /// Without semantic, calls `then` at once.
+    private func embed(_ batch: PreparedBatch, then: @escaping @Sendable () -> Void) {
+        guard let lsh, let embedder = options.embedder else { return then() }
+        let slots = batch.records.indices.filter { if case .record = batch.records[$0].status { return true } else { return false } }
+        guard !slots.isEmpty else { return then() }
+        let texts = slots.map { batch.records[$0].semanticText ?? "" }
+        embedder.embed(texts) { result in
+            DispatchQueue.global().async {
+                switch result {
+                case .failure(let f):
+                    batch.embeddingFailure = f
+                case .success(let vectors):
+                    batch.vectors = Array(repeating: [], count: batch.records.count)
+                    batch.semanticCodes = Array(repeating: 0, count: batch.records.count * lsh.tables)
+                    var codes: [UInt32] = []
+                    for (k, slot) in slots.enumerated() {
+                        let unit = unitVector(vectors[k])
+                        codes.removeAll(keepingCapacity: true)
+                        lsh.appendCodes(unit, to: &codes)
+                        batch.vectors[slot] = unit
+                        batch.semanticCodes.replaceSubrange((slot * lsh.tables)..<((slot + 1) * lsh.tables), with: codes)
+                    }
+                }
+                then()
+            }
+        }
+    }
+
+    /// Why the record in `slot` has no usable embedding (`semantic`), if it has none.
+    private func embeddingProblem(_ batch: PreparedBatch, slot: Int) -> (reason: String, status: Int?, attempts: Int)? {
+        guard let semantic = index.semantic else { return nil }
+        if let f = batch.embeddingFailure { return ("no embedding: \(f.message)", f.status, f.attempts) }
+        let n = batch.vectors[slot].count
+        if n == 0 { return ("the embeddings endpoint returned an empty vector", 200, 1) }
+        if let d = semantic.dimension, d != n { return ("embedding of dimension \(n), expected \(d) (as the first one)", 200, 1) }
+        return nil
+    }
+
+    /// A record that cannot be compared (its embedding failed): to the errors file, not stdout.
+    private func failed(_ r: PreparedRecord, raw: UnsafeBufferPointer<UInt8>, place: String, _ problem: (reason: String, status: Int?, attempts: Int)) throws(GRAError) {
+        summary.failed += 1
+        guard let errors else {
+            diagnostics.warn("\(place): failed: \(problem.reason) (use --errors FILE to keep failed records)")
+            return
+        }
+        let b = errors.buffer
+        b.append(#"{"stage":"gra-dedup","where":"#)
+        JSONWriter.writeString(place, to: b)
+        b.append(#","id":"#)
+        if r.idIsNumber { b.append(r.id) } else { JSONWriter.writeString(r.id, to: b) }
+        if let model = options.embedder?.model.name {
+            b.append(#","model":"#)
+            JSONWriter.writeString(model, to: b)
+        }
+        b.append(#","reason":"#)
+        JSONWriter.writeString(problem.reason, to: b)
+        b.append(#","status":"#)
+        b.append(problem.status.map(String.init) ?? "null")
+        b.append(#","attempts":"#)
+        b.append(String(problem.attempts))
+        b.append(#","record":"#)
+        b.append(raw)
+        b.append("}\n")
+        try errors.lineEnded()
     }
 
     // MARK: - Merging, in input order
@@ -239,6 +317,11 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
                         }
                     }
                 case .record:
+                    if let problem = embeddingProblem(batch, slot: slot) {
+                        if case .input = role { summary.read += 1 }
+                        try failed(r, raw: raw, place: DedupPlace.text(label: label, line: r.line, element: r.element), problem)
+                        continue
+                    }
                     switch role {
                     case .reference(let file):
                         summary.references += 1

@@ -43,6 +43,7 @@ final class DedupIndex {
     let cosine: Double
     private(set) var exact: ExactIndex?
     private(set) var minhash: MinHashIndex?
+    private(set) var semantic: SemanticIndex?
     private var idBytes: [UInt8] = []
     private var idEnds: [Int] = []
     private(set) var referenceCount = 0
@@ -50,12 +51,13 @@ final class DedupIndex {
     private var referenceFileOf: [Int32] = []
     var referenceFiles: [String] = []
 
-    init(methods: Set<DedupMethod>, numPerm: Int, banding: LSHBanding, threshold: Double, cosine: Double) {
+    init(methods: Set<DedupMethod>, numPerm: Int, banding: LSHBanding, threshold: Double, cosine: Double, lsh: HyperplaneLSH? = nil) {
         self.methods = methods
         self.threshold = threshold
         self.cosine = cosine
         if methods.contains(.exact) { exact = ExactIndex() }
         if methods.contains(.minhash) { minhash = MinHashIndex(numPerm: numPerm, banding: banding) }
+        if methods.contains(.semantic) { semantic = SemanticIndex(lsh: lsh ?? HyperplaneLSH(cosine: cosine)) }
     }
 
     var count: Int { idEnds.count }
@@ -89,6 +91,10 @@ final class DedupIndex {
                     minhash.insert(s.baseAddress! + slot * minhash.numPerm, keys: k.baseAddress! + slot * minhash.banding.bands)
                 }
             }
+        }
+        if let semantic {
+            let t = semantic.lsh.tables
+            semantic.insert(batch.vectors[slot], codes: batch.semanticCodes[(slot * t)..<((slot + 1) * t)])
         }
     }
 
@@ -130,11 +136,18 @@ final class DedupIndex {
             }
             if settled() { return bestReference ?? bestKept }
         }
+        if let semantic {
+            let t = semantic.lsh.tables
+            let cosine = self.cosine
+            semantic.candidates(batch.vectors[slot], codes: batch.semanticCodes[(slot * t)..<((slot + 1) * t)]) { e, similarity in
+                if similarity >= cosine { consider(DedupMatch(entry: e, method: .semantic, similarity: similarity)) }
+            }
+        }
         return bestReference ?? bestKept
     }
 
     /// Approximate bytes held by the index.
     var memoryBytes: Int {
-        idBytes.capacity + idEnds.capacity * 8 + (exact?.memoryBytes ?? 0) + (minhash?.memoryBytes ?? 0)
+        idBytes.capacity + idEnds.capacity * 8 + (exact?.memoryBytes ?? 0) + (minhash?.memoryBytes ?? 0) + (semantic?.memoryBytes ?? 0)
     }
 }

@@ -40,6 +40,9 @@ final class KeepBestState {
         if let minhash = index.minhash {
             extra.append(contentsOf: batch.signatures[(slot * minhash.numPerm)..<((slot + 1) * minhash.numPerm)])
         }
+        if index.semantic != nil {
+            for x in batch.vectors[slot] { withUnsafeBytes(of: x.bitPattern.littleEndian) { extra.append(contentsOf: $0) } }
+        }
         let ordinal = offsets.count
         offsets.append(try extra.withUnsafeBufferPointer { e throws(GRAError) in
             try spool.append(raw: raw, id: r.id, idIsNumber: r.idIsNumber, place: place, extra: e)
@@ -108,11 +111,22 @@ extension DedupStage {
         let sameText = hash(x) == hash(y)
         if options.methods.contains(.exact) && sameText { return (.exact, 1) }
         var jaccard = sameText ? 1.0 : 0.0
+        let vectorsStart = 8 + (index.minhash?.numPerm ?? 0)
         if let minhash = index.minhash {
             jaccard = x.withUnsafeBufferPointer { a in
                 y.withUnsafeBufferPointer { b in CompactSignature.similarity(a.baseAddress! + 8, b.baseAddress! + 8, count: minhash.numPerm) }
             }
             if jaccard >= options.threshold { return (.minhash, jaccard) }
+        }
+        if index.semantic != nil {
+            func vector(_ b: [UInt8]) -> [Float] {
+                stride(from: vectorsStart, to: b.count, by: 4).map { i in
+                    Float(bitPattern: UInt32(b[i]) | UInt32(b[i + 1]) << 8 | UInt32(b[i + 2]) << 16 | UInt32(b[i + 3]) << 24)
+                }
+            }
+            let u = vector(x), v = vector(y)
+            let cosine = u.count == v.count ? Double(zip(u, v).reduce(Float(0)) { $0 + $1.0 * $1.1 }) : 0
+            if cosine >= options.cosine || joinedBy == .semantic { return (.semantic, cosine) }
         }
         return (joinedBy, jaccard)
     }

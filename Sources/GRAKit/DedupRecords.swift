@@ -37,8 +37,10 @@ final class PreparedBatch: @unchecked Sendable {
     var records: [PreparedRecord] = []
     var signatures: [UInt8] = []
     var bandKeys: [UInt64] = []
-    /// One embedding per record (`semantic`); empty for records without text.
+    /// One unit vector per record (`semantic`; empty for records without text) and its LSH
+    /// codes (`HyperplaneLSH.tables` per record).
     var vectors: [[Float]] = []
+    var semanticCodes: [UInt32] = []
     /// Why the embeddings of this batch could not be had (`semantic`).
     var embeddingFailure: RequestFailure?
     /// Malformed input that stops the run (after the records before it): where and what.

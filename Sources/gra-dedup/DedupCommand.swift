@@ -29,7 +29,7 @@ struct DedupCommand: ParsableCommand {
 
             Exit status: 0 success (also when the reader of stdout goes away), 64 usage error, \
             65 malformed input (stops at the bad line unless --skip-bad-input), 74 I/O error, \
-            130 interrupted.
+            75 some embeddings failed (see --errors; rerun to retry them), 130 interrupted.
             """
     )
 
@@ -54,6 +54,15 @@ struct DedupCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("LSH rows per band (default: chosen from --threshold).", valueName: "r"))
     var rows: Int?
 
+    @Option(name: .long, help: ArgumentHelp("Cosine similarity at or above which records are semantic duplicates.", valueName: "c"))
+    var cosine = 0.9
+
+    @Option(name: .long, help: ArgumentHelp("The embedding model (a name in the pool, or NAME@URL; default: the pool's first model).", valueName: "name"))
+    var embeddingModel: String?
+
+    @Option(name: .long, help: ArgumentHelp("Texts per /v1/embeddings request.", valueName: "n"))
+    var embeddingBatchSize = 64
+
     @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("A reference set (NDJSON or JSON array; repeat for more): records too close to any of its records are dropped.", valueName: "file"))
     var against: [String] = []
 
@@ -65,6 +74,12 @@ struct DedupCommand: ParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp("Write dropped records here (NDJSON: stage, where, id, reason, method, duplicate_of, similarity, record).", valueName: "file"))
     var rejects: String?
+
+    @Option(name: .long, help: ArgumentHelp("Write records whose embedding could not be had here (NDJSON with the reason); exit status 75.", valueName: "file"))
+    var errors: String?
+
+    @OptionGroup(title: "Models, concurrency and cache (method semantic)")
+    var client: ClientOptions
 
     @OptionGroup(title: "Input")
     var input: InputOptions
@@ -78,6 +93,17 @@ struct DedupCommand: ParsableCommand {
             _ = try LSHBanding.choose(threshold: threshold, numPerm: numPerm, bands: bands, rows: rows)
         } catch { throw ValidationError(error.description) }
         if fieldList.isEmpty { throw ValidationError("--fields: name at least one field") }
+        guard cosine > -1 && cosine <= 1 else { throw ValidationError("--cosine must be in (-1, 1]") }
+        guard embeddingBatchSize > 0 else { throw ValidationError("--embedding-batch-size must be positive") }
+    }
+
+    /// The model that embeds: --embedding-model (a pool name, or NAME@URL), else the pool's first.
+    func embeddingEndpoint(_ pool: ModelPool, environment: [String: String]) throws(GRAError) -> ModelEndpoint {
+        guard let name = embeddingModel else { return pool.models[0] }
+        if let m = pool.model(named: name) { return m }
+        var extra = ModelPool()
+        try extra.add(spec: name, defaultBaseURL: environment["OPENAI_BASE_URL"].flatMap { $0.isEmpty ? nil : $0 })
+        return extra.models[0]
     }
 
     var fieldList: [String] {
@@ -110,8 +136,19 @@ struct DedupCommand: ParsableCommand {
             options.inputs = input.files
             options.quiet = input.quiet
             options.shard = input.shardValue
-            let stage = DedupStage(options: options, output: OutputSink(fd: 1), diagnostics: diagnostics,
-                                   environment: ProcessInfo.processInfo.environment)
+            options.cosine = cosine
+            options.errorsPath = errors
+            let environment = ProcessInfo.processInfo.environment
+            var setup: StageSetup?
+            defer { setup?.client.http.shutdown() }
+            if options.methods.contains(.semantic) {
+                let s = try StageSetup(client, diagnostics: diagnostics, environment: environment)
+                setup = s
+                let model = try embeddingEndpoint(s.pool, environment: environment)
+                s.checkModels([model], diagnostics)
+                options.embedder = DedupEmbedder(client: s.client, model: model, batchSize: embeddingBatchSize)
+            }
+            let stage = DedupStage(options: options, output: OutputSink(fd: 1), diagnostics: diagnostics, environment: environment)
             let s = try stage.run()
             diagnostics.info(s.report(methods: options.methods, marked: mark, references: !against.isEmpty))
             return s.failed > 0 ? ExitCode.tempFailure : ExitCode.ok
