@@ -9,6 +9,10 @@ if one is >= the threshold the record is dropped as a duplicate of the best one,
 its MinHash is kept and inserted into the index. Everything is timed, JSON reading and
 shingling included.
 
+datasketch: MinHash(num_perm) per record, the documented way (it draws the permutations for
+every record); --shared-permutations hands one set to all instead, the same values (so the
+same drops), faster.
+
 Banding: datasketch uses its own optimum for the threshold (MinHashLSH(threshold, num_perm):
 9 bands x 13 rows for 0.8/128) unless --bands is given; rensa's RMinHashLSH needs a band count
 that divides num_perm, default 16 (8 rows; 8 bands x 16 rows, the other neighbour of
@@ -52,17 +56,22 @@ def run_datasketch(a, fields, kind, k, drops):
         lsh = MinHashLSH(threshold=a.threshold, num_perm=a.num_perm, params=(a.bands, a.num_perm // a.bands))
     else:
         lsh = MinHashLSH(threshold=a.threshold, num_perm=a.num_perm)
-    # One set of permutations shared by all MinHashes (datasketch's documented way to avoid
-    # regenerating them for every object); the values are those of MinHash(seed=1).
+    # By default a MinHash per record as datasketch documents it, MinHash(num_perm=128), which
+    # draws its permutations anew each time (seed 1). --shared-permutations passes one set to
+    # all (the same values, so the same signatures and drops): much faster.
     proto = MinHash(num_perm=a.num_perm, seed=1)
     perms, scheme = proto.permutations, proto.scheme
+    shared = a.shared_permutations
     kept = {}
     n = ndrop = 0
     thr = a.threshold
     for line in lines_of(a.input, a.limit):
         rec = json.loads(line)
         rid = rec["id"]
-        m = MinHash(num_perm=a.num_perm, permutations=perms, scheme=scheme)
+        if shared:
+            m = MinHash(num_perm=a.num_perm, permutations=perms, scheme=scheme)
+        else:
+            m = MinHash(num_perm=a.num_perm, seed=1)
         m.update_batch([s.encode("utf-8") for s in dc.shingle_list(dc.record_text(rec, fields), kind, k)])
         best, best_sim = None, -1.0
         for c in lsh.query(m):
@@ -76,7 +85,7 @@ def run_datasketch(a, fields, kind, k, drops):
             lsh.insert(rid, m, check_duplication=False)
             kept[rid] = m
         n += 1
-    return n, ndrop, {"bands": lsh.b, "rows": lsh.r}
+    return n, ndrop, {"bands": lsh.b, "rows": lsh.r, "shared_permutations": shared}
 
 
 def run_rensa(a, fields, kind, k, drops):
@@ -123,6 +132,8 @@ def main():
     ap.add_argument("--threshold", type=float, default=0.8)
     ap.add_argument("--bands", type=int, default=0, help="LSH bands (default: see above)")
     ap.add_argument("--seed", type=int, default=42, help="rensa's MinHash seed")
+    ap.add_argument("--shared-permutations", action="store_true",
+                    help="datasketch: one set of permutations for all MinHashes (faster; same results)")
     ap.add_argument("--limit", type=int, default=None, help="only the first N records")
     a = ap.parse_args()
     fields = dc.parse_fields(a.fields)
