@@ -134,53 +134,69 @@ public struct LSHBanding: Sendable, Equatable, CustomStringConvertible {
     public var description: String { "\(bands) bands × \(rows) rows" }
 }
 
+/// Large zero-filled blocks straight from the kernel (mmap), returned with munmap. The
+/// index's tables and signature chunks live here rather than in malloc's heap, which the
+/// tools tune to keep freed memory (for the client's many small buffers): a table freed
+/// when it grows would otherwise stay resident.
+enum PageMemory {
+    static func allocate<T>(_ type: T.Type, count: Int) -> UnsafeMutablePointer<T> {
+        let bytes = Swift.max(1, count * MemoryLayout<T>.stride)
+        guard let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED else {
+            fatalError("out of memory: cannot map \(bytes) bytes")
+        }
+        return p.bindMemory(to: T.self, capacity: count)
+    }
+
+    static func free<T>(_ p: UnsafeMutablePointer<T>, count: Int) {
+        munmap(UnsafeMutableRawPointer(p), Swift.max(1, count * MemoryLayout<T>.stride))
+    }
+}
+
 /// An open-addressing multimap from 64-bit hashes to entry numbers, 4 bytes a slot: a
 /// 4-bit tag from the hash (so most foreign slots are passed over without looking at the
-/// entry) and the entry number + 1 in 28 bits; 0 marks an empty slot. Linear probing; the
-/// owner doubles the table at 70% load and adds its entries again.
+/// entry) and the entry number + 1 in 28 bits; 0 marks an empty slot. Linear probing from
+/// the slot the hash's high 32 bits pick (multiply-shift, so any table size works); the owner
+/// grows the table by half at 75% load and adds its entries again.
 final class SlotTable {
     private var slots: UnsafeMutablePointer<UInt32>
     private var capacity: Int
-    private var bits: Int
     private(set) var count = 0
 
     /// Entry numbers must stay below this (2^28 − 1).
     static let maxEntries = (1 << 28) - 1
 
-    init(bits: Int = 10) {
-        self.bits = bits
-        capacity = 1 << bits
-        slots = .allocate(capacity: capacity)
-        slots.initialize(repeating: 0, count: capacity)
+    init(capacity: Int = 1024) {
+        self.capacity = capacity
+        slots = PageMemory.allocate(UInt32.self, count: capacity)
     }
 
-    deinit { slots.deallocate() }
+    deinit { PageMemory.free(slots, count: capacity) }
 
     @inline(__always) private static func tag(_ hash: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: hash & 0xF) << 28 }
-    @inline(__always) private func position(_ hash: UInt64) -> Int { Int(truncatingIfNeeded: hash >> UInt64(64 - bits)) }
+    @inline(__always) private func position(_ hash: UInt64) -> Int { Int(truncatingIfNeeded: ((hash >> 32) &* UInt64(capacity)) >> 32) }
 
-    /// True when one more entry would pass 70% load.
-    var isFull: Bool { (count + 1) * 10 > capacity * 7 }
+    /// True when one more entry would pass 75% load.
+    var isFull: Bool { (count + 1) * 4 > capacity * 3 }
 
     /// Adds an entry (the caller grows the table first when `isFull`).
     @inline(__always)
     func add(_ hash: UInt64, entry: Int) {
-        let mask = capacity - 1
         var i = position(hash)
-        while slots[i] != 0 { i = (i + 1) & mask }
+        while slots[i] != 0 {
+            i += 1
+            if i == capacity { i = 0 }
+        }
         slots[i] = SlotTable.tag(hash) | UInt32(entry + 1)
         count += 1
     }
 
-    /// Doubles the table and empties it: the caller adds every entry again, in entry order
-    /// (reading the entries' data sequentially, which is much faster than following the old
-    /// slots to entries scattered in memory).
-    func doubleAndClear() {
-        slots.deallocate()
-        bits += 1
-        capacity = 1 << bits
-        slots = .allocate(capacity: capacity)
-        slots.initialize(repeating: 0, count: capacity)
+    /// Grows the table by half and empties it: the caller adds every entry again, in entry
+    /// order (reading the entries' data sequentially, which is much faster than following
+    /// the old slots to entries scattered in memory).
+    func growAndClear() {
+        PageMemory.free(slots, count: capacity)
+        capacity += capacity / 2
+        slots = PageMemory.allocate(UInt32.self, count: capacity)
         count = 0
     }
 
@@ -188,14 +204,14 @@ final class SlotTable {
     /// `hash` (the caller confirms the match).
     @inline(__always)
     func lookup(_ hash: UInt64, _ body: (Int) -> Void) {
-        let mask = capacity - 1
         let tag = SlotTable.tag(hash)
         var i = position(hash)
         while true {
             let v = slots[i]
             if v == 0 { return }
             if v & 0xF000_0000 == tag { body(Int(v & 0x0FFF_FFFF) - 1) }
-            i = (i + 1) & mask
+            i += 1
+            if i == capacity { i = 0 }
         }
     }
 
@@ -203,18 +219,47 @@ final class SlotTable {
     var memoryBytes: Int { capacity * 4 }
 }
 
+/// Fixed-size records in chunks of 65,536 that never move: appending never copies what is
+/// stored (a growing array would briefly hold its contents twice).
+final class ChunkedRecords {
+    let recordSize: Int
+    private var chunks: [UnsafeMutablePointer<UInt8>] = []
+    private(set) var count = 0
+    static let chunkShift = 16
+
+    init(recordSize: Int) { self.recordSize = recordSize }
+
+    deinit { for c in chunks { PageMemory.free(c, count: recordSize << Self.chunkShift) } }
+
+    func append(_ bytes: UnsafePointer<UInt8>) {
+        if count >> Self.chunkShift == chunks.count {
+            chunks.append(PageMemory.allocate(UInt8.self, count: recordSize << Self.chunkShift))
+        }
+        (chunks[count >> Self.chunkShift] + (count & 0xFFFF) * recordSize).update(from: bytes, count: recordSize)
+        count += 1
+    }
+
+    @inline(__always)
+    subscript(_ i: Int) -> UnsafePointer<UInt8> {
+        UnsafePointer(chunks[i >> Self.chunkShift] + (i & 0xFFFF) * recordSize)
+    }
+
+    var memoryBytes: Int { chunks.count * (recordSize << Self.chunkShift) }
+}
+
 /// The near-duplicate index: the compact signatures of the entries (references and kept
 /// records) and one `SlotTable` per LSH band. Entries are numbered in insertion order.
 final class MinHashIndex {
     let numPerm: Int
     let banding: LSHBanding
-    private(set) var signatures: [UInt8] = []
+    private let signatures: ChunkedRecords
     private let tables: [SlotTable]
     private(set) var count = 0
 
     init(numPerm: Int, banding: LSHBanding) {
         self.numPerm = numPerm
         self.banding = banding
+        signatures = ChunkedRecords(recordSize: numPerm)
         tables = (0..<banding.bands).map { _ in SlotTable() }
     }
 
@@ -232,17 +277,15 @@ final class MinHashIndex {
     /// Adds an entry (number `count`).
     func insert(_ signature: UnsafePointer<UInt8>, keys: UnsafePointer<UInt64>) {
         let entry = count
-        signatures.append(contentsOf: UnsafeBufferPointer(start: signature, count: numPerm))
+        signatures.append(signature)
         count += 1
         if tables[0].isFull {
             // Every band table holds every entry: grow them all in one pass over the signatures.
-            for t in tables { t.doubleAndClear() }
+            for t in tables { t.growAndClear() }
             let rows = banding.rows
-            signatures.withUnsafeBufferPointer { all in
-                for e in 0..<entry {
-                    let sig = all.baseAddress! + e * numPerm
-                    for j in 0..<banding.bands { tables[j].add(MinHashIndex.bandKey(sig, band: j, rows: rows), entry: e) }
-                }
+            for e in 0..<entry {
+                let sig = signatures[e]
+                for j in 0..<banding.bands { tables[j].add(MinHashIndex.bandKey(sig, band: j, rows: rows), entry: e) }
             }
         }
         for j in 0..<banding.bands { tables[j].add(keys[j], entry: entry) }
@@ -254,25 +297,22 @@ final class MinHashIndex {
         var seen: [Int] = []
         let rows = banding.rows
         let n = numPerm
-        signatures.withUnsafeBufferPointer { all in
-            guard let base = all.baseAddress else { return }
-            for j in 0..<banding.bands {
-                tables[j].lookup(keys[j]) { e in
-                    let other = base + e * n
-                    guard memcmp(other + j * rows, signature + j * rows, rows) == 0, !seen.contains(e) else { return }
-                    seen.append(e)
-                    body(e, CompactSignature.similarity(signature, other, count: n))
-                }
+        for j in 0..<banding.bands {
+            tables[j].lookup(keys[j]) { e in
+                let other = signatures[e]
+                guard memcmp(other + j * rows, signature + j * rows, rows) == 0, !seen.contains(e) else { return }
+                seen.append(e)
+                body(e, CompactSignature.similarity(signature, other, count: n))
             }
         }
     }
 
     /// The stored signature of `entry`.
     func withSignature<T>(_ entry: Int, _ body: (UnsafePointer<UInt8>) -> T) -> T {
-        signatures.withUnsafeBufferPointer { body($0.baseAddress! + entry * numPerm) }
+        body(signatures[entry])
     }
 
-    var memoryBytes: Int { signatures.capacity + tables.reduce(0) { $0 + $1.memoryBytes } }
+    var memoryBytes: Int { signatures.memoryBytes + tables.reduce(0) { $0 + $1.memoryBytes } }
 }
 
 /// The exact-duplicate index: each entry's 64-bit hash of its normalized text.
@@ -284,7 +324,7 @@ final class ExactIndex {
         let entry = hashes.count
         hashes.append(hash)
         if table.isFull {
-            table.doubleAndClear()
+            table.growAndClear()
             for e in 0..<entry { table.add(hashes[e], entry: e) }
         }
         table.add(hash, entry: entry)

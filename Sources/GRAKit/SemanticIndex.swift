@@ -145,7 +145,7 @@ final class SemanticIndex {
         codes.append(contentsOf: entryCodes)
         count += 1
         if tables[0].isFull {
-            for t in tables { t.doubleAndClear() }
+            for t in tables { t.growAndClear() }
             for e in 0..<entry {
                 for j in 0..<lsh.tables { tables[j].add(Self.key(codes[e * lsh.tables + j], table: j), entry: e) }
             }
