@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "gra-generate", targets: ["gra-generate"]),
         .executable(name: "gra-review", targets: ["gra-review"]),
         .executable(name: "gra-adjudicate", targets: ["gra-adjudicate"]),
+        .executable(name: "gra-dedup", targets: ["gra-dedup"]),
         .executable(name: "gra-testserver", targets: ["gra-testserver"]),
     ],
     dependencies: [
@@ -56,6 +57,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "gra-adjudicate",
+            dependencies: ["GRAKit", "GRACommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "gra-dedup",
             dependencies: ["GRAKit", "GRACommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // A fake OpenAI-compatible server on 127.0.0.1 with scripted replies and faults:

@@ -5,7 +5,7 @@ import Testing
 @Suite("Documentation matches the tools")
 struct DocsTests {
     static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let tools = ["gra-format", "gra-map", "gra-generate", "gra-review", "gra-adjudicate"]
+    static let tools = ["gra-format", "gra-map", "gra-generate", "gra-review", "gra-adjudicate", "gra-dedup"]
 
     @Test(arguments: tools)
     func everyOptionIsInTheManPage(_ tool: String) throws {

@@ -1,0 +1,483 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+
+/// Which copy of a duplicate cluster survives.
+public enum DedupKeep: String, CaseIterable, Sendable {
+    /// The first one read (streaming).
+    case first
+    /// The one with the highest score (`DedupScore`); ties go to the first.
+    case best
+}
+
+/// What `gra-dedup` does, as plain values (the CLI fills this from its flags).
+public struct DedupOptions: Sendable {
+    public var methods: Set<DedupMethod> = [.exact, .minhash]
+    /// Fields compared, in order ("output" already mapped to "response").
+    public var fields = ["instruction", "input"]
+    public var shingle = ShingleSpec.default
+    public var numPerm = 128
+    /// Jaccard similarity at or above which two records are near duplicates.
+    public var threshold = 0.8
+    /// LSH banding (from `threshold` unless `--bands`/`--rows` override it).
+    public var banding = LSHBanding(bands: 18, rows: 7)
+    /// Cosine similarity at or above which two records are semantic duplicates.
+    public var cosine = 0.9
+    /// Reference sets: records too close to any of their records are dropped.
+    public var against: [String] = []
+    public var keep = DedupKeep.first
+    /// Annotate duplicates with `gra.dedup` and write them instead of dropping them.
+    public var mark = false
+    public var rejectsPath: String?
+    public var errorsPath: String?
+    public var skipBadInput = false
+    public var maxLineBytes = LineReader.defaultMaxLineBytes
+    /// Input files; empty (or "-") means standard input.
+    public var inputs: [String] = []
+    public var quiet = false
+    public var shard: Shard?
+    /// Directory for the `--keep best` spool file (default `$TMPDIR` or /tmp).
+    public var spoolDirectory: String?
+    /// Where embeddings come from (`semantic`).
+    public var embedder: DedupEmbedder?
+
+    public init() {}
+}
+
+/// Counts of what a `gra-dedup` run did.
+public struct DedupSummary: Equatable, Sendable {
+    /// Input records (of this shard).
+    public var read = 0
+    /// Records written as they were (not duplicates).
+    public var kept = 0
+    /// Duplicates dropped (or, with `--mark`, written annotated), by method; "against" for
+    /// records too close to a reference.
+    public var duplicates: [String: Int] = [:]
+    /// Records whose chosen fields were all empty: written unchanged, never compared.
+    public var withoutText = 0
+    /// Records whose embedding could not be had (semantic): in the errors file.
+    public var failed = 0
+    public var badInput = 0
+    public var otherShards = 0
+    /// Reference records loaded (`--against`), and those without text (ignored).
+    public var references = 0
+    public var referencesWithoutText = 0
+
+    public var duplicateCount: Int { duplicates.values.reduce(0, +) }
+}
+
+/// The `gra-dedup` stage: drops (or marks) records that duplicate an earlier kept record or
+/// a reference record, exactly (normalized text), nearly (MinHash + LSH) or semantically
+/// (embeddings), writing the others unchanged in input order.
+///
+/// Lines are read in 1 MiB batches; each batch is parsed and turned into hashes and
+/// signatures on the pool's threads (`DedupPreparer`), and the batches are then compared
+/// and inserted into the `DedupIndex` strictly in input order on one serial queue, so the
+/// result does not depend on timing. A kept record is written as the very line it was read.
+public final class DedupStage: @unchecked Sendable {  // index and output are touched only by the serial merge queue
+    public let options: DedupOptions
+    private let environment: [String: String]
+    private let out: OutputSink
+    private let diagnostics: Diagnostics
+    private var rejects: OutputSink?
+    private var errors: OutputSink?
+    let index: DedupIndex
+    private let hasher: MinHasher
+    private let lsh: HyperplaneLSH?
+    public internal(set) var summary = DedupSummary()
+    /// Dropped records reported on stderr so far (without --rejects).
+    private var reportedDrops = 0
+    static let reportedDropsLimit = 10
+    /// `--keep best`: the spool and what the first pass decided per record.
+    var bestState: KeepBestState?
+
+    static let batchBytes = 1 << 20
+    static let batchesInFlight = 6
+
+    public init(options: DedupOptions, output: OutputSink, diagnostics: Diagnostics, environment: [String: String] = [:]) {
+        self.options = options
+        self.environment = environment
+        self.out = output
+        self.diagnostics = diagnostics
+        hasher = MinHasher(numPerm: options.numPerm)
+        lsh = options.methods.contains(.semantic) ? HyperplaneLSH(cosine: options.cosine) : nil
+        index = DedupIndex(methods: options.methods, numPerm: options.numPerm, banding: options.banding,
+                           threshold: options.threshold, cosine: options.cosine, lsh: lsh)
+    }
+
+    /// What a batch is read for.
+    enum Role {
+        case reference(file: Int)
+        case input
+    }
+
+    /// Runs over the reference sets, then every input; flushes complete output before
+    /// returning or throwing.
+    public func run() throws(GRAError) -> DedupSummary {
+        if let path = options.rejectsPath { rejects = try OutputSink(path: path) }
+        if let path = options.errorsPath { errors = try OutputSink(path: path) }
+        defer {
+            for sink in [rejects, errors].compactMap({ $0 }) {
+                try? sink.flush()
+                sink.close()
+            }
+        }
+        do {
+            for (i, path) in options.against.enumerated() {
+                index.referenceFiles.append(path)
+                try process(input: path, role: .reference(file: i))
+            }
+            if options.keep == .best { bestState = KeepBestState(spool: try DedupSpool(directory: options.spoolDirectory, environment: environment)) }
+            let inputs = options.inputs.isEmpty ? ["-"] : options.inputs
+            for input in inputs { try process(input: input, role: .input) }
+            if bestState != nil { try writeBest() }
+            try out.flush()
+        } catch {
+            if error != .brokenPipe { try? out.flush() }
+            throw error
+        }
+        if !options.quiet && rejects == nil && !options.mark && reportedDrops > Self.reportedDropsLimit {
+            diagnostics.warn("\(reportedDrops - Self.reportedDropsLimit) more duplicates dropped without a report: use --rejects FILE to keep them")
+        }
+        return summary
+    }
+
+    private func preparer(for role: Role) -> DedupPreparer {
+        var shard: Shard?
+        if case .input = role { shard = options.shard }
+        return DedupPreparer(fields: options.fields, methods: options.methods, shingle: options.shingle, hasher: hasher,
+                             banding: options.banding, skipBadInput: options.skipBadInput, maxLineBytes: options.maxLineBytes,
+                             shard: shard, wantScore: options.keep == .best)
+    }
+
+    private func process(input path: String, role: Role) throws(GRAError) {
+        let file = try InputFile(path)
+        defer { file.close() }
+        let reader = LineReader(fd: file.fd, maxLineBytes: options.maxLineBytes)
+        let preparer = preparer(for: role)
+        if try reader.peekFirstNonWhitespace() == UInt8(ascii: "[") {
+            let bytes = try reader.readRest()
+            let items = try bytes.withUnsafeBufferPointer { buf in Result { () throws(GRAError) in try ArraySplitter.split(buf) } }.get()
+            let prepared = preparer.prepare(items)
+            let done = DispatchSemaphore(value: 0)
+            embed(prepared) { done.signal() }
+            done.wait()
+            try merge(prepared, role: role, label: file.label)
+            return
+        }
+        try prepareInParallel(reader: reader, preparer: preparer, role: role, label: file.label)
+    }
+
+    /// The streaming path, as in `FormatStage`: this thread reads batches; each is prepared
+    /// on a pool thread as soon as it is read (at most `batchesInFlight` at once, which
+    /// bounds memory); a serial queue merges the results strictly in input order.
+    private func prepareInParallel(reader: LineReader, preparer: DedupPreparer, role: Role, label: String) throws(GRAError) {
+        let slots = DispatchSemaphore(value: Self.batchesInFlight)
+        let group = DispatchGroup()
+        let mergeQueue = DispatchQueue(label: "gra.dedup.merge")
+        let state = OrderedMergeState()
+        var readError: GRAError?
+        var index = 0
+        while mergeQueue.sync(execute: { state.failure == nil }) {
+            if Signals.interrupted {
+                readError = .interrupted
+                break
+            }
+            let batch: LineBatch
+            do {
+                guard let b = try LineBatch.read(from: reader, bytes: Self.batchBytes, mayBlock: true) else { break }
+                batch = b
+            } catch {
+                readError = error
+                break
+            }
+            slots.wait()
+            let i = index
+            index += 1
+            group.enter()
+            DispatchQueue.global().async {
+                let prepared = preparer.prepare(batch)
+                self.embed(prepared) {
+                mergeQueue.async {
+                    state.pending[i] = prepared
+                    while let p = state.pending.removeValue(forKey: state.nextToMerge) {
+                        state.nextToMerge += 1
+                        if state.failure == nil {
+                            do throws(GRAError) { try self.merge(p, role: role, label: label) } catch { state.failure = error }
+                        }
+                        slots.signal()
+                        group.leave()
+                    }
+                    if state.failure == nil {
+                        do throws(GRAError) {
+                            try self.out.flush()
+                            try self.rejects?.flush()
+                        } catch { state.failure = error }
+                    }
+                }
+                }
+            }
+        }
+        group.wait()
+        if let failure = mergeQueue.sync(execute: { state.failure }) { throw failure }
+        if let readError { throw readError }
+    }
+
+    /// `semantic`: asks for the embeddings of the batch's records, makes them unit vectors
+    /// with their LSH codes (on a pool thread, not the client's event loop), then calls `then`.
+    /// Without semantic, calls `then` at once.
+    private func embed(_ batch: PreparedBatch, then: @escaping @Sendable () -> Void) {
+        guard let lsh, let embedder = options.embedder else { return then() }
+        let slots = batch.records.indices.filter { if case .record = batch.records[$0].status { return true } else { return false } }
+        guard !slots.isEmpty else { return then() }
+        let texts = slots.map { batch.records[$0].semanticText ?? "" }
+        embedder.embed(texts) { result in
+            DispatchQueue.global().async {
+                switch result {
+                case .failure(let f):
+                    batch.embeddingFailure = f
+                case .success(let vectors):
+                    batch.vectors = Array(repeating: [], count: batch.records.count)
+                    batch.semanticCodes = Array(repeating: 0, count: batch.records.count * lsh.tables)
+                    var codes: [UInt32] = []
+                    for (k, slot) in slots.enumerated() {
+                        let unit = unitVector(vectors[k])
+                        codes.removeAll(keepingCapacity: true)
+                        lsh.appendCodes(unit, to: &codes)
+                        batch.vectors[slot] = unit
+                        batch.semanticCodes.replaceSubrange((slot * lsh.tables)..<((slot + 1) * lsh.tables), with: codes)
+                    }
+                }
+                then()
+            }
+        }
+    }
+
+    /// Why the record in `slot` has no usable embedding (`semantic`), if it has none.
+    private func embeddingProblem(_ batch: PreparedBatch, slot: Int) -> (reason: String, status: Int?, attempts: Int)? {
+        guard let semantic = index.semantic else { return nil }
+        if let f = batch.embeddingFailure { return ("no embedding: \(f.message)", f.status, f.attempts) }
+        let n = batch.vectors[slot].count
+        if n == 0 { return ("the embeddings endpoint returned an empty vector", 200, 1) }
+        if let d = semantic.dimension, d != n { return ("embedding of dimension \(n), expected \(d) (as the first one)", 200, 1) }
+        return nil
+    }
+
+    /// A record that cannot be compared (its embedding failed): to the errors file, not stdout.
+    private func failed(_ r: PreparedRecord, raw: UnsafeBufferPointer<UInt8>, place: String, _ problem: (reason: String, status: Int?, attempts: Int)) throws(GRAError) {
+        summary.failed += 1
+        guard let errors else {
+            diagnostics.warn("\(place): failed: \(problem.reason) (use --errors FILE to keep failed records)")
+            return
+        }
+        let b = errors.buffer
+        b.append(#"{"stage":"gra-dedup","where":"#)
+        JSONWriter.writeString(place, to: b)
+        b.append(#","id":"#)
+        if r.idIsNumber { b.append(r.id) } else { JSONWriter.writeString(r.id, to: b) }
+        if let model = options.embedder?.model.name {
+            b.append(#","model":"#)
+            JSONWriter.writeString(model, to: b)
+        }
+        b.append(#","reason":"#)
+        JSONWriter.writeString(problem.reason, to: b)
+        b.append(#","status":"#)
+        b.append(problem.status.map(String.init) ?? "null")
+        b.append(#","attempts":"#)
+        b.append(String(problem.attempts))
+        b.append(#","record":"#)
+        b.append(raw)
+        b.append("}\n")
+        try errors.lineEnded()
+    }
+
+    // MARK: - Merging, in input order
+
+    private func merge(_ batch: PreparedBatch, role: Role, label: String) throws(GRAError) {
+        try batch.bytes.withUnsafeBufferPointer { (all) throws(GRAError) in
+            for slot in batch.records.indices {
+                let r = batch.records[slot]
+                let raw = UnsafeBufferPointer(rebasing: all[r.rawStart..<(r.rawStart + r.rawCount)])
+                switch r.status {
+                case .bad(let message):
+                    try badInput(DedupPlace.text(label: label, line: r.line, element: r.element), message, raw: raw)
+                case .otherShard:
+                    summary.otherShards += 1
+                case .noText:
+                    switch role {
+                    case .reference: summary.referencesWithoutText += 1
+                    case .input:
+                        summary.read += 1
+                        summary.withoutText += 1
+                        if let best = bestState {
+                            try best.spoolPassThrough(raw)
+                        } else {
+                            try write(raw)
+                        }
+                    }
+                case .record:
+                    if let problem = embeddingProblem(batch, slot: slot) {
+                        if case .input = role { summary.read += 1 }
+                        try failed(r, raw: raw, place: DedupPlace.text(label: label, line: r.line, element: r.element), problem)
+                        continue
+                    }
+                    switch role {
+                    case .reference(let file):
+                        summary.references += 1
+                        try index.insert(batch, slot: slot, referenceFile: file)
+                    case .input:
+                        summary.read += 1
+                        let match = index.match(batch, slot: slot)
+                        if let best = bestState {
+                            try best.spool(batch, slot: slot, raw: raw, place: DedupPlace.text(label: label, line: r.line, element: r.element),
+                                           match: match, index: index)
+                        } else if let m = match {
+                            try duplicate(r.id, idIsNumber: r.idIsNumber, report(m), raw: raw, place: DedupPlace.text(label: label, line: r.line, element: r.element))
+                        } else {
+                            try index.insert(batch, slot: slot)
+                            summary.kept += 1
+                            try write(raw)
+                        }
+                    }
+                }
+            }
+        }
+        if let f = batch.fatal {
+            throw GRAError.badInput(DedupPlace.text(label: label, line: f.line, element: f.element) + ": " + f.message)
+        }
+    }
+
+    func write(_ raw: UnsafeBufferPointer<UInt8>) throws(GRAError) {
+        out.buffer.append(raw)
+        out.buffer.append(0x0A)
+        try out.lineEnded()
+    }
+
+    /// What is said of a duplicate: in rejects, in `gra.dedup`, on stderr.
+    struct DuplicateReport {
+        /// exact, minhash, semantic, or against.
+        var method: String
+        var of: String
+        var similarity: Double
+        var reason: String
+        /// The reference file (method against).
+        var reference: String?
+    }
+
+    func report(_ m: DedupMatch) -> DuplicateReport {
+        let of = index.id(m.entry)
+        if index.isReference(m.entry) {
+            let file = index.referenceFile(m.entry)
+            return DuplicateReport(method: "against", of: of, similarity: m.similarity,
+                                   reason: "too close to reference \(of) in \(file) (\(measure(m.method, m.similarity)))", reference: file)
+        }
+        return report(m.method, of: of, similarity: m.similarity)
+    }
+
+    func report(_ method: DedupMethod, of: String, similarity: Double) -> DuplicateReport {
+        let reason: String
+        switch method {
+        case .exact: reason = "exact duplicate of \(of)"
+        case .minhash: reason = "near duplicate of \(of) (\(measure(method, similarity)))"
+        case .semantic: reason = "semantic duplicate of \(of) (\(measure(method, similarity)))"
+        }
+        return DuplicateReport(method: method.rawValue, of: of, similarity: similarity, reason: reason)
+    }
+
+    private func measure(_ method: DedupMethod, _ x: Double) -> String {
+        switch method {
+        case .exact: return "exact"
+        case .minhash: return "MinHash Jaccard \(JSONWriter.string(roundedNumber(x)))"
+        case .semantic: return "cosine \(JSONWriter.string(roundedNumber(x)))"
+        }
+    }
+
+    /// A duplicate: annotated and written with --mark; else to the rejects file (or stderr).
+    func duplicate(_ id: String, idIsNumber: Bool, _ d: DuplicateReport, raw: UnsafeBufferPointer<UInt8>, place: String) throws(GRAError) {
+        summary.duplicates[d.method, default: 0] += 1
+        if options.mark {
+            guard case .success(.object(var record)) = JSONParser.parseResult(raw) else {
+                preconditionFailure("a record that parsed once parses again")
+            }
+            var note = JSONObject()
+            note.append("method", .string(d.method))
+            note.append("duplicate_of", .string(d.of))
+            note.append("similarity", roundedNumber(d.similarity))
+            if let file = d.reference { note.append("reference", .string(file)) }
+            record.setGRASection("dedup", note)
+            JSONWriter.write(record, to: out.buffer)
+            out.buffer.append(0x0A)
+            try out.lineEnded()
+            return
+        }
+        guard let rejects else {
+            reportedDrops += 1
+            if reportedDrops <= Self.reportedDropsLimit {
+                diagnostics.warn("\(place): dropped: \(d.reason)" + (reportedDrops == 1 ? " (use --rejects FILE to keep dropped records)" : ""))
+            }
+            return
+        }
+        let b = rejects.buffer
+        b.append(#"{"stage":"gra-dedup","where":"#)
+        JSONWriter.writeString(place, to: b)
+        b.append(#","id":"#)
+        if idIsNumber { b.append(id) } else { JSONWriter.writeString(id, to: b) }
+        b.append(#","reason":"#)
+        JSONWriter.writeString(d.reason, to: b)
+        b.append(#","method":"#)
+        JSONWriter.writeString(d.method, to: b)
+        b.append(#","duplicate_of":"#)
+        JSONWriter.writeString(d.of, to: b)
+        b.append(#","similarity":"#)
+        JSONWriter.write(roundedNumber(d.similarity), to: b)
+        if let file = d.reference {
+            b.append(#","reference":"#)
+            JSONWriter.writeString(file, to: b)
+        }
+        b.append(#","record":"#)
+        b.append(raw)
+        b.append("}\n")
+        try rejects.lineEnded()
+    }
+
+    /// Malformed input with --skip-bad-input: reported, and kept in the rejects file.
+    private func badInput(_ place: String, _ message: String, raw: UnsafeBufferPointer<UInt8>) throws(GRAError) {
+        summary.badInput += 1
+        diagnostics.warn("\(place): \(message) (skipped)")
+        guard let rejects else { return }
+        var entry = JSONObject()
+        entry.append("stage", .string("gra-dedup"))
+        entry.append("where", .string(place))
+        entry.append("reason", .string(message))
+        if raw.count > 0 { entry.append("raw", .string(String(decoding: raw, as: UTF8.self))) }
+        try rejects.writeLine(entry)
+    }
+
+    /// Approximate bytes the index holds (for the summary and the benchmarks).
+    public var indexBytes: Int { index.memoryBytes }
+}
+
+/// Batches waiting for their turn to be merged; touched only on the merge queue.
+final class OrderedMergeState: @unchecked Sendable {
+    var pending: [Int: PreparedBatch] = [:]
+    var nextToMerge = 0
+    var failure: GRAError?
+}
+
+extension DedupSummary {
+    /// The end-of-run line: "1000 records read, 950 kept, 50 duplicates dropped (exact 10,
+    /// minhash 38, against 2)".
+    public func report(methods: Set<DedupMethod>, marked: Bool, references: Bool) -> String {
+        var names = methods.sorted().map(\.rawValue)
+        if references { names.append("against") }
+        let counts = names.map { "\($0) \(duplicates[$0, default: 0])" }.joined(separator: ", ")
+        var line = "\(read) records read, \(kept) kept, \(duplicateCount) duplicates \(marked ? "marked" : "dropped") (\(counts))"
+        if references { line += "; \(self.references) reference records" + (referencesWithoutText > 0 ? " (\(referencesWithoutText) without text, ignored)" : "") }
+        if withoutText > 0 { line += ", \(withoutText) without text in the compared fields (written unchanged)" }
+        if failed > 0 { line += ", \(failed) failed (see --errors)" }
+        if badInput > 0 { line += ", \(badInput) bad input lines skipped" }
+        if otherShards > 0 { line += ", \(otherShards) left to other shards" }
+        return line
+    }
+}

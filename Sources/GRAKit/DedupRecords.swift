@@ -1,0 +1,272 @@
+/// What gra-dedup computes for each record before comparing it: done for a whole batch at
+/// once on a pool thread (parse, fields, normalization, exact hash, shingles, signature, band
+/// keys), so that the in-order comparison step only looks things up.
+struct PreparedRecord {
+    enum Status {
+        /// A record with text to compare.
+        case record
+        /// A record whose chosen fields are all empty: passed through unchanged.
+        case noText
+        /// Left to another shard (`--shard`).
+        case otherShard
+        /// Malformed (with `--skip-bad-input`): reported, not written.
+        case bad(String)
+    }
+    var status: Status
+    var line: Int
+    /// 1-based element number when the input was a JSON array.
+    var element: Int?
+    /// The record's JSON text, as read (or re-serialized for array elements), in the batch's bytes.
+    var rawStart: Int
+    var rawCount: Int
+    /// The record's id (its `id` string or number; else the content hash id).
+    var id: String
+    /// True when `id` is the text of a JSON number (written back as a number).
+    var idIsNumber = false
+    var exactHash: UInt64 = 0
+    /// `--keep best`: the record's review score (−∞ without one).
+    var score = -Double.infinity
+    /// The text sent for an embedding (`semantic`).
+    var semanticText: String?
+}
+
+/// One batch's prepared records; signatures and band keys are stored flat, one slot per
+/// record (unused for records that are not `.record`).
+final class PreparedBatch: @unchecked Sendable {
+    var bytes: [UInt8] = []
+    var records: [PreparedRecord] = []
+    var signatures: [UInt8] = []
+    var bandKeys: [UInt64] = []
+    /// One unit vector per record (`semantic`; empty for records without text) and its LSH
+    /// codes (`HyperplaneLSH.tables` per record).
+    var vectors: [[Float]] = []
+    var semanticCodes: [UInt32] = []
+    /// Why the embeddings of this batch could not be had (`semantic`).
+    var embeddingFailure: RequestFailure?
+    /// Malformed input that stops the run (after the records before it): where and what.
+    var fatal: (line: Int, element: Int?, message: String)?
+}
+
+/// Turns input lines into `PreparedRecord`s; holds no state between batches, so several
+/// batches can be prepared at once.
+struct DedupPreparer: Sendable {
+    let fields: [String]
+    let methods: Set<DedupMethod>
+    let shingle: ShingleSpec
+    let hasher: MinHasher
+    let banding: LSHBanding
+    let skipBadInput: Bool
+    let maxLineBytes: Int
+    /// Nil for reference sets, which are never sharded.
+    let shard: Shard?
+    let wantScore: Bool
+
+    static let exactSeed: UInt64 = 0x1656_67B1_9E37_79F9
+
+    func prepare(_ batch: LineBatch) -> PreparedBatch {
+        let out = PreparedBatch()
+        var scratch = Scratch()
+        out.bytes = batch.bytes
+        reserve(out, batch.lines.count)
+        batch.bytes.withUnsafeBufferPointer { all in
+            for line in batch.lines {
+                if out.fatal != nil { return }
+                switch line {
+                case .tooLong(let number, let bytes):
+                    bad(out, line: number, element: nil, "line is \(bytes) bytes, over the \(maxLineBytes)-byte limit (--max-line-bytes)", start: 0, count: 0)
+                case .text(let number, let start, var count):
+                    let bytes = UnsafeBufferPointer(rebasing: all[start..<(start + count)])
+                    if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+                    while count > 0 && all[start + count - 1] == 0x0D { count -= 1 }
+                    switch JSONParser.parseResult(bytes) {
+                    case .failure(let e):
+                        bad(out, line: number, element: nil, "invalid JSON: \(e)", start: start, count: count)
+                    case .success(let value):
+                        add(out, value, line: number, element: nil, start: start, count: count, scratch: &scratch)
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// The elements of a JSON array document; each is re-serialized as its record text.
+    func prepare(_ elements: [ArrayElement]) -> PreparedBatch {
+        let out = PreparedBatch()
+        var scratch = Scratch()
+        reserve(out, elements.count)
+        let buffer = ByteBuffer(capacity: 1 << 16)
+        for item in elements {
+            if out.fatal != nil { break }
+            switch item.result {
+            case .failure(let e):
+                bad(out, line: item.line, element: item.index + 1, "invalid JSON: \(e)", start: 0, count: 0)
+            case .success(let value):
+                buffer.removeAll()
+                JSONWriter.write(value, to: buffer)
+                let start = out.bytes.count
+                out.bytes.append(contentsOf: buffer.bytes)
+                add(out, value, line: item.line, element: item.index + 1, start: start, count: buffer.count, scratch: &scratch)
+            }
+        }
+        return out
+    }
+
+    private func reserve(_ out: PreparedBatch, _ n: Int) {
+        out.records.reserveCapacity(n)
+        if methods.contains(.minhash) {
+            out.signatures = [UInt8](repeating: 0, count: n * hasher.numPerm)
+            out.bandKeys = [UInt64](repeating: 0, count: n * banding.bands)
+        }
+    }
+
+    /// Working buffers reused from record to record.
+    struct Scratch {
+        var text: [UInt8] = []
+        var tokens: [UInt64] = []
+        var shingles: [UInt64] = []
+        var mins: [UInt32] = []
+    }
+
+    private func bad(_ out: PreparedBatch, line: Int, element: Int?, _ message: String, start: Int, count: Int) {
+        if !skipBadInput {
+            out.fatal = (line, element, message)
+            return
+        }
+        out.records.append(PreparedRecord(status: .bad(message), line: line, element: element, rawStart: start, rawCount: count, id: ""))
+    }
+
+    private func add(_ out: PreparedBatch, _ value: JSONValue, line: Int, element: Int?, start: Int, count: Int, scratch: inout Scratch) {
+        guard case .object(let record) = value else {
+            bad(out, line: line, element: element, "expected a JSON object (one record per line), found \(value.kindDescription)", start: start, count: count)
+            return
+        }
+        var r = PreparedRecord(status: .record, line: line, element: element, rawStart: start, rawCount: count, id: "")
+        if let shard, !shard.contains(record) {
+            r.status = .otherShard
+            out.records.append(r)
+            return
+        }
+        let sample = DedupFieldReader(record)
+        var texts: [String] = []
+        for field in fields {
+            switch sample.text(field) {
+            case .success(let s): texts.append(s)
+            case .failure(let problem):
+                bad(out, line: line, element: element, problem.reason, start: start, count: count)
+                return
+            }
+        }
+        (r.id, r.idIsNumber) = sample.id()
+        scratch.text.removeAll(keepingCapacity: true)
+        for t in texts { DedupText.appendField(t, to: &scratch.text) }
+        if scratch.text.isEmpty {
+            r.status = .noText
+            out.records.append(r)
+            return
+        }
+        if wantScore { r.score = DedupScore.of(record) }
+        scratch.text.withUnsafeBufferPointer { text in
+            r.exactHash = StableHash.bytes(text, seed: DedupPreparer.exactSeed)
+            if methods.contains(.minhash) {
+                scratch.shingles.removeAll(keepingCapacity: true)
+                shingle.appendShingleHashes(of: text, tokens: &scratch.tokens, to: &scratch.shingles)
+                let n = hasher.numPerm
+                if scratch.mins.count != n { scratch.mins = [UInt32](repeating: 0, count: n) }
+                let slot = out.records.count
+                scratch.shingles.withUnsafeBufferPointer { s in
+                    scratch.mins.withUnsafeMutableBufferPointer { m in
+                        hasher.signature(s, into: m.baseAddress!)
+                        out.signatures.withUnsafeMutableBufferPointer { sig in
+                            let dest = sig.baseAddress! + slot * n
+                            for i in 0..<n { dest[i] = CompactSignature.byte(m[i]) }
+                            out.bandKeys.withUnsafeMutableBufferPointer { keys in
+                                MinHashIndex.bandKeys(dest, banding: banding, into: keys.baseAddress! + slot * banding.bands)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if methods.contains(.semantic) {
+            r.semanticText = texts.map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }.joined(separator: "\n")
+        }
+        out.records.append(r)
+    }
+}
+
+/// Reads the fields gra-dedup compares from one record: `instruction`, `input` and
+/// `response` (`output` accepted for it) as gra and Alpaca records hold them, or as a
+/// ShareGPT/OpenAI conversation's last turn; any other name is a top-level string field.
+struct DedupFieldReader {
+    let record: JSONObject
+    /// The sample of a chat-format record (no `instruction` field), decoded once.
+    private let chat: Sample?
+
+    init(_ record: JSONObject) {
+        self.record = record
+        if record["instruction"] == nil, let format = RecordFormat.detect(record), format == .sharegpt || format == .openai {
+            chat = try? FormatConverter.decode(record, as: format).0
+        } else {
+            chat = nil
+        }
+    }
+
+    /// The field's text ("" when missing or null), or why the record cannot be compared.
+    func text(_ field: String) -> Result<String, TaskFailure> {
+        if let chat {
+            switch field {
+            case "instruction": return .success(chat.instruction)
+            case "input": return .success(chat.input)
+            case "response": return .success(chat.response)
+            default: break
+            }
+        }
+        var value = record[field]
+        if field == "response", value == nil || value == .null { value = record["output"] }
+        switch value {
+        case nil, .null?: return .success("")
+        case .string(let s)?: return .success(s)
+        case let other?:
+            let name = field == "response" && record["response"] == nil ? "output" : field
+            return .failure(TaskFailure(reason: "field '\(name)' must be a string, not \(other.kindDescription)"))
+        }
+    }
+
+    /// The record's id as text, and whether it is a number; a content hash id (as the other
+    /// stages give records without one) when it has none.
+    func id() -> (String, Bool) {
+        switch record["id"] {
+        case .string(let s)? where !s.isEmpty: return (s, false)
+        case .number(let n)?: return (n, true)
+        default:
+            let instruction = chat?.instruction ?? record["instruction"]?.stringValue ?? ""
+            let input = chat?.input ?? record["input"]?.stringValue ?? ""
+            let response = chat?.response ?? record["response"]?.stringValue ?? record["output"]?.stringValue ?? ""
+            return (SampleFields.contentID(instruction: instruction, input: input, response: response), false)
+        }
+    }
+}
+
+/// `--keep best`: a record's score is `gra.adjudication.score` when present, else the mean of
+/// the round means in `gra.review.rounds`; −∞ without either.
+public enum DedupScore {
+    public static func of(_ record: JSONObject) -> Double {
+        if let s = record.graSection("adjudication")?["score"]?.doubleValue, s.isFinite { return s }
+        if let rounds = record.graSection("review")?["rounds"]?.arrayValue {
+            let means = rounds.compactMap { $0.objectValue?["mean"]?.doubleValue }.filter(\.isFinite)
+            if !means.isEmpty { return means.reduce(0, +) / Double(means.count) }
+        }
+        return -.infinity
+    }
+}
+
+/// How messages and rejects name a record's place: "line 3", "file.jsonl:3",
+/// "file.json:4 (array element 3)".
+enum DedupPlace {
+    static func text(label: String?, line: Int, element: Int?) -> String {
+        var s = (label ?? "").isEmpty ? "line \(line)" : "\(label!):\(line)"
+        if let element { s += " (array element \(element))" }
+        return s
+    }
+}
