@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import GRACommandLine
 import GRAKit
 
@@ -24,9 +25,14 @@ struct FormatCommand: ParsableCommand {
             (truncated), or that cannot be read as their format go to --rejects FILE (or are \
             reported on stderr). Fields a format does not use are carried over unchanged.
 
+            --complete-summaries fills in missing `keywords`/`summary` with one model call per \
+            record (gra-generate's knowledge-extraction prompt and code), so accepted output can \
+            seed the next GRA round; records whose call failed go to --errors. Without that flag \
+            gra-format makes no network call, and the model, prompt and cache options are unused.
+
             Exit status: 0 success (also when the reader of stdout goes away), 64 usage error, \
             65 malformed input (stops at the bad line unless --skip-bad-input), 74 I/O error, \
-            130 interrupted.
+            75 some summaries could not be completed (see --errors), 130 interrupted.
             """
     )
 
@@ -48,8 +54,32 @@ struct FormatCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Write rejected records (and, with --skip-bad-input, bad lines) here as NDJSON with the reason.", valueName: "file"))
     var rejects: String?
 
+    @Flag(name: .long, help: "Fill in missing keywords/summary with one model call per record (for seeding the next GRA round).")
+    var completeSummaries = false
+
     @OptionGroup(title: "Input")
     var input: InputOptions
+
+    @Option(name: .long, help: ArgumentHelp("With --complete-summaries: prompt files (a directory whose extract.txt replaces the built-in one, or en / zh).", valueName: "dir"))
+    var prompts: String?
+
+    @Option(name: .long, help: ArgumentHelp("With --complete-summaries: write records whose extraction failed here, as NDJSON with the reason.", valueName: "file"))
+    var errors: String?
+
+    @Option(name: .long, help: ArgumentHelp("With --complete-summaries: times a reply that is not the JSON asked for is re-asked before the record fails.", valueName: "n"))
+    var parseRetries: Int = 2
+
+    @Flag(name: .long, help: "With --complete-summaries: do not send the JSON schema as response_format (replies are still checked).")
+    var noResponseFormat = false
+
+    @Option(name: .long, help: ArgumentHelp("With --complete-summaries: write a JSON summary of the requests (per model) here.", valueName: "file"))
+    var stats: String?
+
+    @OptionGroup(title: "Summary completion: sampling")
+    var sampling: SamplingOptions
+
+    @OptionGroup(title: "Summary completion: models, concurrency and cache")
+    var client: ClientOptions
 
     func run() throws {
         Signals.install()
@@ -66,9 +96,28 @@ struct FormatCommand: ParsableCommand {
         options.quiet = input.quiet
         options.shard = input.shardValue
         let diagnostics = Diagnostics(tool: "gra-format", quiet: input.quiet)
-        let stage = FormatStage(options: options, output: OutputSink(fd: 1), diagnostics: diagnostics)
         try StageRunner.run(diagnostics) { () throws(GRAError) -> Int32 in
-            let s = try stage.run()
+            let s: FormatSummary
+            var status = ExitCode.ok
+            if completeSummaries {
+                let environment = ProcessInfo.processInfo.environment
+                let setup = try StageSetup(client, diagnostics: diagnostics, environment: environment)
+                defer { setup.client.http.shutdown() }
+                var completion = SummaryCompletionOptions(pool: setup.pool, prompts: try PromptSet(prompts))
+                completion.requests.parameters = sampling.parameters(seed: nil)
+                completion.requests.sendResponseFormat = !noResponseFormat
+                completion.requests.parseRetries = max(0, parseRetries)
+                completion.errorsPath = errors
+                completion.statsPath = stats
+                setup.checkModels(setup.pool.models, diagnostics)
+                let r = try SummaryCompletionStage.formatCompletingSummaries(format: options, completion: completion, client: setup.client,
+                                                                              output: OutputSink(fd: 1), diagnostics: diagnostics)
+                s = r.0
+                diagnostics.info("summaries: \(r.completed) completed, \(r.1.failed) failed, \(r.1.written - r.completed) already had them")
+                if r.1.failed > 0 { status = ExitCode.tempFailure }
+            } else {
+                s = try FormatStage(options: options, output: OutputSink(fd: 1), diagnostics: diagnostics).run()
+            }
             var line = "\(s.read) records read, \(s.written) written, \(s.rejected) rejected"
             if !s.reasons.isEmpty {
                 line += " (" + s.reasons.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ") + ")"
@@ -76,7 +125,7 @@ struct FormatCommand: ParsableCommand {
             if s.badInput > 0 { line += ", \(s.badInput) bad input lines skipped" }
             if s.otherShards > 0 { line += ", \(s.otherShards) left to other shards" }
             diagnostics.info(line)
-            return ExitCode.ok
+            return status
         }
     }
 }
