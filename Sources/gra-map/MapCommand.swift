@@ -52,20 +52,11 @@ struct MapCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Which model of the pool to use (default: the first).", valueName: "name"))
     var use: String?
 
-    @Option(name: .long, help: ArgumentHelp("Sampling temperature.", valueName: "t"))
-    var temperature: Double?
-
-    @Option(name: .long, help: ArgumentHelp("Nucleus sampling top_p.", valueName: "p"))
-    var topP: Double?
-
-    @Option(name: .long, help: ArgumentHelp("Most tokens in a reply.", valueName: "n"))
-    var maxTokens: Int?
-
     @Option(name: .long, help: ArgumentHelp("Sampling seed sent to the server.", valueName: "n"))
     var seed: Int?
 
-    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("A stop sequence (repeatable).", valueName: "text"))
-    var stop: [String] = []
+    @OptionGroup(title: "Sampling")
+    var sampling: SamplingOptions
 
     @OptionGroup(title: "Models, concurrency and cache")
     var client: ClientOptions
@@ -108,13 +99,7 @@ struct MapCommand: ParsableCommand {
             }
             options.sendResponseFormat = !noResponseFormat
             options.parseRetries = max(0, parseRetries)
-            var parameters = JSONObject()
-            if let temperature { parameters.append("temperature", .number(String(temperature))) }
-            if let topP { parameters.append("top_p", .number(String(topP))) }
-            if let maxTokens { parameters.append("max_tokens", .integer(maxTokens)) }
-            if let seed { parameters.append("seed", .integer(seed)) }
-            if !stop.isEmpty { parameters.append("stop", .array(stop.map { .string($0) })) }
-            options.parameters = parameters
+            options.parameters = sampling.parameters(seed: seed)
             options.io = input.ioOptions
             options.io.errorsPath = errors
             options.io.unordered = unordered

@@ -236,6 +236,26 @@ struct GRAStagesCLITests {
         #expect(formats.suffix(6).allSatisfy { $0 == nil })
     }
 
+    /// Sampling flags reach the request body as they are (gra-map and the role stages share them).
+    @Test func samplingFlagsAreSent() throws {
+        let dir = try setUp(rules: [Self.score([Self.round1], "8"), Self.score([Self.round2], "8")], records: [Self.sample("r0", "MARK-0")])
+        try Data("{{instruction}}\n".utf8).write(to: dir.appendingPathComponent("prompt.txt"))
+        let r = try ToolRunner.sh(Self.prelude + """
+            start_server --script script.json --models m1
+            gra-map --model m1@$URL --no-cache --prompt prompt.txt --into x --temperature 0.2 --top-p 0.9 --max-tokens 64 --seed 7 --stop '###' --stop END < in.ndjson > /dev/null; echo "map $?"
+            gra-review --model m1@$URL --no-cache --reviewers 1 --temperature 0 --sampling-seed 3 --max-tokens 100 < in.ndjson > /dev/null 2>&1; echo "review $?"
+            """, in: dir)
+        #expect(r.stdoutLines == ["map 0", "review 0"], "\(r.stderr)")
+        let bodies = try lines(dir, "log.ndjson").filter { $0["path"] as? String == "/v1/chat/completions" }.compactMap { $0["body"] as? [String: Any] }
+        #expect(bodies.count == 3)
+        let map = bodies[0]
+        #expect(map["temperature"] as? Double == 0.2 && map["top_p"] as? Double == 0.9 && map["max_tokens"] as? Int == 64 && map["seed"] as? Int == 7)
+        #expect(map["stop"] as? [String] == ["###", "END"])
+        for review in bodies.dropFirst() {
+            #expect(review["temperature"] as? Double == 0 && review["seed"] as? Int == 3 && review["max_tokens"] as? Int == 100 && review["top_p"] == nil)
+        }
+    }
+
     /// An edited prompt (--prompts DIR) re-asks only the requests it affects: round 1 here,
     /// while round 2 comes from the cache.
     @Test func editedPromptReasksOnlyItsRound() throws {
