@@ -37,7 +37,8 @@ public struct DedupOptions: Sendable {
     public var inputs: [String] = []
     public var quiet = false
     public var shard: Shard?
-    /// Directory for the `--keep best` spool file (default `$TMPDIR` or /tmp).
+    /// Directory for the spool files (`--keep best`; texts of kept records that cannot be
+    /// read again from their input, for `minhash`) (default `$TMPDIR` or /tmp).
     public var spoolDirectory: String?
     /// Where embeddings come from (`semantic`).
     public var embedder: DedupEmbedder?
@@ -102,8 +103,11 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
         self.diagnostics = diagnostics
         hasher = MinHasher(numPerm: options.numPerm)
         lsh = options.methods.contains(.semantic) ? HyperplaneLSH(cosine: options.cosine) : nil
+        let texts = options.methods.contains(.minhash)
+            ? DedupTextStore(fields: options.fields, shingle: options.shingle, spoolDirectory: options.spoolDirectory, environment: environment)
+            : nil
         index = DedupIndex(methods: options.methods, numPerm: options.numPerm, banding: options.banding,
-                           threshold: options.threshold, cosine: options.cosine, lsh: lsh)
+                           threshold: options.threshold, cosine: options.cosine, lsh: lsh, texts: texts)
     }
 
     /// What a batch is read for.
@@ -154,6 +158,8 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
     private func process(input path: String, role: Role) throws(GRAError) {
         let file = try InputFile(path)
         defer { file.close() }
+        // Where reading starts (standard input may be a file read from the middle); −1 for pipes.
+        let startOffset = Int(lseek(file.fd, 0, SEEK_CUR))
         let reader = LineReader(fd: file.fd, maxLineBytes: options.maxLineBytes)
         let preparer = preparer(for: role)
         if try reader.peekFirstNonWhitespace() == UInt8(ascii: "[") {
@@ -166,13 +172,38 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
             try merge(prepared, role: role, label: file.label)
             return
         }
-        try prepareInParallel(reader: reader, preparer: preparer, role: role, label: file.label)
+        // minhash verification reads kept records again from a regular file, by offset.
+        var source: (id: Int, start: Int)?
+        if startOffset >= 0, let texts = index.texts, let id = texts.register(fd: file.fd, label: file.label.isEmpty ? "standard input" : file.label) {
+            source = (id, startOffset)
+        }
+        try prepareInParallel(reader: reader, preparer: preparer, role: role, label: file.label, source: source)
+    }
+
+    /// Reads lines until about `batchBytes` are collected (as `LineBatch.read`), with the file
+    /// offset of each line when `start` (the file position reading began at) is given.
+    static func readBatch(from reader: LineReader, start: Int?) throws(GRAError) -> (LineBatch, [Int]?)? {
+        var b = LineBatch()
+        var offsets: [Int]? = start == nil ? nil : []
+        b.bytes.reserveCapacity(batchBytes + batchBytes / 4)
+        while b.bytes.count < batchBytes, let item = try reader.next(mayRead: b.lines.isEmpty) {
+            switch item {
+            case .line(let number, let bytes):
+                b.lines.append(.text(number: number, start: b.bytes.count, count: bytes.count))
+                b.bytes.append(contentsOf: bytes)
+                if let start { offsets!.append(start + reader.lastLineOffset) }
+            case .tooLong(let number, let n):
+                b.lines.append(.tooLong(number: number, bytes: n))
+                offsets?.append(-1)
+            }
+        }
+        return b.lines.isEmpty ? nil : (b, offsets)
     }
 
     /// The streaming path, as in `FormatStage`: this thread reads batches; each is prepared
     /// on a pool thread as soon as it is read (at most `batchesInFlight` at once, which
     /// bounds memory); a serial queue merges the results strictly in input order.
-    private func prepareInParallel(reader: LineReader, preparer: DedupPreparer, role: Role, label: String) throws(GRAError) {
+    private func prepareInParallel(reader: LineReader, preparer: DedupPreparer, role: Role, label: String, source: (id: Int, start: Int)?) throws(GRAError) {
         let slots = DispatchSemaphore(value: Self.batchesInFlight)
         let group = DispatchGroup()
         let mergeQueue = DispatchQueue(label: "gra.dedup.merge")
@@ -185,9 +216,10 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
                 break
             }
             let batch: LineBatch
+            let offsets: [Int]?
             do {
-                guard let b = try LineBatch.read(from: reader, bytes: Self.batchBytes, mayBlock: true) else { break }
-                batch = b
+                guard let b = try Self.readBatch(from: reader, start: source?.start) else { break }
+                (batch, offsets) = b
             } catch {
                 readError = error
                 break
@@ -197,7 +229,8 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
             index += 1
             group.enter()
             DispatchQueue.global().async {
-                let prepared = preparer.prepare(batch)
+                let prepared = preparer.prepare(batch, offsets: offsets)
+                prepared.textSource = source?.id
                 self.embed(prepared) {
                 mergeQueue.async {
                     state.pending[i] = prepared
@@ -328,7 +361,7 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
                         try index.insert(batch, slot: slot, referenceFile: file)
                     case .input:
                         summary.read += 1
-                        let match = index.match(batch, slot: slot)
+                        let match = try index.match(batch, slot: slot)
                         if let best = bestState {
                             try best.spool(batch, slot: slot, raw: raw, place: DedupPlace.text(label: label, line: r.line, element: r.element),
                                            match: match, index: index)
@@ -388,7 +421,7 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
     private func measure(_ method: DedupMethod, _ x: Double) -> String {
         switch method {
         case .exact: return "exact"
-        case .minhash: return "MinHash Jaccard \(JSONWriter.string(roundedNumber(x)))"
+        case .minhash: return "Jaccard \(JSONWriter.string(roundedNumber(x)))"
         case .semantic: return "cosine \(JSONWriter.string(roundedNumber(x)))"
         }
     }

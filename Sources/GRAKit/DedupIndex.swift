@@ -2,7 +2,8 @@
 public enum DedupMethod: String, CaseIterable, Sendable, Comparable {
     /// Equal normalized text (a 64-bit hash of it).
     case exact
-    /// Near duplicates: MinHash + LSH over shingles, verified by estimated Jaccard similarity.
+    /// Near duplicates: MinHash + LSH over shingles propose candidates, verified by the exact
+    /// Jaccard similarity of the shingle sets.
     case minhash
     /// Embeddings whose cosine similarity reaches `--cosine`.
     case semantic
@@ -35,8 +36,14 @@ struct DedupMatch {
 
 /// Everything gra-dedup remembers of the records it compares against: the reference sets
 /// (entries `0..<referenceCount`) and then every kept record, each with its id and, per
-/// method, its exact hash, compact MinHash signature and embedding. Never the text: memory
-/// grows with the number of entries times the size of a signature.
+/// method, its exact hash, compact MinHash signature (with where its text can be read again:
+/// `DedupTextStore`) and embedding. Never the text in memory: memory grows with the number
+/// of entries times the size of a signature.
+///
+/// MinHash verification: LSH banding proposes candidates; a candidate whose estimated
+/// similarity (from the signatures) is at least `threshold − verifyMargin` has its text
+/// read again and the exact Jaccard similarity of the two shingle sets computed; it is a
+/// duplicate when that reaches `threshold`, and that exact value is its similarity.
 final class DedupIndex {
     let methods: Set<DedupMethod>
     let threshold: Double
@@ -44,6 +51,16 @@ final class DedupIndex {
     private(set) var exact: ExactIndex?
     private(set) var minhash: MinHashIndex?
     private(set) var semantic: SemanticIndex?
+    /// Where each entry's compared text can be read again (`minhash`).
+    let texts: DedupTextStore?
+    /// Candidates estimated below `threshold − verifyMargin` are not verified.
+    let verifyMargin: Double
+    /// Candidate pairs proposed by LSH, and those verified exactly (for benchmarks).
+    private(set) var candidatePairs = 0
+    private(set) var verifiedPairs = 0
+    private var found: [Int] = []
+    private var queryShingles: [UInt64] = []
+    private var entryShingles: [UInt64] = []
     private var idBytes: [UInt8] = []
     private var idEnds: [Int] = []
     private(set) var referenceCount = 0
@@ -51,16 +68,33 @@ final class DedupIndex {
     private var referenceFileOf: [Int32] = []
     var referenceFiles: [String] = []
 
-    init(methods: Set<DedupMethod>, numPerm: Int, banding: LSHBanding, threshold: Double, cosine: Double, lsh: HyperplaneLSH? = nil) {
+    /// `texts` defaults to a store for the default fields and shingles.
+    init(methods: Set<DedupMethod>, numPerm: Int, banding: LSHBanding, threshold: Double, cosine: Double, lsh: HyperplaneLSH? = nil,
+         texts: DedupTextStore? = nil) {
         self.methods = methods
         self.threshold = threshold
         self.cosine = cosine
+        verifyMargin = Self.verifyMargin(threshold: threshold, numPerm: numPerm)
         if methods.contains(.exact) { exact = ExactIndex() }
-        if methods.contains(.minhash) { minhash = MinHashIndex(numPerm: numPerm, banding: banding) }
+        if methods.contains(.minhash) {
+            minhash = MinHashIndex(numPerm: numPerm, banding: banding)
+            self.texts = texts ?? DedupTextStore(fields: DedupOptions().fields, shingle: .default)
+        } else {
+            self.texts = nil
+        }
         if methods.contains(.semantic) { semantic = SemanticIndex(lsh: lsh ?? HyperplaneLSH(cosine: cosine)) }
     }
 
     var count: Int { idEnds.count }
+
+    /// How far under the threshold an estimate may be for the pair to be verified: 4.5
+    /// standard deviations of a `numPerm`-position estimate at the threshold (the widest at
+    /// similarities ≥ threshold), at least 0.02; 0.16 for 128 positions at 0.8. A pair at the
+    /// threshold is estimated that far under it about once in 300,000.
+    static func verifyMargin(threshold t: Double, numPerm: Int) -> Double {
+        let variance = t <= 0.5 ? 0.25 : t * (1 - t)
+        return Swift.max(0.02, 4.5 * (variance / Double(numPerm)).squareRoot())
+    }
 
     func id(_ entry: Int) -> String {
         let start = entry == 0 ? 0 : idEnds[entry - 1]
@@ -86,6 +120,7 @@ final class DedupIndex {
         idEnds.append(idBytes.count)
         exact?.insert(r.exactHash)
         if let minhash {
+            try texts!.add(batch, slot: slot)
             batch.signatures.withUnsafeBufferPointer { s in
                 batch.bandKeys.withUnsafeBufferPointer { k in
                     minhash.insert(s.baseAddress! + slot * minhash.numPerm, keys: k.baseAddress! + slot * minhash.banding.bands)
@@ -101,7 +136,7 @@ final class DedupIndex {
     /// The entry the record in `slot` duplicates, if any. A reference wins over a kept record
     /// (decontamination first); then exact over minhash over semantic; then the highest
     /// similarity; then the earliest entry.
-    func match(_ batch: PreparedBatch, slot: Int) -> DedupMatch? {
+    func match(_ batch: PreparedBatch, slot: Int) throws(GRAError) -> DedupMatch? {
         var bestReference: DedupMatch?
         var bestKept: DedupMatch?
         func consider(_ m: DedupMatch) {
@@ -125,13 +160,30 @@ final class DedupIndex {
             // The first entry with the hash is a reference if any reference has it.
             if settled() { return bestReference ?? bestKept }
         }
-        if let minhash {
-            let threshold = self.threshold
+        if let minhash, let texts {
+            let least = threshold - verifyMargin
+            found.removeAll(keepingCapacity: true)
             batch.signatures.withUnsafeBufferPointer { s in
                 batch.bandKeys.withUnsafeBufferPointer { k in
-                    minhash.candidates(s.baseAddress! + slot * minhash.numPerm, keys: k.baseAddress! + slot * minhash.banding.bands) { e, similarity in
-                        if similarity >= threshold { consider(DedupMatch(entry: e, method: .minhash, similarity: similarity)) }
+                    minhash.candidates(s.baseAddress! + slot * minhash.numPerm, keys: k.baseAddress! + slot * minhash.banding.bands) { e, estimate in
+                        candidatePairs += 1
+                        if estimate >= least { found.append(e) }
                     }
+                }
+            }
+            if !found.isEmpty {
+                // References (the lowest entries) first: once one is a duplicate, no kept record
+                // can win, nor can a near duplicate beat an exact one.
+                found.sort()
+                queryShingles.removeAll(keepingCapacity: true)
+                queryShingles.append(contentsOf: batch.shingles[r.shingleStart..<(r.shingleStart + r.shingleCount)])
+                DedupTextStore.sortDistinct(&queryShingles)
+                for e in found {
+                    if isReference(e) ? bestReference?.method == .exact : (bestReference != nil || bestKept?.method == .exact) { continue }
+                    try texts.shingles(of: e, into: &entryShingles)
+                    verifiedPairs += 1
+                    let similarity = DedupTextStore.jaccard(queryShingles, entryShingles)
+                    if similarity >= threshold { consider(DedupMatch(entry: e, method: .minhash, similarity: similarity)) }
                 }
             }
             if settled() { return bestReference ?? bestKept }
@@ -148,6 +200,7 @@ final class DedupIndex {
 
     /// Approximate bytes held by the index.
     var memoryBytes: Int {
-        idBytes.capacity + idEnds.capacity * 8 + (exact?.memoryBytes ?? 0) + (minhash?.memoryBytes ?? 0) + (semantic?.memoryBytes ?? 0)
+        idBytes.capacity + idEnds.capacity * 8 + (exact?.memoryBytes ?? 0) + (minhash?.memoryBytes ?? 0) + (texts?.memoryBytes ?? 0)
+            + (semantic?.memoryBytes ?? 0)
     }
 }

@@ -96,28 +96,32 @@ extension DedupStage {
                 }
                 if cachedBest?.ordinal != b { cachedBest = (b, try best.spool.read(at: best.offsets[b])) }
                 let survivor = cachedBest!.entry
-                let (method, similarity) = compare(e.extra, survivor.extra, joinedBy: best.joinedBy[o])
+                let (method, similarity) = compare(e, survivor, joinedBy: best.joinedBy[o])
                 let d = report(method, of: survivor.id, similarity: similarity)
                 try e.raw.withUnsafeBufferPointer { (raw) throws(GRAError) in try duplicate(e.id, idIsNumber: e.idIsNumber, d, raw: raw, place: e.place) }
             }
         }
     }
 
-    /// How close two spooled records are, by the first method whose threshold they reach;
-    /// for a record that joined its cluster through another member (a chain), the method it
-    /// joined by, with the similarity measured to the survivor.
-    private func compare(_ x: [UInt8], _ y: [UInt8], joinedBy: DedupMethod) -> (DedupMethod, Double) {
+    /// How close two spooled records are, by the first method whose threshold they reach
+    /// (minhash: the exact Jaccard similarity of their shingle sets); for a record that joined
+    /// its cluster through another member (a chain), the method it joined by, with the
+    /// similarity measured to the survivor.
+    private func compare(_ a: DedupSpool.Entry, _ b: DedupSpool.Entry, joinedBy: DedupMethod) -> (DedupMethod, Double) {
+        let x = a.extra, y = b.extra
         func hash(_ b: [UInt8]) -> UInt64 { b.prefix(8).enumerated().reduce(0) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) } }
         let sameText = hash(x) == hash(y)
         if options.methods.contains(.exact) && sameText { return (.exact, 1) }
         var jaccard = sameText ? 1.0 : 0.0
         let vectorsStart = 8 + (index.minhash?.numPerm ?? 0)
-        if let minhash = index.minhash {
-            jaccard = x.withUnsafeBufferPointer { a in
-                y.withUnsafeBufferPointer { b in CompactSignature.similarity(a.baseAddress! + 8, b.baseAddress! + 8, count: minhash.numPerm) }
+        if index.minhash != nil, !sameText {
+            // Both parsed once as records with string fields.
+            if let u = DedupTextStore.shingles(ofRecord: a.raw, fields: options.fields, shingle: options.shingle),
+               let v = DedupTextStore.shingles(ofRecord: b.raw, fields: options.fields, shingle: options.shingle) {
+                jaccard = DedupTextStore.jaccard(u, v)
             }
-            if jaccard >= options.threshold { return (.minhash, jaccard) }
         }
+        if index.minhash != nil && jaccard >= options.threshold { return (.minhash, jaccard) }
         if index.semantic != nil {
             func vector(_ b: [UInt8]) -> [Float] {
                 stride(from: vectorsStart, to: b.count, by: 4).map { i in

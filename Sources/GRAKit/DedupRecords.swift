@@ -28,6 +28,15 @@ struct PreparedRecord {
     var score = -Double.infinity
     /// The text sent for an embedding (`semantic`).
     var semanticText: String?
+    /// Where the record's line starts in its input file (when the batch has a `textSource`);
+    /// −1 when it cannot be read there again.
+    var fileOffset = -1
+    /// `minhash`: the compared text in the batch's `texts` (kept only when there is no
+    /// `textSource`) and the shingle hashes in its `shingles` (as made, unsorted).
+    var textStart = 0
+    var textCount = 0
+    var shingleStart = 0
+    var shingleCount = 0
 }
 
 /// One batch's prepared records; signatures and band keys are stored flat, one slot per
@@ -37,6 +46,11 @@ final class PreparedBatch: @unchecked Sendable {
     var records: [PreparedRecord] = []
     var signatures: [UInt8] = []
     var bandKeys: [UInt64] = []
+    /// `minhash`: compared texts and shingle hashes (see `PreparedRecord`), for verification.
+    var texts: [UInt8] = []
+    var shingles: [UInt64] = []
+    /// The `DedupTextStore` source the records' lines can be read again from, if any.
+    var textSource: Int?
     /// One unit vector per record (`semantic`; empty for records without text) and its LSH
     /// codes (`HyperplaneLSH.tables` per record).
     var vectors: [[Float]] = []
@@ -63,13 +77,16 @@ struct DedupPreparer: Sendable {
 
     static let exactSeed: UInt64 = 0x1656_67B1_9E37_79F9
 
-    func prepare(_ batch: LineBatch) -> PreparedBatch {
+    /// The lines of `batch`; `offsets` (one per line, when the input is a regular file) say
+    /// where each starts in the file, and the batch then keeps no compared texts.
+    func prepare(_ batch: LineBatch, offsets: [Int]? = nil) -> PreparedBatch {
         let out = PreparedBatch()
         var scratch = Scratch()
         out.bytes = batch.bytes
         reserve(out, batch.lines.count)
+        let keepTexts = offsets == nil
         batch.bytes.withUnsafeBufferPointer { all in
-            for line in batch.lines {
+            for (i, line) in batch.lines.enumerated() {
                 if out.fatal != nil { return }
                 switch line {
                 case .tooLong(let number, let bytes):
@@ -82,7 +99,9 @@ struct DedupPreparer: Sendable {
                     case .failure(let e):
                         bad(out, line: number, element: nil, "invalid JSON: \(e)", start: start, count: count)
                     case .success(let value):
-                        add(out, value, line: number, element: nil, start: start, count: count, scratch: &scratch)
+                        let before = out.records.count
+                        add(out, value, line: number, element: nil, start: start, count: count, scratch: &scratch, keepText: keepTexts)
+                        if let offsets, out.records.count > before { out.records[before].fileOffset = offsets[i] }
                     }
                 }
             }
@@ -106,7 +125,7 @@ struct DedupPreparer: Sendable {
                 JSONWriter.write(value, to: buffer)
                 let start = out.bytes.count
                 out.bytes.append(contentsOf: buffer.bytes)
-                add(out, value, line: item.line, element: item.index + 1, start: start, count: buffer.count, scratch: &scratch)
+                add(out, value, line: item.line, element: item.index + 1, start: start, count: buffer.count, scratch: &scratch, keepText: true)
             }
         }
         return out
@@ -136,7 +155,7 @@ struct DedupPreparer: Sendable {
         out.records.append(PreparedRecord(status: .bad(message), line: line, element: element, rawStart: start, rawCount: count, id: ""))
     }
 
-    private func add(_ out: PreparedBatch, _ value: JSONValue, line: Int, element: Int?, start: Int, count: Int, scratch: inout Scratch) {
+    private func add(_ out: PreparedBatch, _ value: JSONValue, line: Int, element: Int?, start: Int, count: Int, scratch: inout Scratch, keepText: Bool) {
         guard case .object(let record) = value else {
             bad(out, line: line, element: element, "expected a JSON object (one record per line), found \(value.kindDescription)", start: start, count: count)
             return
@@ -171,6 +190,14 @@ struct DedupPreparer: Sendable {
             if methods.contains(.minhash) {
                 scratch.shingles.removeAll(keepingCapacity: true)
                 shingle.appendShingleHashes(of: text, tokens: &scratch.tokens, to: &scratch.shingles)
+                r.shingleStart = out.shingles.count
+                r.shingleCount = scratch.shingles.count
+                out.shingles.append(contentsOf: scratch.shingles)
+                if keepText {
+                    r.textStart = out.texts.count
+                    r.textCount = text.count
+                    out.texts.append(contentsOf: text)
+                }
                 let n = hasher.numPerm
                 if scratch.mins.count != n { scratch.mins = [UInt32](repeating: 0, count: n) }
                 let slot = out.records.count

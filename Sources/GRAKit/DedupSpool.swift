@@ -4,10 +4,14 @@ import Glibc
 import Darwin
 #endif
 
+/// An unlinked temporary file that records are appended to and read back from by offset.
+///
 /// `--keep best` cannot write a record until the whole input has been seen (a later copy
-/// may score higher), so it keeps the records on disk, not in memory: one unlinked
-/// temporary file holding, per record, its text as read, its id, its place and the data to
-/// compare it again (exact hash, signature).
+/// may score higher), so it keeps the records here, not in memory: per record, its text as
+/// read, its id, its place and the data to compare it again (exact hash, signature)
+/// (`append(raw:…)`, `read(at:)`). MinHash verification keeps here the compared text of the
+/// kept records that cannot be read again from their input (standard input, pipes, JSON
+/// arrays) (`append(_:)`, `read(at:count:into:)`).
 final class DedupSpool {
     /// One record as spooled.
     struct Entry {
@@ -22,19 +26,23 @@ final class DedupSpool {
     private let buffer = ByteBuffer(capacity: 1 << 20)
     /// File offset of the next entry.
     private(set) var size = 0
+    /// Bytes handed to the file; the rest of `size` is still in `buffer`.
     private var written = 0
+    /// What the file is for, in error messages ("--keep best").
+    private let purpose: String
 
     /// Creates the file in `directory` (default `$TMPDIR`, else /tmp) and unlinks it at once,
     /// so it disappears with the process however that ends.
-    init(directory: String?, environment: [String: String]) throws(GRAError) {
+    init(directory: String?, environment: [String: String], purpose: String = "--keep best") throws(GRAError) {
         let dir = directory ?? environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
         var template = Array((dir + "/gra-dedup-spool-XXXXXX").utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0 else {
-            throw GRAError.io("cannot create a spool file in \(dir) (for --keep best): \(String(cString: strerror(errno)))")
+            throw GRAError.io("cannot create a spool file in \(dir) (for \(purpose)): \(String(cString: strerror(errno)))")
         }
         unlink(template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
         self.fd = fd
+        self.purpose = purpose
     }
 
     deinit { close(fd) }
@@ -53,6 +61,28 @@ final class DedupSpool {
         return offset
     }
 
+    /// Appends bytes as they are; returns their offset.
+    func append(_ bytes: UnsafeBufferPointer<UInt8>) throws(GRAError) -> Int {
+        let offset = size
+        buffer.append(bytes)
+        size += bytes.count
+        if buffer.count >= 1 << 20 { try flush() }
+        return offset
+    }
+
+    /// Reads `count` bytes appended at `offset` by `append(_:)` into `out` (replacing its
+    /// contents); they may still be in the write buffer.
+    func read(at offset: Int, count: Int, into out: inout [UInt8]) throws(GRAError) {
+        out.removeAll(keepingCapacity: true)
+        if offset >= written {
+            // Appends are whole: what was appended after the last flush is all in the buffer.
+            out.append(contentsOf: UnsafeBufferPointer(start: buffer.base + (offset - written), count: count))
+            return
+        }
+        out.append(contentsOf: repeatElement(0, count: count))
+        if let problem = out.withUnsafeMutableBytes({ readFully($0.baseAddress!, at: offset, count: count) }) { throw problem }
+    }
+
     private func appendUInt32(_ n: Int) {
         var v = UInt32(n).littleEndian
         withUnsafeBytes(of: &v) { buffer.append($0.bindMemory(to: UInt8.self)) }
@@ -64,7 +94,7 @@ final class DedupSpool {
             let n = write(fd, buffer.base + done, buffer.count - done)
             if n < 0 {
                 if errno == EINTR { continue }
-                throw GRAError.io("cannot write the --keep best spool file: \(String(cString: strerror(errno)))")
+                throw GRAError.io("cannot write the \(purpose) spool file: \(String(cString: strerror(errno)))")
             }
             done += n
         }
@@ -94,13 +124,19 @@ final class DedupSpool {
 
     private func readBytes(at offset: Int, count: Int) throws(GRAError) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: count)
+        if let problem = out.withUnsafeMutableBytes({ readFully($0.baseAddress!, at: offset, count: count) }) { throw problem }
+        return out
+    }
+
+    /// Reads `count` bytes at `offset` into `p`; the error, if that fails.
+    private func readFully(_ p: UnsafeMutableRawPointer, at offset: Int, count: Int) -> GRAError? {
         var done = 0
         while done < count {
-            let n = out.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, off_t(offset + done)) }
+            let n = pread(fd, p + done, count - done, off_t(offset + done))
             if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw GRAError.io("cannot read the --keep best spool file: \(n < 0 ? String(cString: strerror(errno)) : "short read")") }
+            guard n > 0 else { return GRAError.io("cannot read the \(purpose) spool file: \(n < 0 ? String(cString: strerror(errno)) : "short read")") }
             done += n
         }
-        return out
+        return nil
     }
 }

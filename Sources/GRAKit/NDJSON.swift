@@ -51,6 +51,11 @@ public final class LineReader {
     private var end = 0
     private var eof = false
     private var lineNumber = 0
+    /// How many bytes were read before `buffer[0]`.
+    private var bufferOffset = 0
+    /// Where the last line handed out starts, in bytes read from `fd` (add the descriptor's
+    /// position when reading began for a file offset).
+    public private(set) var lastLineOffset = 0
 
     public init(fd: Int32, maxLineBytes: Int = LineReader.defaultMaxLineBytes) {
         self.fd = fd
@@ -68,6 +73,7 @@ public final class LineReader {
             if start > 0 {
                 if end > start { buffer.update(from: buffer + start, count: end - start) }
                 end -= start
+                bufferOffset += start
                 start = 0
             }
             if capacity - end < LineReader.readSize {
@@ -110,6 +116,7 @@ public final class LineReader {
                 lineNumber += 1
                 let length = nlIndex - lineStart
                 if length > maxLineBytes { return .tooLong(number: lineNumber, bytes: length) }
+                lastLineOffset = bufferOffset + lineStart
                 return .line(number: lineNumber, bytes: UnsafeBufferPointer(start: buffer + lineStart, count: length))
             }
             if end - start > maxLineBytes {
@@ -124,6 +131,7 @@ public final class LineReader {
                 let lineStart = start
                 start = end
                 lineNumber += 1
+                lastLineOffset = bufferOffset + lineStart
                 return .line(number: lineNumber, bytes: UnsafeBufferPointer(start: buffer + lineStart, count: end - lineStart))
             }
             if !mayRead { return nil }
@@ -144,6 +152,7 @@ public final class LineReader {
                 return total
             }
             total += end - start
+            bufferOffset += end
             start = 0
             end = 0
             if try !fill() {

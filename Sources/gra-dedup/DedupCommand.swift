@@ -16,10 +16,12 @@ struct DedupCommand: ParsableCommand {
             --fields of each record, NFKC-normalized, case-folded, whitespace collapsed.
 
             Methods (--method, combinable): exact (equal normalized text), minhash (MinHash \
-            signatures over --shingle shingles with LSH banding; candidates are kept as duplicates \
-            when their estimated Jaccard similarity reaches --threshold), semantic (embeddings, \
-            cosine >= --cosine). --against FILE loads a reference set first (seeds, a benchmark's \
-            test split): records too close to any reference record are dropped as method "against".
+            signatures over --shingle shingles with LSH banding propose candidates; a candidate is \
+            a duplicate when the exact Jaccard similarity of the two shingle sets reaches \
+            --threshold, the earlier record's text read again from its input file or from a \
+            temporary spool file), semantic (embeddings, cosine >= --cosine). --against FILE loads \
+            a reference set first (seeds, a benchmark's test split): records too close to any \
+            reference record are dropped as method "against".
 
             Dropped records go to --rejects FILE, one line each with where, id, reason, method, \
             duplicate_of and similarity; --mark writes them to stdout instead, with gra.dedup \

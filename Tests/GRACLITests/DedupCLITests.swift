@@ -60,6 +60,96 @@ struct DedupCLITests {
         #expect(try jsonLines(all.stdout).map { $0["id"] as? String } == ["a", "b", "c", "e", "f"])
     }
 
+    /// Pairs of a 150-word instruction and a copy with word substitutions, the copy right
+    /// after its base (ids "pN" and "pNc"): copies with true Jaccard in [0.70, 0.80) (`under`,
+    /// 3–5 substitutions) and ≥ 0.85 (`over`, 1–2), with the Jaccard of word 5-gram string sets.
+    static func nearThresholdPairs(under: Int, over: Int) -> (lines: [String], under: [String: Double], over: [String: Double]) {
+        var state: UInt64 = 0x5EED
+        func below(_ n: Int) -> Int {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int((state >> 33) % UInt64(n))
+        }
+        let syllables = ["ba", "ko", "ri", "tu", "mel", "sa", "non", "vi", "der", "pho", "lu", "gam", "zi"]
+        let vocabulary = (0..<4000).map { i -> String in
+            var w = ""
+            var x = i + 40
+            repeat { w += syllables[x % syllables.count]; x /= syllables.count } while x > 0
+            return w
+        }
+        func shingles(_ w: [String]) -> Set<String> { Set((0...(w.count - 5)).map { w[$0..<($0 + 5)].joined(separator: " ") }) }
+        var lines: [String] = [], underJ: [String: Double] = [:], overJ: [String: Double] = [:]
+        while underJ.count < under || overJ.count < over {
+            let base = (0..<150).map { _ in vocabulary[below(vocabulary.count)] }
+            let wantUnder = underJ.count < under && (overJ.count >= over || below(3) != 0)
+            var copy = base
+            for _ in 0..<(wantUnder ? 3 + below(3) : 1 + below(2)) { copy[below(copy.count)] = vocabulary[below(vocabulary.count)] }
+            let a = shingles(base), b = shingles(copy)
+            let j = Double(a.intersection(b).count) / Double(a.union(b).count)
+            if wantUnder ? !(j >= 0.70 && j < 0.80) : j < 0.85 { continue }
+            let id = "p\(lines.count / 2)"
+            lines.append(#"{"id":"\#(id)","instruction":"\#(base.joined(separator: " "))"}"#)
+            lines.append(#"{"id":"\#(id)c","instruction":"\#(copy.joined(separator: " "))","input":""}"#)
+            if wantUnder { underJ[id + "c"] = j } else { overJ[id + "c"] = j }
+        }
+        return (lines, underJ, overJ)
+    }
+
+    /// MinHash candidates are verified by their exact Jaccard similarity, reading kept records
+    /// again from the input file (by offset) or, for a pipe, from a spool file: the same drops
+    /// either way, none under the threshold, each with its exact similarity.
+    @Test func verificationIsExactFromFilesAndPipes() throws {
+        let dir = ToolRunner.scratch()
+        let p = Self.nearThresholdPairs(under: 80, over: 30)
+        try write(dir, "in.ndjson", p.lines)
+        let r = try ToolRunner.sh("""
+            gra-dedup -q --rejects rej-file.ndjson in.ndjson > out-file.ndjson
+            cat in.ndjson | gra-dedup -q --rejects rej-pipe.ndjson > out-pipe.ndjson
+            gra-dedup -q --rejects rej-redirect.ndjson < in.ndjson > out-redirect.ndjson
+            cmp out-file.ndjson out-pipe.ndjson && cmp out-file.ndjson out-redirect.ndjson && cmp rej-pipe.ndjson rej-redirect.ndjson && echo same
+            """, in: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdoutLines == ["same"], "\(r.stdoutText) \(r.stderr)")
+
+        let rejects = try lines(dir, "rej-file.ndjson")
+        let piped = try lines(dir, "rej-pipe.ndjson")
+        #expect(rejects.map { $0["where"] as? String } == piped.map { ($0["where"] as? String).map { "in.ndjson:" + $0.dropFirst(5) } })
+        #expect(rejects.map { "\($0["id"]!) \($0["duplicate_of"]!) \($0["similarity"]!)" } == piped.map { "\($0["id"]!) \($0["duplicate_of"]!) \($0["similarity"]!)" })
+        let droppedIDs = rejects.compactMap { $0["id"] as? String }
+        #expect(Set(droppedIDs).isDisjoint(with: p.under.keys), "dropped under the threshold: \(droppedIDs.filter { p.under[$0] != nil }.map { p.under[$0]! })")
+        #expect(Set(droppedIDs) == Set(p.over.keys))
+        for reject in rejects {
+            let id = try #require(reject["id"] as? String)
+            #expect(reject["duplicate_of"] as? String == String(id.dropLast()))
+            #expect(reject["method"] as? String == "minhash")
+            let similarity = try #require(reject["similarity"] as? Double)
+            let exact = try #require(p.over[id])
+            #expect(abs(similarity - exact) <= 0.00005 + 1e-12, "\(id): reported \(similarity), exact \(exact)")
+            #expect((reject["reason"] as? String)?.hasPrefix("near duplicate of \(id.dropLast()) (Jaccard 0.") == true)
+        }
+        #expect(try jsonLines(Data(contentsOf: dir.appendingPathComponent("out-file.ndjson"))).count == p.lines.count - p.over.count)
+
+        // References: read again from their file, or spooled from a pipe; a JSON array (always
+        // spooled) drops the same.
+        let bases = p.lines.enumerated().filter { $0.offset % 2 == 0 }.map(\.element)
+        let copies = p.lines.enumerated().filter { $0.offset % 2 == 1 }.map(\.element)
+        try write(dir, "ref.ndjson", bases)
+        try write(dir, "copies.ndjson", copies)
+        try Data(("[\n" + copies.joined(separator: ",\n") + "\n]\n").utf8).write(to: dir.appendingPathComponent("copies.json"))
+        let against = try ToolRunner.sh("""
+            gra-dedup -q --against ref.ndjson --rejects a-file.ndjson copies.ndjson > k-file.ndjson
+            cat ref.ndjson | gra-dedup -q --against - --rejects a-pipe.ndjson copies.ndjson > k-pipe.ndjson
+            gra-dedup -q --against ref.ndjson --rejects a-array.ndjson copies.json > k-array.ndjson
+            cmp k-file.ndjson k-pipe.ndjson && echo same
+            """, in: dir)
+        #expect(against.stdoutLines == ["same"], "\(against.stdoutText) \(against.stderr)")
+        func summary(_ name: String) throws -> [String] {
+            try lines(dir, name).map { "\($0["id"]!) \($0["method"]!) \($0["duplicate_of"]!) \($0["similarity"]!)" }
+        }
+        #expect(try summary("a-file.ndjson") == summary("rej-file.ndjson").map { $0.replacingOccurrences(of: " minhash ", with: " against ") })
+        #expect(try summary("a-pipe.ndjson") == summary("a-file.ndjson"))
+        #expect(try summary("a-array.ndjson") == summary("a-file.ndjson"))
+    }
+
     @Test func againstDropsContaminatedRecordsAndKeepsCleanOnes() throws {
         let dir = ToolRunner.scratch()
         // A benchmark test split as an Alpaca JSON array, one record without an id.
@@ -82,7 +172,7 @@ struct DedupCLITests {
         #expect(rejects.map { $0["id"] as? String } == ["leak-near", "leak-exact"])
         #expect(rejects.allSatisfy { $0["method"] as? String == "against" && $0["reference"] as? String == "bench.json" })
         #expect(rejects[0]["duplicate_of"] as? String == "bench-1")
-        #expect((rejects[0]["reason"] as? String)?.hasPrefix("too close to reference bench-1 in bench.json (MinHash Jaccard") == true)
+        #expect((rejects[0]["reason"] as? String)?.hasPrefix("too close to reference bench-1 in bench.json (Jaccard") == true)
         // The reference without an id is named by its content hash id, as the stages name it.
         let hashID = try #require(rejects[1]["duplicate_of"] as? String)
         #expect(hashID.count == 17 && hashID.hasPrefix("h"), "\(hashID)")
