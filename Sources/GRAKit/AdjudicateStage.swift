@@ -134,14 +134,9 @@ public final class AdjudicateStage: @unchecked Sendable {
         let author = roles?["author"]?.stringValue ?? ""
         let reviewers = (roles?["reviewers"]?.arrayValue ?? []).compactMap(\.stringValue)
         let names = options.roles.adjudicators ?? options.pool.models.map(\.name)
-        let ordered = RoleAssignment.order(names, recordID: id, seed: options.seed)
-        let name = ordered.first { $0 != author && !reviewers.contains($0) }
-            ?? ordered.first { $0 != author }
-            ?? ordered[0]
-        if reviewers.contains(name) || name == author {
-            let rule = name == author ? "the adjudicator is the author" : "the adjudicator is also a reviewer"
-            if relaxedSaid.insert(rule).inserted { engine.diagnostics.warn("role rule relaxed: \(rule) (pool of \(names.count))") }
-        }
+        let (name, rule) = RoleAssignment.chooseAdjudicator(RoleAssignment.order(names, recordID: id, seed: options.seed),
+                                                            author: author, reviewers: reviewers)
+        if let rule, relaxedSaid.insert(rule).inserted { engine.diagnostics.warn("role rule relaxed: \(rule) (pool of \(names.count))") }
         return .success(options.pool.model(named: name)!)
     }
 }

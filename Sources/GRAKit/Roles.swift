@@ -47,17 +47,17 @@ public struct RoleAssignment: Sendable, Equatable {
             }
             if repeated { relaxed.append("a model reviews more than once (\(reviewerOrder.count) possible reviewers for \(k))") }
         }
-        let adjudicator: String
-        if let a = adjudicatorOrder.first(where: { $0 != author && !reviewers.contains($0) }) {
-            adjudicator = a
-        } else if let a = adjudicatorOrder.first(where: { $0 != author }) {
-            adjudicator = a
-            relaxed.append("the adjudicator is also a reviewer")
-        } else {
-            adjudicator = adjudicatorOrder.first ?? author
-            relaxed.append("the adjudicator is the author")
-        }
+        let (adjudicator, rule) = chooseAdjudicator(adjudicatorOrder, author: author, reviewers: reviewers)
+        if let rule { relaxed.append(rule) }
         return RoleAssignment(author: author, reviewers: reviewers, adjudicator: adjudicator, relaxed: relaxed)
+    }
+
+    /// The first model of `ordered` that is neither author nor reviewer; failing that, one that
+    /// is not the author, then the first: with the rule that gave way, if any.
+    public static func chooseAdjudicator(_ ordered: [String], author: String, reviewers: [String]) -> (name: String, relaxed: String?) {
+        if let a = ordered.first(where: { $0 != author && !reviewers.contains($0) }) { return (a, nil) }
+        if let a = ordered.first(where: { $0 != author }) { return (a, "the adjudicator is also a reviewer") }
+        return (ordered.first ?? author, "the adjudicator is the author")
     }
 }
 
