@@ -180,81 +180,22 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
         try prepareInParallel(reader: reader, preparer: preparer, role: role, label: file.label, source: source)
     }
 
-    /// Reads lines until about `batchBytes` are collected (as `LineBatch.read`), with the file
-    /// offset of each line when `start` (the file position reading began at) is given.
-    static func readBatch(from reader: LineReader, start: Int?) throws(GRAError) -> (LineBatch, [Int]?)? {
-        var b = LineBatch()
-        var offsets: [Int]? = start == nil ? nil : []
-        b.bytes.reserveCapacity(batchBytes + batchBytes / 4)
-        while b.bytes.count < batchBytes, let item = try reader.next(mayRead: b.lines.isEmpty) {
-            switch item {
-            case .line(let number, let bytes):
-                b.lines.append(.text(number: number, start: b.bytes.count, count: bytes.count))
-                b.bytes.append(contentsOf: bytes)
-                if let start { offsets!.append(start + reader.lastLineOffset) }
-            case .tooLong(let number, let n):
-                b.lines.append(.tooLong(number: number, bytes: n))
-                offsets?.append(-1)
-            }
-        }
-        return b.lines.isEmpty ? nil : (b, offsets)
-    }
-
-    /// The streaming path, as in `FormatStage`: this thread reads batches; each is prepared
-    /// on a pool thread as soon as it is read (at most `batchesInFlight` at once, which
-    /// bounds memory); a serial queue merges the results strictly in input order.
+    /// The streaming path, as in `FormatStage` (`OrderedBatches`): batches are prepared on
+    /// pool threads (and embedded, for semantic) and merged strictly in input order.
     private func prepareInParallel(reader: LineReader, preparer: DedupPreparer, role: Role, label: String, source: (id: Int, start: Int)?) throws(GRAError) {
-        let slots = DispatchSemaphore(value: Self.batchesInFlight)
-        let group = DispatchGroup()
-        let mergeQueue = DispatchQueue(label: "gra.dedup.merge")
-        let state = OrderedMergeState()
-        var readError: GRAError?
-        var index = 0
-        while mergeQueue.sync(execute: { state.failure == nil }) {
-            if Signals.interrupted {
-                readError = .interrupted
-                break
-            }
-            let batch: LineBatch
-            let offsets: [Int]?
-            do {
-                guard let b = try Self.readBatch(from: reader, start: source?.start) else { break }
-                (batch, offsets) = b
-            } catch {
-                readError = error
-                break
-            }
-            slots.wait()
-            let i = index
-            index += 1
-            group.enter()
-            DispatchQueue.global().async {
-                let prepared = preparer.prepare(batch, offsets: offsets)
+        try OrderedBatches.run(
+            inFlight: Self.batchesInFlight, label: "gra.dedup.merge",
+            next: { () throws(GRAError) in try LineBatch.read(from: reader, bytes: Self.batchBytes, mayBlock: true, fileStart: source?.start) },
+            process: { batch, done in
+                let prepared = preparer.prepare(batch, offsets: batch.offsets)
                 prepared.textSource = source?.id
-                self.embed(prepared) {
-                mergeQueue.async {
-                    state.pending[i] = prepared
-                    while let p = state.pending.removeValue(forKey: state.nextToMerge) {
-                        state.nextToMerge += 1
-                        if state.failure == nil {
-                            do throws(GRAError) { try self.merge(p, role: role, label: label) } catch { state.failure = error }
-                        }
-                        slots.signal()
-                        group.leave()
-                    }
-                    if state.failure == nil {
-                        do throws(GRAError) {
-                            try self.out.flush()
-                            try self.rejects?.flush()
-                        } catch { state.failure = error }
-                    }
-                }
-                }
-            }
-        }
-        group.wait()
-        if let failure = mergeQueue.sync(execute: { state.failure }) { throw failure }
-        if let readError { throw readError }
+                self.embed(prepared) { done(prepared) }
+            },
+            merge: { (p: PreparedBatch) throws(GRAError) in try self.merge(p, role: role, label: label) },
+            flush: { () throws(GRAError) in
+                try self.out.flush()
+                try self.rejects?.flush()
+            })
     }
 
     /// `semantic`: asks for the embeddings of the batch's records, makes them unit vectors
@@ -489,13 +430,6 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
 
     /// Approximate bytes the index holds (for the summary and the benchmarks).
     public var indexBytes: Int { index.memoryBytes }
-}
-
-/// Batches waiting for their turn to be merged; touched only on the merge queue.
-final class OrderedMergeState: @unchecked Sendable {
-    var pending: [Int: PreparedBatch] = [:]
-    var nextToMerge = 0
-    var failure: GRAError?
 }
 
 extension DedupSummary {

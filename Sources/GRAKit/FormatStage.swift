@@ -102,56 +102,15 @@ public final class FormatStage: @unchecked Sendable {  // output state is touche
     /// queue writes the results strictly in input order as they complete. No thread waits
     /// for a whole round, so both cores stay busy.
     private func convertInParallel(reader: LineReader, worker: FormatWorker) throws(GRAError) {
-        let slots = DispatchSemaphore(value: FormatStage.batchesInFlight)
-        let group = DispatchGroup()
-        let writerQueue = DispatchQueue(label: "gra.format.writer")
-        let state = OrderedWriteState()
-        var readError: GRAError?
-        var index = 0
-        while state.failure == nil {
-            if Signals.interrupted {
-                readError = .interrupted
-                break
-            }
-            let batch: LineBatch
-            do {
-                guard let b = try LineBatch.read(from: reader, bytes: FormatStage.batchBytes, mayBlock: true) else { break }
-                batch = b
-            } catch {
-                readError = error
-                break
-            }
-            slots.wait()
-            let i = index
-            index += 1
-            group.enter()
-            DispatchQueue.global().async {
-                let result = worker.process(batch: batch)
-                writerQueue.async {
-                    state.pending[i] = result
-                    // Write every result that is next in order (after a failure, only count
-                    // them off), then flush once caught up.
-                    while let r = state.pending.removeValue(forKey: state.nextToWrite) {
-                        state.nextToWrite += 1
-                        if state.failure == nil {
-                            do throws(GRAError) { try self.merge(r) } catch { state.failure = error }
-                        }
-                        slots.signal()
-                        group.leave()
-                    }
-                    if state.failure == nil {
-                        do throws(GRAError) {
-                            try self.out.flush()
-                            try self.rejects?.flush()
-                        } catch { state.failure = error }
-                    }
-                }
-            }
-        }
-        group.wait()
-        // A write failure (or bad input) comes first: it happened earlier in the input.
-        if let failure = writerQueue.sync(execute: { state.failure }) { throw failure }
-        if let readError { throw readError }
+        try OrderedBatches.run(
+            inFlight: FormatStage.batchesInFlight, label: "gra.format.writer",
+            next: { () throws(GRAError) in try LineBatch.read(from: reader, bytes: FormatStage.batchBytes, mayBlock: true) },
+            process: { batch, done in done(worker.process(batch: batch)) },
+            merge: { (r: BatchResult) throws(GRAError) in try self.merge(r) },
+            flush: { () throws(GRAError) in
+                try self.out.flush()
+                try self.rejects?.flush()
+            })
     }
 
     /// Writes one batch's result in order; rethrows the batch's fatal bad-input error.
@@ -178,34 +137,6 @@ public final class FormatStage: @unchecked Sendable {  // output state is touche
     }
 }
 
-/// A batch of whole input lines copied out of a `LineReader`, with their line numbers.
-struct LineBatch: Sendable {
-    enum Line: Sendable {
-        case text(number: Int, start: Int, count: Int)
-        case tooLong(number: Int, bytes: Int)
-    }
-    var bytes: [UInt8] = []
-    var lines: [Line] = []
-
-    /// Reads lines until about `bytes` bytes are collected, waiting for input only for the
-    /// first line and only when `mayBlock`; nil when no line was read (end of input, or
-    /// nothing buffered without blocking).
-    static func read(from reader: LineReader, bytes limit: Int, mayBlock: Bool) throws(GRAError) -> LineBatch? {
-        var b = LineBatch()
-        b.bytes.reserveCapacity(limit + limit / 4)
-        while b.bytes.count < limit, let item = try reader.next(mayRead: mayBlock && b.lines.isEmpty) {
-            switch item {
-            case .line(let number, let bytes):
-                b.lines.append(.text(number: number, start: b.bytes.count, count: bytes.count))
-                b.bytes.append(contentsOf: bytes)
-            case .tooLong(let number, let n):
-                b.lines.append(.tooLong(number: number, bytes: n))
-            }
-        }
-        return b.lines.isEmpty ? nil : b
-    }
-}
-
 /// What converting one batch produced: output and rejects lines, counts, messages for
 /// stderr, and the error that stops the run, if a line was malformed.
 final class BatchResult: @unchecked Sendable {
@@ -214,14 +145,6 @@ final class BatchResult: @unchecked Sendable {
     var summary = FormatSummary()
     var warnings: [String] = []
     var fatal: GRAError?
-}
-
-/// Results waiting for their turn to be written; touched only on the writer queue
-/// (`failure` is also read by the reading thread, where a stale value only delays the stop).
-final class OrderedWriteState: @unchecked Sendable {
-    var pending: [Int: BatchResult] = [:]
-    var nextToWrite = 0
-    var failure: GRAError?
 }
 
 /// Converts the records of one batch; holds no state between batches, so several batches
