@@ -213,8 +213,15 @@ public final class GenerateStage: @unchecked Sendable {
         let task = w.task
         let keepSeeds = options.keepSeeds
         let seed = keepSeeds ? seedRecord(w, domain: domain) : nil
-        let samples = SampleCollector(count: n) { outputs, failures in
-            task.finish(TaskOutcome(outputs: (seed.map { [$0] } ?? []) + outputs, failures: failures))
+        let samples = ResultGather<JSONObject>(count: n) { results in
+            var outcome = TaskOutcome(outputs: seed.map { [$0] } ?? [])
+            for r in results {
+                switch r {
+                case .success(let record): outcome.outputs.append(record)
+                case .failure(let f): outcome.failures.append(f)
+                }
+            }
+            task.finish(outcome)
         }
         for i in 0..<n {
             let sampleID = "\(w.fields.id).g\(i)"
@@ -292,28 +299,5 @@ public final class GenerateStage: @unchecked Sendable {
         if let round = options.round, origin["round"] == nil { origin["round"] = .integer(round) }
         r.setGRASection("origin", origin)
         return r
-    }
-}
-
-/// Gathers the samples of one seed (in sample order) and calls back once all have answered.
-final class SampleCollector: @unchecked Sendable {
-    private var outputs: [JSONObject?]
-    private var failures: [TaskFailure] = []
-    private var remaining: Int
-    private let done: ([JSONObject], [TaskFailure]) -> Void
-
-    init(count: Int, done: @escaping ([JSONObject], [TaskFailure]) -> Void) {
-        outputs = Array(repeating: nil, count: count)
-        remaining = count
-        self.done = done
-    }
-
-    func receive(_ index: Int, _ result: Result<JSONObject, TaskFailure>) {
-        switch result {
-        case .success(let r): outputs[index] = r
-        case .failure(let f): failures.append(f)
-        }
-        remaining -= 1
-        if remaining == 0 { done(outputs.compactMap { $0 }, failures) }
     }
 }

@@ -100,16 +100,20 @@ public final class ReviewStage: @unchecked Sendable {
             case .success(let r): requests.append(r)
             }
         }
-        let group = AnswerGroup(count: requests.count, done: { answers in
-            done(zip(reviewers, answers).map { name, a in
-                let o = a.value.objectValue!
-                return Review(model: name, round: round, score: o["score"]!, comment: o["comment"]!)
-            })
-        }, failed: { failure in
-            var f = failure
-            f.extra["round"] = .integer(round)
-            task.fail(f)
-        })
+        let group = ResultGather<(value: JSONValue, reply: ChatReply)>(count: requests.count) { results in
+            var reviews: [Review] = []
+            for (name, result) in zip(reviewers, results) {
+                switch result {
+                case .failure(var f):
+                    f.extra["round"] = .integer(round)
+                    return task.fail(f)
+                case .success(let a):
+                    let o = a.value.objectValue!
+                    reviews.append(Review(model: name, round: round, score: o["score"]!, comment: o["comment"]!))
+                }
+            }
+            done(reviews)
+        }
         let parse = RoleRequestMaker.parser(RoleSchemas.review)
         for (i, r) in requests.enumerated() {
             task.ask(r, parseRetries: options.requests.parseRetries, parse: parse) { group.receive(i, $0) }

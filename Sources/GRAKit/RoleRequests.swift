@@ -60,29 +60,22 @@ public struct RoleRequestMaker: Sendable {
     }
 }
 
-/// Collects the answers of several requests made for one record and calls back once, with all
-/// of them in order or with the first failure.
-final class AnswerGroup: @unchecked Sendable {
-    private var answers: [(value: JSONValue, reply: ChatReply)?]
-    private var failure: TaskFailure?
+/// Gathers the results of several requests made for one record, arriving in any order, and
+/// calls `done` once with all of them, in request order.
+final class ResultGather<T: Sendable>: @unchecked Sendable {
+    private var results: [Result<T, TaskFailure>?]
     private var remaining: Int
-    private let done: ([(value: JSONValue, reply: ChatReply)]) -> Void
-    private let failed: (TaskFailure) -> Void
+    private let done: ([Result<T, TaskFailure>]) -> Void
 
-    init(count: Int, done: @escaping ([(value: JSONValue, reply: ChatReply)]) -> Void, failed: @escaping (TaskFailure) -> Void) {
-        answers = Array(repeating: nil, count: count)
+    init(count: Int, done: @escaping ([Result<T, TaskFailure>]) -> Void) {
+        results = Array(repeating: nil, count: count)
         remaining = count
         self.done = done
-        self.failed = failed
     }
 
-    func receive(_ index: Int, _ result: Result<(value: JSONValue, reply: ChatReply), TaskFailure>) {
-        switch result {
-        case .success(let a): answers[index] = a
-        case .failure(let f): if failure == nil { failure = f }
-        }
+    func receive(_ index: Int, _ result: Result<T, TaskFailure>) {
+        results[index] = result
         remaining -= 1
-        guard remaining == 0 else { return }
-        if let failure { failed(failure) } else { done(answers.map { $0! }) }
+        if remaining == 0 { done(results.map { $0! }) }
     }
 }
