@@ -38,6 +38,9 @@ public struct StageSummary: Sendable {
     public var badInput = 0
     /// Records left to other shards (`--shard`).
     public var otherShards = 0
+
+    /// The stage's exit status: 75 when some records failed (a rerun retries them), else 0.
+    public var exitStatus: Int32 { failed > 0 ? ExitCode.tempFailure : ExitCode.ok }
 }
 
 /// Why a piece of a record's work failed; becomes one line of the errors file.

@@ -54,7 +54,7 @@ struct AdjudicateCommand: ParsableCommand {
             options.io = roles.io(input)
             options.io.rejectsPath = rejects
             let summary = try AdjudicateStage(options: options, client: setup.client, output: OutputSink(fd: 1), diagnostics: diagnostics).run()
-            return summary.failed > 0 ? ExitCode.tempFailure : ExitCode.ok
+            return summary.exitStatus
         }
     }
 }

@@ -93,7 +93,7 @@ struct GenerateCommand: ParsableCommand {
             options.io = roles.io(input)
             setup.checkModels(setup.pool.models, diagnostics)
             let summary = try GenerateStage(options: options, client: setup.client, output: OutputSink(fd: 1), diagnostics: diagnostics).run()
-            return summary.failed > 0 ? ExitCode.tempFailure : ExitCode.ok
+            return summary.exitStatus
         }
     }
 }

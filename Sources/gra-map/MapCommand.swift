@@ -107,7 +107,7 @@ struct MapCommand: ParsableCommand {
             setup.checkModels([model], diagnostics)
             let stage = MapStage(options: options, client: llm, output: OutputSink(fd: 1), diagnostics: diagnostics)
             let summary = try stage.run()
-            return summary.failed > 0 ? ExitCode.tempFailure : ExitCode.ok
+            return summary.exitStatus
         }
     }
 

@@ -78,7 +78,7 @@ struct ReviewCommand: ParsableCommand {
                 let llm = LLMClient(http: HTTPClient(maxInFlight: 1), cache: nil, environment: environment)
                 defer { llm.http.shutdown() }
                 let summary = try ReviewStage(options: options, client: llm, output: OutputSink(fd: 1), diagnostics: diagnostics).run()
-                return summary.failed > 0 ? ExitCode.tempFailure : ExitCode.ok
+                return summary.exitStatus
             }
             let setup = try StageSetup(client, diagnostics: diagnostics, environment: environment)
             defer { setup.client.http.shutdown() }
@@ -91,7 +91,7 @@ struct ReviewCommand: ParsableCommand {
             options.io = roles.io(input)
             setup.checkModels(setup.pool.models, diagnostics)
             let summary = try ReviewStage(options: options, client: setup.client, output: OutputSink(fd: 1), diagnostics: diagnostics).run()
-            return summary.failed > 0 ? ExitCode.tempFailure : ExitCode.ok
+            return summary.exitStatus
         }
     }
 }
