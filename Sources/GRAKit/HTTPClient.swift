@@ -127,7 +127,9 @@ final class HTTPEventLoop: @unchecked Sendable {
     /// The other half of the inbox's double buffer (swapped, never copied: no allocation).
     private var incoming: [(HTTPRequest, Completion, Double)] = []
     private var stopping = false
-    private var inFlightByEndpoint: [String: Int] = [:]   // read under lock by `inFlight(endpoint:)`
+    /// One per endpoint seen, in order of first use. The loop thread appends and counts under
+    /// `lock`; `inFlight(endpoint:)` reads under it from other threads.
+    private var endpoints: [Endpoint] = []
 
     // Event-loop state (loop thread only).
     private var multi: UnsafeMutableRawPointer?
@@ -136,8 +138,9 @@ final class HTTPEventLoop: @unchecked Sendable {
     /// When libcurl wants `socket_action(CURL_SOCKET_TIMEOUT)` (monotonic seconds).
     private var timerDue: Double?
     private var thread: Thread?
-    private var waiting: [String: TransferQueue] = [:]
-    private var waitingOrder: [String] = []
+    /// Transfers queued in all endpoints, and where the round-robin over them goes next.
+    private var waitingCount = 0
+    private var nextEndpoint = 0
     private var delayed: [(due: Double, transfer: Transfer)] = []
     private var running = 0
     private var freeHandles: [UnsafeMutableRawPointer] = []
@@ -225,7 +228,7 @@ final class HTTPEventLoop: @unchecked Sendable {
     }
 
     func inFlight(endpoint: String) -> Int {
-        lock.locked { inFlightByEndpoint[endpoint, default: 0] }
+        lock.locked { endpoints.first { $0.name == endpoint }?.inFlight ?? 0 }
     }
 
     func shutdown() {
@@ -245,6 +248,8 @@ final class HTTPEventLoop: @unchecked Sendable {
         var easy: UnsafeMutableRawPointer?
         var response = HTTPResponse()
         var started = 0.0
+        /// Set when the transfer is queued.
+        var endpoint: Endpoint?
 
         init(request: HTTPRequest, completion: @escaping Completion) {
             self.request = request
@@ -261,7 +266,20 @@ final class HTTPEventLoop: @unchecked Sendable {
     /// it for the client's life (a run has a handful: one per endpoint and key).
     private var headerLists: [[String]: UnsafeMutablePointer<curl_slist>] = [:]
 
+    private var lastHeaders: [String] = []
+    private var lastHeaderList: UnsafeMutablePointer<curl_slist>?
+
     private func headerList(for headers: [String]) -> UnsafeMutablePointer<curl_slist>? {
+        // Callers pass the same array for every request to an endpoint: comparing it with the
+        // last one is a pointer check, cheaper than hashing it.
+        if let l = lastHeaderList, headers == lastHeaders { return l }
+        let list = makeHeaderList(for: headers)
+        lastHeaders = headers
+        lastHeaderList = list
+        return list
+    }
+
+    private func makeHeaderList(for headers: [String]) -> UnsafeMutablePointer<curl_slist>? {
         if let l = headerLists[headers] { return l }
         var list: UnsafeMutablePointer<curl_slist>?
         for h in headers { list = curl_slist_append(list, h) }
@@ -331,49 +349,59 @@ final class HTTPEventLoop: @unchecked Sendable {
         done.signal()
     }
 
-    private func enqueue(_ t: Transfer) {
-        let e = t.request.endpoint
-        if waiting[e] == nil {
-            waiting[e] = TransferQueue()
-            waitingOrder.append(e)
-        }
-        waiting[e]!.push(t)
+    /// An endpoint's share of the loop: requests in flight and those waiting for a slot.
+    final class Endpoint {
+        let name: String
+        var inFlight = 0
+        var queue = TransferQueue()
+        init(name: String) { self.name = name }
     }
 
-    /// Starts waiting transfers, round-robin over endpoints, within the caps.
+    private func enqueue(_ t: Transfer) {
+        let name = t.request.endpoint
+        // A handful of endpoints at most, and the same string each time: a scan beats hashing.
+        let endpoint: Endpoint
+        if let known = endpoints.first(where: { $0.name == name }) {
+            endpoint = known
+        } else {
+            endpoint = Endpoint(name: name)
+            lock.locked { endpoints.append(endpoint) }
+        }
+        t.endpoint = endpoint
+        endpoint.queue.push(t)
+        waitingCount += 1
+    }
+
+    /// Starts waiting transfers, one endpoint after the other, within the caps.
     private func startWaiting() {
-        var progress = true
-        while progress && running < maxInFlight && !waitingOrder.isEmpty {
-            progress = false
-            var i = 0
-            while i < waitingOrder.count && running < maxInFlight {
-                let e = waitingOrder[i]
-                let current = lock.locked { inFlightByEndpoint[e, default: 0] }
-                if current < maxPerEndpoint, let t = waiting[e]?.pop() {
-                    if waiting[e]!.isEmpty {
-                        waiting[e] = nil
-                        waitingOrder.remove(at: i)
-                    } else {
-                        i += 1
-                    }
-                    start(t)
-                    progress = true
-                } else {
-                    i += 1
-                }
+        var idle = 0   // endpoints in a row with nothing to start
+        while waitingCount > 0 && running < maxInFlight && idle < endpoints.count {
+            let endpoint = endpoints[nextEndpoint]
+            nextEndpoint = nextEndpoint + 1 == endpoints.count ? 0 : nextEndpoint + 1
+            if endpoint.inFlight < maxPerEndpoint, let t = endpoint.queue.pop() {
+                waitingCount -= 1
+                start(t)
+                idle = 0
+            } else {
+                idle += 1
             }
         }
     }
 
     /// A FIFO of transfers waiting for a slot (O(1) at both ends).
     struct TransferQueue {
-        private var items: [Transfer] = []
+        private var items: [Transfer?] = []
         private var head = 0
         var isEmpty: Bool { head == items.count }
         mutating func push(_ t: Transfer) { items.append(t) }
+        mutating func removeAll() {
+            items.removeAll()
+            head = 0
+        }
         mutating func pop() -> Transfer? {
             guard head < items.count else { return nil }
             let t = items[head]
+            items[head] = nil   // the queue holds no transfer that has left it
             head += 1
             if head == items.count {
                 items.removeAll(keepingCapacity: true)
@@ -410,7 +438,7 @@ final class HTTPEventLoop: @unchecked Sendable {
         _ = gra_easy_setopt_ptr(easy, CURLOPT_WRITEDATA, context)
         _ = gra_easy_setopt_ptr(easy, CURLOPT_HEADERDATA, context)
         if reused == nil { HTTPEventLoop.configureNewHandle(easy) }
-        lock.locked { inFlightByEndpoint[r.endpoint, default: 0] += 1 }
+        lock.locked { t.endpoint!.inFlight += 1 }
         running += 1
         inFlightHandles.insert(easy)
         curl_multi_add_handle(multi, easy)
@@ -428,8 +456,8 @@ final class HTTPEventLoop: @unchecked Sendable {
             curl_easy_cleanup(e)
         }
         inFlightHandles.removeAll()
-        waiting.removeAll()
-        waitingOrder.removeAll()
+        for e in endpoints { e.queue.removeAll() }
+        waitingCount = 0
         delayed.removeAll()
         running = 0
     }
@@ -454,7 +482,10 @@ final class HTTPEventLoop: @unchecked Sendable {
             let n = size * count
             // Only status lines and retry hints matter; skip every other header cheaply.
             let first = UInt8(bitPattern: data![0]) | 0x20
-            if n > 5 && (first == UInt8(ascii: "r") || first == UInt8(ascii: "h")) {
+            if n > 5 && first == UInt8(ascii: "h") && memcmp(data!, "HTTP/", 5) == 0 {
+                // A new status line (after a 100 or a redirect) starts afresh.
+                Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue().response.retryAfter = nil
+            } else if n > 5 && first == UInt8(ascii: "r") {
                 let t = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
                 let line = data!.withMemoryRebound(to: UInt8.self, capacity: n) {
                     String(decoding: UnsafeBufferPointer(start: $0, count: n), as: UTF8.self)
@@ -516,7 +547,7 @@ final class HTTPEventLoop: @unchecked Sendable {
         // again in `start`, and the handle keeps its buffers.
         freeHandles.append(easy)
         running -= 1
-        lock.locked { inFlightByEndpoint[t.request.endpoint, default: 1] -= 1 }
+        lock.locked { t.endpoint!.inFlight -= 1 }
         t.completion(t.response)
     }
 }

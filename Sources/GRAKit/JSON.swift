@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A JSON value that round-trips exactly.
 ///
 /// Numbers keep the text they were written with (so integers beyond 64 bits and
@@ -306,25 +310,7 @@ public struct JSONParser {
 
     private mutating func parseNumber() throws(JSONParseError) -> String {
         let start = pos
-        if base[pos] == UInt8(ascii: "-") { pos += 1 }
-        guard pos < end, isDigit(base[pos]) else { throw unexpected("in number, expected a digit") }
-        if base[pos] == UInt8(ascii: "0") {
-            pos += 1
-            if pos < end && isDigit(base[pos]) { throw JSONParseError(offset: pos, message: "leading zero in number") }
-        } else {
-            while pos < end && isDigit(base[pos]) { pos += 1 }
-        }
-        if pos < end && base[pos] == UInt8(ascii: ".") {
-            pos += 1
-            guard pos < end, isDigit(base[pos]) else { throw unexpected("in number, expected a digit after '.'") }
-            while pos < end && isDigit(base[pos]) { pos += 1 }
-        }
-        if pos < end && (base[pos] | 0x20) == UInt8(ascii: "e") {
-            pos += 1
-            if pos < end && (base[pos] == UInt8(ascii: "+") || base[pos] == UInt8(ascii: "-")) { pos += 1 }
-            guard pos < end, isDigit(base[pos]) else { throw unexpected("in number exponent, expected a digit") }
-            while pos < end && isDigit(base[pos]) { pos += 1 }
-        }
+        try skipNumber()
         return String(decoding: UnsafeBufferPointer(start: base + start, count: pos - start), as: UTF8.self)
     }
 
@@ -499,6 +485,208 @@ public struct JSONParser {
             scratch.append(UInt8(0x80 | ((v >> 12) & 0x3F)))
             scratch.append(UInt8(0x80 | ((v >> 6) & 0x3F)))
             scratch.append(UInt8(0x80 | (v & 0x3F)))
+        }
+    }
+}
+
+// MARK: - Pulling a few fields out of a document
+
+/// An object key as the pull reader sees it: the raw bytes when the key has no escapes
+/// (almost always), else its decoded text. Valid only inside the visit that receives it.
+public struct JSONKey {
+    fileprivate let raw: UnsafeBufferPointer<UInt8>
+    fileprivate let decoded: String?
+
+    public static func == (key: JSONKey, name: StaticString) -> Bool {
+        if let decoded = key.decoded { return decoded == name.description }
+        let n = name.utf8CodeUnitCount
+        return key.raw.count == n && memcmp(key.raw.baseAddress!, name.utf8Start, n) == 0
+    }
+
+    public var string: String { decoded ?? String(decoding: raw, as: UTF8.self) }
+}
+
+extension JSONParser {
+    /// Reads one document with `visit`, which must consume exactly one value (with
+    /// `readObject`, `readArray`, `readValue`, `readString` or `skipValue`); then checks that
+    /// only whitespace follows. For decoders that want a few fields of a larger document: what
+    /// they skip is validated as strictly as `parse` would, but never built.
+    public static func read<T>(_ bytes: UnsafeBufferPointer<UInt8>,
+                               _ visit: (inout JSONParser) throws(JSONParseError) -> T) throws(JSONParseError) -> T {
+        var p = JSONParser(bytes)
+        p.skipWhitespace()
+        guard p.pos < p.end else { throw JSONParseError(offset: p.pos, message: "empty input, expected a JSON value") }
+        let result = try visit(&p)
+        p.skipWhitespace()
+        if p.pos < p.end { throw p.unexpected("after the JSON value (one value per line)") }
+        return result
+    }
+
+    /// When the next value is an object, calls `field` for each of its fields in order (it must
+    /// consume the value) and returns true; otherwise skips the value and returns false.
+    public mutating func readObject(_ field: (JSONKey, inout JSONParser) throws(JSONParseError) -> Void) throws(JSONParseError) -> Bool {
+        skipWhitespace()
+        guard pos < end, base[pos] == UInt8(ascii: "{") else {
+            try skipValue()
+            return false
+        }
+        try enter()
+        pos += 1
+        skipWhitespace()
+        if pos < end && base[pos] == UInt8(ascii: "}") {
+            pos += 1
+            depth -= 1
+            return true
+        }
+        while true {
+            skipWhitespace()
+            guard pos < end, base[pos] == UInt8(ascii: "\"") else {
+                throw unexpected("in object, expected a key in double quotes")
+            }
+            let keyStart = pos + 1
+            pos += 1
+            try scanPlain()
+            let key: JSONKey
+            if base[pos] == UInt8(ascii: "\"") {
+                key = JSONKey(raw: UnsafeBufferPointer(start: base + keyStart, count: pos - keyStart), decoded: nil)
+                pos += 1
+            } else {
+                pos = keyStart - 1
+                key = JSONKey(raw: UnsafeBufferPointer(start: base, count: 0), decoded: try parseString())
+            }
+            skipWhitespace()
+            guard pos < end, base[pos] == UInt8(ascii: ":") else { throw unexpected("after object key, expected ':'") }
+            pos += 1
+            skipWhitespace()
+            let before = pos
+            try field(key, &self)
+            precondition(pos > before, "a JSONParser.readObject visitor must consume the field's value")
+            skipWhitespace()
+            guard pos < end else { throw unexpected("in object, expected ',' or '}'") }
+            let c = base[pos]
+            pos += 1
+            if c == UInt8(ascii: ",") { continue }
+            if c == UInt8(ascii: "}") { break }
+            pos -= 1
+            throw unexpected("in object, expected ',' or '}'")
+        }
+        depth -= 1
+        return true
+    }
+
+    /// When the next value is an array, calls `element` with each element's index (it must
+    /// consume the element) and returns true; otherwise skips the value and returns false.
+    public mutating func readArray(_ element: (Int, inout JSONParser) throws(JSONParseError) -> Void) throws(JSONParseError) -> Bool {
+        skipWhitespace()
+        guard pos < end, base[pos] == UInt8(ascii: "[") else {
+            try skipValue()
+            return false
+        }
+        try enter()
+        pos += 1
+        skipWhitespace()
+        if pos < end && base[pos] == UInt8(ascii: "]") {
+            pos += 1
+            depth -= 1
+            return true
+        }
+        var index = 0
+        while true {
+            skipWhitespace()
+            let before = pos
+            try element(index, &self)
+            precondition(pos > before, "a JSONParser.readArray visitor must consume the element")
+            index += 1
+            skipWhitespace()
+            guard pos < end else { throw unexpected("in array, expected ',' or ']'") }
+            let c = base[pos]
+            pos += 1
+            if c == UInt8(ascii: ",") { continue }
+            if c == UInt8(ascii: "]") { break }
+            pos -= 1
+            throw unexpected("in array, expected ',' or ']'")
+        }
+        depth -= 1
+        return true
+    }
+
+    /// The next value, built.
+    public mutating func readValue() throws(JSONParseError) -> JSONValue {
+        skipWhitespace()
+        return try parseValue()
+    }
+
+    /// The next value when it is a string; otherwise skips it and returns nil.
+    public mutating func readString() throws(JSONParseError) -> String? {
+        skipWhitespace()
+        guard pos < end, base[pos] == UInt8(ascii: "\"") else {
+            try skipValue()
+            return nil
+        }
+        return try parseString()
+    }
+
+    /// The next value when it is a number; otherwise skips it and returns nil.
+    public mutating func readNumber() throws(JSONParseError) -> Double? {
+        skipWhitespace()
+        guard pos < end, base[pos] == UInt8(ascii: "-") || isDigit(base[pos]) else {
+            try skipValue()
+            return nil
+        }
+        return Double(try parseNumber())
+    }
+
+    /// Whether the next value is `null` (not consumed).
+    public mutating func nextIsNull() -> Bool {
+        skipWhitespace()
+        return pos < end && base[pos] == UInt8(ascii: "n")
+    }
+
+    /// Validates the next value as `parse` would, without building it.
+    public mutating func skipValue() throws(JSONParseError) {
+        skipWhitespace()
+        guard pos < end else { throw unexpected("where a value was expected") }
+        switch base[pos] {
+        case UInt8(ascii: "\""):
+            pos += 1
+            while true {
+                try scanPlain()
+                if base[pos] == UInt8(ascii: "\"") { break }
+                scratch.removeAll(keepingCapacity: true)
+                try decodeEscape()
+            }
+            pos += 1
+        case UInt8(ascii: "{"):
+            _ = try readObject { _, p throws(JSONParseError) in try p.skipValue() }
+        case UInt8(ascii: "["):
+            _ = try readArray { _, p throws(JSONParseError) in try p.skipValue() }
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            try skipNumber()
+        default:
+            _ = try parseValue()   // a literal, or the error for what cannot start a value
+        }
+    }
+
+    /// `parseNumber` without building the text.
+    private mutating func skipNumber() throws(JSONParseError) {
+        if base[pos] == UInt8(ascii: "-") { pos += 1 }
+        guard pos < end, isDigit(base[pos]) else { throw unexpected("in number, expected a digit") }
+        if base[pos] == UInt8(ascii: "0") {
+            pos += 1
+            if pos < end && isDigit(base[pos]) { throw JSONParseError(offset: pos, message: "leading zero in number") }
+        } else {
+            while pos < end && isDigit(base[pos]) { pos += 1 }
+        }
+        if pos < end && base[pos] == UInt8(ascii: ".") {
+            pos += 1
+            guard pos < end, isDigit(base[pos]) else { throw unexpected("in number, expected a digit after '.'") }
+            while pos < end && isDigit(base[pos]) { pos += 1 }
+        }
+        if pos < end && (base[pos] | 0x20) == UInt8(ascii: "e") {
+            pos += 1
+            if pos < end && (base[pos] == UInt8(ascii: "+") || base[pos] == UInt8(ascii: "-")) { pos += 1 }
+            guard pos < end, isDigit(base[pos]) else { throw unexpected("in number exponent, expected a digit") }
+            while pos < end && isDigit(base[pos]) { pos += 1 }
         }
     }
 }

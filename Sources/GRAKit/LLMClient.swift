@@ -197,6 +197,24 @@ public final class LLMClient: @unchecked Sendable {
         return model.baseURLs.min { http.inFlight(endpoint: $0) < http.inFlight(endpoint: $1) } ?? model.cacheBaseURL
     }
 
+    private let targetsLock = Mutex()
+    private var targets: [(base: String, path: String, keyVariable: String, url: String, headers: [String])] = []
+
+    /// The URL and header lines of a POST to `path` on `base`, built once per endpoint and kept
+    /// (the same strings for every request, which the HTTP loop then recognises cheaply).
+    private func target(base: String, path: String, model: ModelEndpoint) -> (url: String, headers: [String]) {
+        targetsLock.locked { () -> (String, [String]) in
+            if let t = targets.first(where: { $0.base == base && $0.path == path && $0.keyVariable == model.apiKeyVariable }) {
+                return (t.url, t.headers)
+            }
+            var headers = ["Content-Type: application/json", "Accept: application/json"]
+            if let k = apiKey(for: model) { headers.append("Authorization: Bearer \(k)") }
+            let url = base + path
+            targets.append((base, path, model.apiKeyVariable, url, headers))
+            return (url, headers)
+        }
+    }
+
     /// Sends a chat completion (or answers it from the cache, synchronously).
     public func chat(_ request: ChatRequest, completion: @escaping @Sendable (Result<ChatReply, RequestFailure>) -> Void) {
         let key = cache == nil ? [] : request.cacheKey()
@@ -231,9 +249,8 @@ public final class LLMClient: @unchecked Sendable {
                                    decode: @escaping @Sendable ([UInt8]) -> Result<T, ReplyProblem>,
                                    completion: @escaping @Sendable (Result<(value: T, response: HTTPResponse, attempts: Int), RequestFailure>) -> Void) {
         let base = pickBaseURL(model)
-        var headers = ["Content-Type: application/json", "Accept: application/json"]
-        if let k = apiKey(for: model) { headers.append("Authorization: Bearer \(k)") }
-        var r = HTTPRequest(url: base + path, method: "POST", headers: headers, body: body, endpoint: base)
+        let (url, headers) = target(base: base, path: path, model: model)
+        var r = HTTPRequest(url: url, method: "POST", headers: headers, body: body, endpoint: base)
         r.connectTimeout = connectTimeout
         r.totalTimeout = totalTimeout
         r.maxResponseBytes = maxResponseBytes
@@ -267,7 +284,7 @@ public final class LLMClient: @unchecked Sendable {
     /// Sorts an HTTP outcome into a decoded reply, a retryable failure or a permanent one.
     private func classify<T>(_ response: HTTPResponse, model: ModelEndpoint, base: String,
                              decode: ([UInt8]) -> Result<T, ReplyProblem>) -> Result<T, RequestFailure> {
-        let whereText = "\(base) (model \(model.name))"
+        var whereText: String { "\(base) (model \(model.name))" }
         if response.isTransportFailure {
             let permanent = response.bodyTooLarge || !RetryPolicy.retryableCurlCodes.contains(response.curlCode)
             return .failure(RequestFailure(message: "\(whereText): \(response.transportError ?? "transfer failed")",
@@ -302,35 +319,109 @@ public final class LLMClient: @unchecked Sendable {
         return trimmed.count > 300 ? String(trimmed.prefix(300)) + "…" : trimmed
     }
 
-    /// Reads a `/chat/completions` body.
+    /// Reads a `/chat/completions` body. Only the fields gra uses are built; the rest of the
+    /// document is validated and skipped. A repeated key counts by its last occurrence, as in
+    /// `JSONObject`.
     public static func decodeChat(_ body: [UInt8]) -> Result<ChatReply, ReplyProblem> {
-        let root: JSONValue
-        do { root = try JSONParser.parse(body) } catch { return .failure("not JSON (\(error))") }
-        guard case .object(let o) = root else { return .failure("not a JSON object") }
-        if let e = o["error"], e != .null { return .failure("error in a 200 reply: \(errorMessage(body))") }
-        guard case .array(let choices)? = o["choices"], case .object(let first)? = choices.first else {
-            return .failure("no choices")
+        var isObject = false
+        var error: JSONValue?
+        var choices: ChatChoice?      // nil: no "choices" array whose first element is an object
+        var promptTokens = 0, completionTokens = 0
+        do {
+            try body.withUnsafeBufferPointer { (buffer) throws(JSONParseError) in
+                try JSONParser.read(buffer) { (p) throws(JSONParseError) in
+                    isObject = try p.readObject { (key, p) throws(JSONParseError) in
+                        if key == "choices" {
+                            choices = nil
+                            _ = try p.readArray { (i, p) throws(JSONParseError) in
+                                if i == 0 { choices = try ChatChoice.read(&p) } else { try p.skipValue() }
+                            }
+                        } else if key == "usage" {
+                            promptTokens = 0
+                            completionTokens = 0
+                            _ = try p.readObject { (key, p) throws(JSONParseError) in
+                                if key == "prompt_tokens" {
+                                    promptTokens = tokenCount(try p.readNumber())
+                                } else if key == "completion_tokens" {
+                                    completionTokens = tokenCount(try p.readNumber())
+                                } else {
+                                    try p.skipValue()
+                                }
+                            }
+                        } else if key == "error" {
+                            error = try p.readValue()
+                        } else {
+                            try p.skipValue()
+                        }
+                    }
+                }
+            }
+        } catch {
+            return .failure("not JSON (\(error))")
         }
+        guard isObject else { return .failure("not a JSON object") }
+        if let error, error != .null { return .failure("error in a 200 reply: \(errorMessage(body))") }
+        guard let choice = choices else { return .failure("no choices") }
         var reply = ChatReply()
-        if case .string(let f)? = first["finish_reason"] { reply.finishReason = f }
-        let message = first["message"]?.objectValue ?? JSONObject()
-        var reasoning: String?
-        for k in ["reasoning_content", "reasoning"] {
-            if case .string(let r)? = message[k], !r.isEmpty { reasoning = r; break }
-        }
-        if case .string(let c)? = message["content"] {
+        reply.finishReason = choice.finishReason
+        var reasoning = choice.reasoningContent ?? choice.reasoning
+        switch choice.content {
+        case .string(let c)?:
             let (thought, rest) = splitThink(c)
             reply.content = rest
             reasoning = reasoning ?? thought
-        } else if case .array(let parts)? = message["content"] {
+        case .array(let parts)?:
             reply.content = parts.compactMap { $0.objectValue?["text"]?.stringValue }.joined()
+        default:
+            break
         }
         reply.reasoning = reasoning
-        if case .object(let usage)? = o["usage"] {
-            reply.promptTokens = Int(usage["prompt_tokens"]?.doubleValue ?? 0)
-            reply.completionTokens = Int(usage["completion_tokens"]?.doubleValue ?? 0)
-        }
+        reply.promptTokens = promptTokens
+        reply.completionTokens = completionTokens
         return .success(reply)
+    }
+
+    /// A usage count as an Int (0 when absent, negative, fractional nonsense or out of range).
+    private static func tokenCount(_ value: Double?) -> Int {
+        guard let value, value >= 0, value < 1e15 else { return 0 }
+        return Int(value)
+    }
+
+    /// What `decodeChat` keeps of `choices[0]`.
+    private struct ChatChoice {
+        var finishReason: String?
+        var content: JSONValue?
+        /// Non-empty `reasoning_content` / `reasoning` of the message.
+        var reasoningContent: String?
+        var reasoning: String?
+
+        /// Reads `choices[0]`; nil when it is not an object.
+        static func read(_ p: inout JSONParser) throws(JSONParseError) -> ChatChoice? {
+            var choice = ChatChoice()
+            let isObject = try p.readObject { (key, p) throws(JSONParseError) in
+                if key == "finish_reason" {
+                    choice.finishReason = try p.readString()
+                } else if key == "message" {
+                    choice.content = nil
+                    choice.reasoningContent = nil
+                    choice.reasoning = nil
+                    _ = try p.readObject { (key, p) throws(JSONParseError) in
+                        if key == "content" {
+                            choice.content = try p.readValue()
+                        } else if key == "reasoning_content" {
+                            choice.reasoningContent = try p.readString().flatMap { $0.isEmpty ? nil : $0 }
+                        } else if key == "reasoning" {
+                            choice.reasoning = try p.readString().flatMap { $0.isEmpty ? nil : $0 }
+                        } else {
+                            try p.skipValue()
+                        }
+                    }
+                } else {
+                    try p.skipValue()
+                }
+            }
+            return isObject ? choice : nil
+        }
     }
 
     /// Splits a leading `<think>…</think>` block (or text before a lone `</think>`, as some

@@ -23,7 +23,22 @@ public func isDirectory(_ path: String) -> Bool {
 }
 
 extension StringProtocol {
+    /// The text without leading and trailing whitespace (Unicode's, newlines included).
     func trimmingWhitespace() -> String {
+        // Strip ASCII spaces byte by byte; when the bytes left at both ends are ASCII, that is
+        // the answer (an ASCII character never joins a whitespace character's cluster), and
+        // grapheme clusters need walking only for texts with non-ASCII ends.
+        let fast = utf8.withContiguousStorageIfAvailable { u -> Range<Int>? in
+            var i = 0, j = u.count
+            while i < j && TextBytes.isASCIISpace(u[i]) { i += 1 }
+            while j > i && TextBytes.isASCIISpace(u[j - 1]) { j -= 1 }
+            if i == j || (u[i] < 0x80 && u[j - 1] < 0x80) { return i..<j }
+            return nil
+        }
+        if let kept = fast ?? nil {
+            if kept.count == utf8.count { return String(self) }
+            return utf8.withContiguousStorageIfAvailable { String(decoding: UnsafeBufferPointer(rebasing: $0[kept]), as: UTF8.self) }!
+        }
         var s = Substring(self)
         while let f = s.first, f.isWhitespace { s.removeFirst() }
         while let l = s.last, l.isWhitespace { s.removeLast() }
@@ -31,10 +46,42 @@ extension StringProtocol {
     }
 }
 
+/// Byte-level helpers for text.
+enum TextBytes {
+    /// Space, tab, newline, vertical tab, form feed, carriage return.
+    @inline(__always)
+    static func isASCIISpace(_ c: UInt8) -> Bool { c == 0x20 || (c >= 0x09 && c <= 0x0D) }
+
+    /// The offset of the first occurrence of `needle` in `hay` (nil for an empty needle).
+    static func find(_ needle: UnsafeBufferPointer<UInt8>, in hay: UnsafeBufferPointer<UInt8>) -> Int? {
+        guard let n = needle.baseAddress, let h = hay.baseAddress, needle.count > 0, hay.count >= needle.count else { return nil }
+        let last = hay.count - needle.count
+        var i = 0
+        while i <= last {
+            guard let p = memchr(h + i, Int32(n[0]), last - i + 1) else { return nil }
+            i = h.distance(to: p.assumingMemoryBound(to: UInt8.self))
+            if memcmp(h + i, n, needle.count) == 0 { return i }
+            i += 1
+        }
+        return nil
+    }
+}
+
 extension StringProtocol {
     /// The first occurrence of `needle`, compared byte for byte (no locale, no Unicode
     /// equivalence): what a tag search in a model reply needs, without Foundation's cost.
     func rangeOfBytes(_ needle: String) -> Range<Index>? {
+        let found: Int?? = utf8.withContiguousStorageIfAvailable { hay -> Int? in
+            var n = needle
+            return n.withUTF8 { nd -> Int? in
+                TextBytes.find(nd, in: hay)
+            }
+        }
+        if let found {
+            guard let offset = found else { return nil }
+            let start = utf8.index(utf8.startIndex, offsetBy: offset)
+            return start..<utf8.index(start, offsetBy: needle.utf8.count)
+        }
         let n = Array(needle.utf8)
         guard let first = n.first else { return nil }
         let hay = utf8

@@ -1,10 +1,16 @@
 import Testing
-import GRAKit
+@testable import GRAKit
 
 @Suite("JSON parser and writer")
 struct JSONTests {
     /// parse → write must reproduce compact JSON exactly.
-    @Test(arguments: [
+    @Test(arguments: JSONTests.valid)
+    func roundTrip(_ text: String) throws {
+        let v = try JSONParser.parse(text)
+        #expect(JSONWriter.string(v) == text)
+    }
+
+    static let valid = [
         #"{"a":1,"b":[true,false,null],"c":{"d":"e"}}"#,
         #"{"big":123456789012345678901234567890,"neg":-98765432109876543210987654321}"#,
         #"{"u64":18446744073709551616,"i64":-9223372036854775809}"#,
@@ -12,12 +18,8 @@ struct JSONTests {
         #"{"s":"\u0000\"\\\b\f\n\r\t\u001f"}"#,
         #"{"emoji":"😀👍🏽","cjk":"中文字符と日本語","accents":"héllo wörld"}"#,
         #"{"dup":1,"dup":2}"#,
-        #"[]"#, #"{}"#, #"[[[[]]]]"#, #""just a string""#, #"42"#,
-    ])
-    func roundTrip(_ text: String) throws {
-        let v = try JSONParser.parse(text)
-        #expect(JSONWriter.string(v) == text)
-    }
+        #"[]"#, #"{}"#, #"[[[[]]]]"#, #""just a string""#, #"42"#
+    ]
 
     @Test func escapesAreDecoded() throws {
         let v = try JSONParser.parse(#""\u00e9\/\ud83d\ude00\u4e2d""#)
@@ -37,7 +39,18 @@ struct JSONTests {
     }
 
     /// Each malformed input fails at the byte where it goes wrong.
-    @Test(arguments: [
+    @Test(arguments: JSONTests.malformed)
+    func errors(_ text: String, _ offset: Int, _ fragment: String) {
+        do {
+            _ = try JSONParser.parse(text)
+            Issue.record("parsed invalid JSON \(text)")
+        } catch {
+            #expect(error.offset + 1 == offset, "\(text): \(error)")
+            #expect(error.message.contains(fragment), "\(text): \(error)")
+        }
+    }
+
+    static let malformed: [(String, Int, String)] = [
         (#"{"a":1,}"#, 8, "expected a key"),
         (#"{"a" 1}"#, 6, "expected ':'"),
         (#"[1 2]"#, 4, "expected ',' or ']'"),
@@ -53,26 +66,13 @@ struct JSONTests {
         (#"{"a":1} x"#, 9, "after the JSON value"),
         ("", 1, "empty input"),
         ("\"a\tb\"", 3, "control character"),
-    ])
-    func errors(_ text: String, _ offset: Int, _ fragment: String) {
-        do {
-            _ = try JSONParser.parse(text)
-            Issue.record("parsed invalid JSON \(text)")
-        } catch {
-            #expect(error.offset + 1 == offset, "\(text): \(error)")
-            #expect(error.message.contains(fragment), "\(text): \(error)")
-        }
-    }
+        (#"{"a":[1,{"b":"\q"}]}"#, 15, "invalid escape"),
+        (#"{"a":{"b":[1,2,]}}"#, 16, "where a value was expected"),
+        (#"{"a":-01}"#, 8, "leading zero"),
+        (#"{"a":nul}"#, 9, "literal 'null'"),
+    ]
 
-    @Test(arguments: [
-        ([0x22, 0xFF, 0x22], "byte 0xFF"),
-        ([0x22, 0xC3, 0x22], "bad continuation"),
-        ([0x22, 0xED, 0xA0, 0x80, 0x22], "bad continuation"),   // UTF-8 encoded surrogate
-        ([0x22, 0xC0, 0xAF, 0x22], "byte 0xC0"),                // overlong
-        ([0x22, 0xF4, 0x90, 0x80, 0x80, 0x22], "bad continuation"), // above U+10FFFF
-        ([0x22, 0x61, 0x00, 0x22], "NUL byte"),
-        ([0x00], "NUL byte"),
-    ] as [([UInt8], String)])
+    @Test(arguments: JSONTests.invalidUTF8)
     func invalidBytes(_ bytes: [UInt8], _ fragment: String) {
         do {
             _ = try JSONParser.parse(bytes)
@@ -81,6 +81,16 @@ struct JSONTests {
             #expect(error.message.contains(fragment), "\(bytes): \(error)")
         }
     }
+
+    static let invalidUTF8: [([UInt8], String)] = [
+        ([0x22, 0xFF, 0x22], "byte 0xFF"),
+        ([0x22, 0xC3, 0x22], "bad continuation"),
+        ([0x22, 0xED, 0xA0, 0x80, 0x22], "bad continuation"),   // UTF-8 encoded surrogate
+        ([0x22, 0xC0, 0xAF, 0x22], "byte 0xC0"),                // overlong
+        ([0x22, 0xF4, 0x90, 0x80, 0x80, 0x22], "bad continuation"), // above U+10FFFF
+        ([0x22, 0x61, 0x00, 0x22], "NUL byte"),
+        ([0x00], "NUL byte"),
+    ]
 
     @Test func deepNestingIsRefusedNotCrashed() {
         let deep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
@@ -98,5 +108,123 @@ struct JSONTests {
                 #expect(try JSONParser.parse(text) == v, "pad \(pad) special \(special.debugDescription)")
             }
         }
+    }
+}
+
+/// The pull reader (`JSONParser.read`) must accept and refuse exactly what `parse` does, with
+/// the same error at the same byte, whether it builds a value or skips it.
+@Suite("JSON pull reader")
+struct JSONPullReaderTests {
+    static func outcome(_ bytes: [UInt8], _ visit: (inout JSONParser) throws(JSONParseError) -> JSONValue) -> Result<JSONValue, JSONParseError> {
+        bytes.withUnsafeBufferPointer { buffer in
+            do throws(JSONParseError) { return .success(try JSONParser.read(buffer, visit)) } catch { return .failure(error) }
+        }
+    }
+
+    static func parsed(_ bytes: [UInt8]) -> Result<JSONValue, JSONParseError> {
+        do throws(JSONParseError) { return .success(try JSONParser.parse(bytes)) } catch { return .failure(error) }
+    }
+
+    /// Builds the whole value with readObject / readArray / readValue.
+    static func build(_ p: inout JSONParser) throws(JSONParseError) -> JSONValue {
+        var fields: [JSONField] = []
+        var items: [JSONValue] = []
+        var kind = 0
+        // Peek by trying an object, then an array; neither consumes anything else first.
+        var probe = p
+        if try probe.readObject({ (key, p) throws(JSONParseError) in fields.append(JSONField(key.string, try build(&p))) }) {
+            p = probe
+            kind = 1
+        } else {
+            var probe2 = p
+            fields = []
+            if try probe2.readArray({ (_, p) throws(JSONParseError) in items.append(try build(&p)) }) {
+                p = probe2
+                kind = 2
+            }
+        }
+        switch kind {
+        case 1: return .object(JSONObject(fields))
+        case 2: return .array(items)
+        default: return try p.readValue()
+        }
+    }
+
+    static var cases: [[UInt8]] {
+        (JSONTests.valid + [" [ 1 , {\"k\" : \"v\"} , \"s\\n\" ] "]).map { Array($0.utf8) } + JSONTests.malformed.map { Array($0.0.utf8) } + JSONTests.invalidUTF8.map(\.0)
+    }
+
+    @Test(arguments: JSONPullReaderTests.cases)
+    func skippingAgreesWithParse(_ bytes: [UInt8]) {
+        let skipped = Self.outcome(bytes) { (p) throws(JSONParseError) in try p.skipValue(); return .null }
+        switch (Self.parsed(bytes), skipped) {
+        case (.success, .success): break
+        case (.failure(let a), .failure(let b)): #expect(a == b, "\(String(decoding: bytes, as: UTF8.self))")
+        case (let a, let b): Issue.record("parse \(a) but skip \(b) for \(String(decoding: bytes, as: UTF8.self))")
+        }
+    }
+
+    @Test(arguments: JSONPullReaderTests.cases)
+    func buildingAgreesWithParse(_ bytes: [UInt8]) {
+        let built = Self.outcome(bytes) { (p) throws(JSONParseError) in try Self.build(&p) }
+        switch (Self.parsed(bytes), built) {
+        case (.success(let a), .success(let b)): #expect(a == b)
+        case (.failure(let a), .failure(let b)): #expect(a == b, "\(String(decoding: bytes, as: UTF8.self))")
+        case (let a, let b): Issue.record("parse \(a) but reader \(b) for \(String(decoding: bytes, as: UTF8.self))")
+        }
+    }
+
+    @Test func keysWithEscapesCompareByTheirText() throws {
+        var seen: [String] = []
+        let bytes = Array(#"{"abc":1,"abc":2,"x":3}"#.utf8)
+        _ = Self.outcome(bytes) { (p) throws(JSONParseError) in
+            _ = try p.readObject { (key, p) throws(JSONParseError) in
+                if key == "abc" { seen.append(key.string) }
+                try p.skipValue()
+            }
+            return .null
+        }
+        #expect(seen == ["abc", "abc"])
+    }
+
+    @Test func typedReadsSkipOtherKinds() throws {
+        let bytes = Array(#"[7, "s", {"n": [1, 2]}, null]"#.utf8)
+        var strings: [String?] = []
+        var numbers: [Double?] = []
+        _ = Self.outcome(bytes) { (p) throws(JSONParseError) in
+            _ = try p.readArray { (i, p) throws(JSONParseError) in
+                if i % 2 == 0 { numbers.append(try p.readNumber()) } else { strings.append(try p.readString()) }
+            }
+            return .null
+        }
+        #expect(numbers == [7, nil])
+        #expect(strings == ["s", nil])
+    }
+}
+
+@Suite("Text helpers")
+struct TextHelperTests {
+    @Test(arguments: [
+        ("plain", "plain"), ("  both  ", "both"), ("line\n", "line"), ("\r\n x \t\n", "x"), ("", ""), ("   ", ""),
+        ("\u{3000}wide\u{00A0}", "wide"), (" e\u{301} ", "e\u{301}"), ("a\u{301}", "a\u{301}"), (" \u{301}a", "a"),
+    ])
+    func trimming(_ text: String, _ expected: String) {
+        #expect(text.trimmingWhitespace() == expected)
+        // The slow, character-by-character rule it must agree with.
+        var s = Substring(text)
+        while let f = s.first, f.isWhitespace { s.removeFirst() }
+        while let l = s.last, l.isWhitespace { s.removeLast() }
+        #expect(String(s) == expected)
+    }
+
+    @Test func byteSearch() {
+        let text = "abc</thin</think>tail"
+        let r = text.rangeOfBytes("</think>")
+        #expect(r.map { String(text[$0]) } == "</think>")
+        #expect(r.map { String(text[..<$0.lowerBound]) } == "abc</thin")
+        #expect("short".rangeOfBytes("longer needle") == nil)
+        #expect("x".rangeOfBytes("") == nil)
+        #expect("héllo wörld".rangeOfBytes("wö").map { String("héllo wörld"[$0.lowerBound...]) } == "wörld")
+        #expect(Substring("ab</think>")[...].rangeOfBytes("</think>") != nil)
     }
 }
