@@ -144,7 +144,9 @@ final class HTTPEventLoop: @unchecked Sendable {
     private var delayed: [(due: Double, transfer: Transfer)] = []
     private var running = 0
     private var freeHandles: [UnsafeMutableRawPointer] = []
-    private var inFlightHandles: Set<UnsafeMutableRawPointer> = []
+    /// Every easy handle made (at most the loop's cap); one is in flight while its
+    /// CURLOPT_PRIVATE holds a transfer.
+    private var allHandles: [UnsafeMutableRawPointer] = []
     private let done = DispatchSemaphore(value: 0)
 
     private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_ALL)) }()
@@ -256,7 +258,6 @@ final class HTTPEventLoop: @unchecked Sendable {
             self.completion = completion
             body = .allocate(byteCount: request.body.count, alignment: 1)
             request.body.withUnsafeBytes { if $0.count > 0 { body.copyMemory(from: $0) } }
-            response.body.reserveCapacity(1024)
         }
 
         deinit { body.deallocate() }
@@ -289,6 +290,7 @@ final class HTTPEventLoop: @unchecked Sendable {
         return list
     }
 
+    private var ended: [(UnsafeMutableRawPointer, CURLcode)] = []
     private var readyFDs = [Int32](repeating: 0, count: 256)
     private var readyEvents = [UInt32](repeating: 0, count: 256)
 
@@ -339,12 +341,16 @@ final class HTTPEventLoop: @unchecked Sendable {
                 timerDue = nil
                 curl_multi_socket_action(multi, -1 /* CURL_SOCKET_TIMEOUT */, 0, &stillRunning)
             }
+            // Read every message before removing any handle: libcurl's remove_handle scans the
+            // messages still queued, so removing while many are queued costs quadratic time.
             var remaining: Int32 = 0
             while let msg = curl_multi_info_read(multi, &remaining) {
                 if msg.pointee.msg == CURLMSG_DONE, let easy = msg.pointee.easy_handle {
-                    finish(easy: easy, code: gra_msg_result(msg))
+                    ended.append((easy, gra_msg_result(msg)))
                 }
             }
+            for (easy, code) in ended { finish(easy: easy, code: code) }
+            ended.removeAll(keepingCapacity: true)
         }
         done.signal()
     }
@@ -437,10 +443,12 @@ final class HTTPEventLoop: @unchecked Sendable {
         _ = gra_easy_setopt_ptr(easy, CURLOPT_PRIVATE, context)
         _ = gra_easy_setopt_ptr(easy, CURLOPT_WRITEDATA, context)
         _ = gra_easy_setopt_ptr(easy, CURLOPT_HEADERDATA, context)
-        if reused == nil { HTTPEventLoop.configureNewHandle(easy) }
+        if reused == nil {
+            HTTPEventLoop.configureNewHandle(easy)
+            allHandles.append(easy)
+        }
         lock.locked { t.endpoint!.inFlight += 1 }
         running += 1
-        inFlightHandles.insert(easy)
         curl_multi_add_handle(multi, easy)
     }
 
@@ -448,22 +456,33 @@ final class HTTPEventLoop: @unchecked Sendable {
     private func abandonAll() {
         var remaining: Int32 = 0
         while curl_multi_info_read(multi, &remaining) != nil {}
-        for e in inFlightHandles {
+        for e in allHandles {
             var context: UnsafeMutableRawPointer?
             _ = gra_easy_getinfo_ptr(e, CURLINFO_PRIVATE, &context)
+            guard let context else { continue }
             curl_multi_remove_handle(multi, e)
-            if let context { Unmanaged<Transfer>.fromOpaque(context).release() }
-            curl_easy_cleanup(e)
+            Unmanaged<Transfer>.fromOpaque(context).release()
+            _ = gra_easy_setopt_ptr(e, CURLOPT_PRIVATE, nil)
+            freeHandles.append(e)
         }
-        inFlightHandles.removeAll()
         for e in endpoints { e.queue.removeAll() }
         waitingCount = 0
         delayed.removeAll()
         running = 0
     }
 
+    /// With no proxy variable in the environment, libcurl is told so once per handle; otherwise
+    /// it searches the environment for them on every request.
+    private static let noProxyVariables: (proxy: Bool, noProxy: Bool) = {
+        func unset(_ names: [String]) -> Bool { names.allSatisfy { (getenv($0).map { $0.pointee == 0 }) ?? true } }
+        return (unset(["http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"]), unset(["no_proxy", "NO_PROXY"]))
+    }()
+
     /// Options that never change between requests, set once per handle.
     private static func configureNewHandle(_ easy: UnsafeMutableRawPointer) {
+        // "" means no proxy at all, and no exceptions: what an environment without them says.
+        if noProxyVariables.proxy { _ = gra_easy_setopt_str(easy, CURLOPT_PROXY, "") }
+        if noProxyVariables.noProxy { _ = gra_easy_setopt_str(easy, CURLOPT_NOPROXY, "") }
         _ = gra_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
         _ = gra_easy_setopt_long(easy, CURLOPT_TCP_NODELAY, 1)
         _ = gra_easy_setopt_write(easy, CURLOPT_WRITEFUNCTION) { data, size, count, context in
@@ -472,6 +491,12 @@ final class HTTPEventLoop: @unchecked Sendable {
             if t.response.body.count + n > t.request.maxResponseBytes {
                 t.response.bodyTooLarge = true
                 return 0   // aborts the transfer with CURLE_WRITE_ERROR
+            }
+            if t.response.body.isEmpty {
+                // One allocation of the announced size rather than a series of doublings.
+                var length: curl_off_t = -1
+                _ = gra_easy_getinfo_off(t.easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length)
+                if length > n && length <= t.request.maxResponseBytes { t.response.body.reserveCapacity(Int(length)) }
             }
             data!.withMemoryRebound(to: UInt8.self, capacity: n) {
                 t.response.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: n))
@@ -529,7 +554,7 @@ final class HTTPEventLoop: @unchecked Sendable {
         var context: UnsafeMutableRawPointer?
         _ = gra_easy_getinfo_ptr(easy, CURLINFO_PRIVATE, &context)
         curl_multi_remove_handle(multi, easy)
-        inFlightHandles.remove(easy)
+        _ = gra_easy_setopt_ptr(easy, CURLOPT_PRIVATE, nil)
         let t = Unmanaged<Transfer>.fromOpaque(context!).takeRetainedValue()
         var status = 0
         _ = gra_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)

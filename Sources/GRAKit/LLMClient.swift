@@ -58,7 +58,7 @@ public struct ChatRequest: Sendable {
         if let responseFormat { o.append("response_format", responseFormat) }
         o.append("sample", .integer(sampleIndex))
         o.append("v", .integer(1))
-        let buffer = ByteBuffer(capacity: 1024)
+        let buffer = ByteBuffer(capacity: 960)
         JSONWriter.write(o, to: buffer)
         return SHA256.hash(buffer.bytes)
     }
@@ -225,7 +225,9 @@ public final class LLMClient: @unchecked Sendable {
             completion(.success(reply))
             return
         }
-        let buffer = ByteBuffer(capacity: 1024)
+        // Under glibc's 1 KiB large-chunk size: a large allocation makes malloc consolidate
+        // its fast bins, on every request.
+        let buffer = ByteBuffer(capacity: 960)
         JSONWriter.write(request.body(), to: buffer)
         let model = request.model
         post("/chat/completions", model: model, body: buffer.array, key: key, decode: LLMClient.decodeChat) { [self] result in
@@ -458,7 +460,7 @@ public final class LLMClient: @unchecked Sendable {
             body.append("model", .string(model.name))
             body.append("input", .array(batch.map { .string($0) }))
             body.append("encoding_format", .string("float"))
-            let buffer = ByteBuffer(capacity: 1024)
+            let buffer = ByteBuffer(capacity: 960)
             JSONWriter.write(body, to: buffer)
             let expected = batch.count
             post("/embeddings", model: model, body: buffer.array, key: key, decode: { LLMClient.decodeEmbeddings($0, expected: expected) }) {
@@ -475,7 +477,7 @@ public final class LLMClient: @unchecked Sendable {
         o.append("kind", .string("embeddings"))
         o.append("model", .string(model.name))
         o.append("v", .integer(1))
-        let buffer = ByteBuffer(capacity: 1024)
+        let buffer = ByteBuffer(capacity: 960)
         JSONWriter.write(o, to: buffer)
         return SHA256.hash(buffer.bytes)
     }
