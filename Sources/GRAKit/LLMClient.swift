@@ -44,6 +44,25 @@ public struct ChatRequest: Sendable {
         return o
     }
 
+    /// Writes `body()` to `out` without building it first (the per-request path).
+    public func writeBody(to out: ByteBuffer) {
+        out.append("{\"model\":")
+        JSONWriter.writeString(model.name, to: out)
+        out.append(",\"messages\":")
+        JSONWriter.write(.array(messages), to: out)
+        for f in parameters.fields {
+            out.append(UInt8(ascii: ","))
+            JSONWriter.writeString(f.key, to: out)
+            out.append(UInt8(ascii: ":"))
+            JSONWriter.write(f.value, to: out)
+        }
+        if let responseFormat {
+            out.append(",\"response_format\":")
+            JSONWriter.write(responseFormat, to: out)
+        }
+        out.append(UInt8(ascii: "}"))
+    }
+
     /// SHA-256 of the canonical request: scheme version, the model's base URL, model, messages,
     /// sorted parameters, response format, sample index and prompt version. Never the API key,
     /// timeouts or concurrency.
@@ -159,7 +178,9 @@ public final class LLMClient: @unchecked Sendable {
     /// work to its own thread. Set it before the first request.
     public var executor: @Sendable (@escaping @Sendable () -> Void) -> Void = { $0() }
     private let statsLock = Mutex()
-    private var statsByModel: [String: ModelStats] = [:]
+    /// Per model, in order of first use: a pool has a handful, and the same name string comes
+    /// back on every request, so a scan is cheaper than hashing it three times per request.
+    private var statsByModel: [(model: String, stats: ModelStats)] = []
     /// Told when a retry is scheduled, for progress output.
     public var onRetry: (@Sendable (String) -> Void)?
     /// Told of problems that do not fail a request (a cache write that failed).
@@ -172,10 +193,20 @@ public final class LLMClient: @unchecked Sendable {
         self.environment = environment
     }
 
-    public var stats: [String: ModelStats] { statsLock.locked { statsByModel } }
+    public var stats: [String: ModelStats] {
+        statsLock.locked { Dictionary(statsByModel.map { ($0.model, $0.stats) }, uniquingKeysWith: { a, _ in a }) }
+    }
 
     private func count(_ model: String, _ update: (inout ModelStats) -> Void) {
-        statsLock.locked { update(&statsByModel[model, default: ModelStats()]) }
+        statsLock.locked {
+            if let i = statsByModel.firstIndex(where: { $0.model == model }) {
+                update(&statsByModel[i].stats)
+            } else {
+                var s = ModelStats()
+                update(&s)
+                statsByModel.append((model, s))
+            }
+        }
     }
 
     private func apiKey(for model: ModelEndpoint) -> String? {
@@ -228,7 +259,7 @@ public final class LLMClient: @unchecked Sendable {
         // Under glibc's 1 KiB large-chunk size: a large allocation makes malloc consolidate
         // its fast bins, on every request.
         let buffer = ByteBuffer(capacity: 960)
-        JSONWriter.write(request.body(), to: buffer)
+        request.writeBody(to: buffer)
         let model = request.model
         post("/chat/completions", model: model, body: buffer.array, key: key, decode: LLMClient.decodeChat) { [self] result in
             completion(result.map { outcome in
