@@ -521,12 +521,8 @@ final class HTTPEventLoop: @unchecked Sendable {
         }
     }
 
-    /// Reads the retry hints out of a header line; a new status line starts afresh.
+    /// Reads the retry hints out of a header line (status lines are handled by the caller).
     static func noteHeader(_ line: String, into response: inout HTTPResponse) {
-        if line.hasPrefix("HTTP/") {
-            response.retryAfter = nil
-            return
-        }
         guard let colon = line.firstIndex(of: ":") else { return }
         let name = line[..<colon].lowercased()
         guard name.hasPrefix("retry-after") else { return }

@@ -636,12 +636,6 @@ extension JSONParser {
         return Double(try parseNumber())
     }
 
-    /// Whether the next value is `null` (not consumed).
-    public mutating func nextIsNull() -> Bool {
-        skipWhitespace()
-        return pos < end && base[pos] == UInt8(ascii: "n")
-    }
-
     /// Validates the next value as `parse` would, without building it.
     public mutating func skipValue() throws(JSONParseError) {
         skipWhitespace()

@@ -34,17 +34,8 @@ public struct ChatRequest: Sendable {
         ])
     }
 
-    /// The JSON body sent to `/chat/completions`.
-    public func body() -> JSONObject {
-        var o = JSONObject()
-        o.append("model", .string(model.name))
-        o.append("messages", .array(messages))
-        for f in parameters.fields { o.append(f.key, f.value) }
-        if let responseFormat { o.append("response_format", responseFormat) }
-        return o
-    }
-
-    /// Writes `body()` to `out` without building it first (the per-request path).
+    /// Writes the JSON body sent to `/chat/completions` to `out`: model, messages, the
+    /// parameters as given, then `response_format` when there is one.
     public func writeBody(to out: ByteBuffer) {
         out.append("{\"model\":")
         JSONWriter.writeString(model.name, to: out)

@@ -71,30 +71,14 @@ extension StringProtocol {
     /// The first occurrence of `needle`, compared byte for byte (no locale, no Unicode
     /// equivalence): what a tag search in a model reply needs, without Foundation's cost.
     func rangeOfBytes(_ needle: String) -> Range<Index>? {
-        let found: Int?? = utf8.withContiguousStorageIfAvailable { hay -> Int? in
-            var n = needle
-            return n.withUTF8 { nd -> Int? in
-                TextBytes.find(nd, in: hay)
-            }
+        var n = needle
+        let offset: Int? = n.withUTF8 { nd in
+            // Bridged text has no contiguous UTF-8: search a copy of its bytes.
+            utf8.withContiguousStorageIfAvailable { TextBytes.find(nd, in: $0) }
+                ?? Array(utf8).withUnsafeBufferPointer { TextBytes.find(nd, in: $0) }
         }
-        if let found {
-            guard let offset = found else { return nil }
-            let start = utf8.index(utf8.startIndex, offsetBy: offset)
-            return start..<utf8.index(start, offsetBy: needle.utf8.count)
-        }
-        let n = Array(needle.utf8)
-        guard let first = n.first else { return nil }
-        let hay = utf8
-        var i = hay.startIndex
-        while let start = hay[i...].firstIndex(of: first) {
-            var a = start, b = 0
-            while b < n.count, a != hay.endIndex, hay[a] == n[b] {
-                a = hay.index(after: a)
-                b += 1
-            }
-            if b == n.count { return start..<a }
-            i = hay.index(after: start)
-        }
-        return nil
+        guard let offset else { return nil }
+        let start = utf8.index(utf8.startIndex, offsetBy: offset)
+        return start..<utf8.index(start, offsetBy: n.utf8.count)
     }
 }
