@@ -143,10 +143,10 @@ final class HTTPEventLoop: @unchecked Sendable {
     private var nextEndpoint = 0
     private var delayed: [(due: Double, transfer: Transfer)] = []
     private var running = 0
-    private var freeHandles: [UnsafeMutableRawPointer] = []
+    private var freeHandles: [Handle] = []
     /// Every easy handle made (at most the loop's cap); one is in flight while its
     /// CURLOPT_PRIVATE holds a transfer.
-    private var allHandles: [UnsafeMutableRawPointer] = []
+    private var allHandles: [Handle] = []
     private let done = DispatchSemaphore(value: 0)
 
     private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_ALL)) }()
@@ -186,7 +186,7 @@ final class HTTPEventLoop: @unchecked Sendable {
     }
 
     deinit {
-        for h in freeHandles { curl_easy_cleanup(h) }
+        for h in freeHandles { curl_easy_cleanup(h.easy) }
         curl_multi_cleanup(multi)
         for (_, l) in headerLists { curl_slist_free_all(l) }
         close(epollFD)
@@ -248,6 +248,7 @@ final class HTTPEventLoop: @unchecked Sendable {
         /// The request body, owned here while libcurl sends it.
         let body: UnsafeMutableRawBufferPointer
         var easy: UnsafeMutableRawPointer?
+        var handle: Handle?
         var response = HTTPResponse()
         var started = 0.0
         /// Set when the transfer is queued.
@@ -261,6 +262,21 @@ final class HTTPEventLoop: @unchecked Sendable {
         }
 
         deinit { body.deallocate() }
+    }
+
+    /// A libcurl easy handle kept for the next request (without curl_easy_reset: its options
+    /// stay set), with the options that vary by request as last set, so that unchanged ones are
+    /// not set again (libcurl copies the URL string and re-reads every option it is given).
+    final class Handle {
+        let easy: UnsafeMutableRawPointer
+        var url = ""
+        var method = ""
+        var connectTimeoutMS = -1
+        var totalTimeoutMS = -1
+        var maxResponseBytes = -1
+        var headerList: UnsafeMutablePointer<curl_slist>?
+
+        init(_ easy: UnsafeMutableRawPointer) { self.easy = easy }
     }
 
     /// Header lists are the same for every request to an endpoint: build each once and keep
@@ -421,32 +437,55 @@ final class HTTPEventLoop: @unchecked Sendable {
     }
 
     private func start(_ t: Transfer) {
-        let reused = freeHandles.popLast()
-        let easy = reused ?? curl_easy_init()!
+        let handle: Handle
+        if let reused = freeHandles.popLast() {
+            handle = reused
+        } else {
+            handle = Handle(curl_easy_init()!)
+            HTTPEventLoop.configureNewHandle(handle.easy)
+            allHandles.append(handle)
+        }
+        let easy = handle.easy
         t.easy = easy
+        t.handle = handle
         t.started = HTTPClient.now()
         let r = t.request
-        _ = gra_easy_setopt_str(easy, CURLOPT_URL, r.url)
-        _ = gra_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, Int(r.connectTimeout * 1000))
-        _ = gra_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, Int(r.totalTimeout * 1000))
-        _ = gra_easy_setopt_off(easy, CURLOPT_MAXFILESIZE_LARGE, curl_off_t(r.maxResponseBytes))
-        if r.method == "POST" {
-            _ = gra_easy_setopt_long(easy, CURLOPT_POST, 1)
+        if handle.url != r.url {
+            _ = gra_easy_setopt_str(easy, CURLOPT_URL, r.url)
+            handle.url = r.url
+        }
+        let connectMS = Int(r.connectTimeout * 1000), totalMS = Int(r.totalTimeout * 1000)
+        if handle.connectTimeoutMS != connectMS {
+            _ = gra_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, connectMS)
+            handle.connectTimeoutMS = connectMS
+        }
+        if handle.totalTimeoutMS != totalMS {
+            _ = gra_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, totalMS)
+            handle.totalTimeoutMS = totalMS
+        }
+        if handle.maxResponseBytes != r.maxResponseBytes {
+            _ = gra_easy_setopt_off(easy, CURLOPT_MAXFILESIZE_LARGE, curl_off_t(r.maxResponseBytes))
+            handle.maxResponseBytes = r.maxResponseBytes
+        }
+        let post = r.method == "POST"
+        if handle.method != r.method {
+            _ = gra_easy_setopt_long(easy, post ? CURLOPT_POST : CURLOPT_HTTPGET, 1)
+            handle.method = r.method
+        }
+        if post {
             _ = gra_easy_setopt_off(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(t.body.count))
             // Not copied: the transfer owns the bytes until libcurl is done with them.
             _ = gra_easy_setopt_ptr(easy, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(t.body.baseAddress ?? UnsafeMutableRawPointer(bitPattern: 1)!))
-        } else {
-            _ = gra_easy_setopt_long(easy, CURLOPT_HTTPGET, 1)
         }
-        _ = gra_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, headerList(for: r.headers))
+        let headers = headerList(for: r.headers)
+        if handle.headerList != headers || handle.headerList == nil {
+            _ = gra_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, headers)
+            handle.headerList = headers
+        }
         let context = Unmanaged.passRetained(t).toOpaque()
         _ = gra_easy_setopt_ptr(easy, CURLOPT_PRIVATE, context)
         _ = gra_easy_setopt_ptr(easy, CURLOPT_WRITEDATA, context)
         _ = gra_easy_setopt_ptr(easy, CURLOPT_HEADERDATA, context)
-        if reused == nil {
-            HTTPEventLoop.configureNewHandle(easy)
-            allHandles.append(easy)
-        }
         lock.locked { t.endpoint!.inFlight += 1 }
         running += 1
         curl_multi_add_handle(multi, easy)
@@ -456,14 +495,15 @@ final class HTTPEventLoop: @unchecked Sendable {
     private func abandonAll() {
         var remaining: Int32 = 0
         while curl_multi_info_read(multi, &remaining) != nil {}
-        for e in allHandles {
+        for h in allHandles {
+            let e = h.easy
             var context: UnsafeMutableRawPointer?
             _ = gra_easy_getinfo_ptr(e, CURLINFO_PRIVATE, &context)
             guard let context else { continue }
             curl_multi_remove_handle(multi, e)
             Unmanaged<Transfer>.fromOpaque(context).release()
             _ = gra_easy_setopt_ptr(e, CURLOPT_PRIVATE, nil)
-            freeHandles.append(e)
+            freeHandles.append(h)
         }
         for e in endpoints { e.queue.removeAll() }
         waitingCount = 0
@@ -564,9 +604,10 @@ final class HTTPEventLoop: @unchecked Sendable {
             t.response.status = status
         }
         t.response.seconds = HTTPClient.now() - t.started
-        // Kept for the next request without curl_easy_reset: every option that varies is set
-        // again in `start`, and the handle keeps its buffers.
-        freeHandles.append(easy)
+        // Kept for the next request without curl_easy_reset (see `Handle`); it keeps its
+        // buffers too.
+        freeHandles.append(t.handle!)
+        t.handle = nil
         running -= 1
         lock.locked { t.endpoint!.inFlight -= 1 }
         t.completion(t.response)

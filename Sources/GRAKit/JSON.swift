@@ -348,24 +348,38 @@ public struct JSONParser {
     /// backslash (left at `pos`). Throws on control characters, bad UTF-8 or end of input.
     @inline(__always)
     private mutating func scanPlain() throws(JSONParseError) {
+        var i = pos   // a local: `pos` lives in memory while visitors hold the parser inout
         while true {
-            // Eight ASCII bytes at a time while none is special.
-            while pos + 8 <= end {
-                let w = UnsafeRawPointer(base + pos).loadUnaligned(as: UInt64.self)
-                if JSONParser.needsAttention(w) { break }
-                pos += 8
+            // Eight ASCII bytes at a time while none is special; then straight to the first
+            // special one (the mask's lowest flag is exact, see `attentionMask`).
+            while i + 8 <= end {
+                let m = JSONParser.attentionMask(UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self))
+                if m != 0 {
+                    i += m.trailingZeroBitCount >> 3
+                    break
+                }
+                i += 8
             }
-            guard pos < end else { throw JSONParseError(offset: pos, message: "unterminated string") }
-            let c = base[pos]
-            if c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") { return }
+            guard i < end else {
+                pos = i
+                throw JSONParseError(offset: pos, message: "unterminated string")
+            }
+            let c = base[i]
+            if c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") {
+                pos = i
+                return
+            }
             if c < 0x20 {
+                pos = i
                 let what = c == 0 ? "NUL byte" : "control character 0x\(String(c, radix: 16, uppercase: true))"
                 throw JSONParseError(offset: pos, message: "\(what) inside a string (must be escaped)")
             }
             if c < 0x80 {
-                pos += 1
+                i += 1
             } else {
+                pos = i
                 try validateUTF8Sequence()
+                i = pos
             }
         }
     }
@@ -373,15 +387,17 @@ public struct JSONParser {
     private static let ones: UInt64 = 0x0101_0101_0101_0101
     private static let highs: UInt64 = 0x8080_8080_8080_8080
 
-    /// True when any of the 8 bytes is non-ASCII, a control character, '"' or '\\'.
+    /// The high bit of each of the 8 bytes (little-endian) that is non-ASCII, a control
+    /// character, '"' or '\\' — exact for the lowest flagged byte: the subtractions only borrow
+    /// upward from a flagged byte, so a false flag can only sit above a true one.
     @inline(__always)
-    static func needsAttention(_ w: UInt64) -> Bool {
+    static func attentionMask(_ w: UInt64) -> UInt64 {
         let lt20 = (w &- ones &* 0x20) & ~w
         let q = w ^ (ones &* 0x22)
         let hasQuote = (q &- ones) & ~q
         let b = w ^ (ones &* 0x5C)
         let hasBackslash = (b &- ones) & ~b
-        return ((lt20 | hasQuote | hasBackslash | w) & highs) != 0
+        return (lt20 | hasQuote | hasBackslash | w) & highs
     }
 
     /// Validates one multi-byte UTF-8 sequence at `pos` and advances past it.
@@ -633,7 +649,17 @@ extension JSONParser {
             try skipValue()
             return nil
         }
-        return Double(try parseNumber())
+        let start = pos
+        try skipNumber()
+        // Plain integers of up to 15 digits (token counts) are exact in a Double: no strtod.
+        var n = 0
+        var i = start
+        while i < pos && isDigit(base[i]) {
+            n = n &* 10 &+ Int(base[i] &- 0x30)
+            i += 1
+        }
+        if i == pos && pos - start <= 15 { return Double(n) }
+        return Double(String(decoding: UnsafeBufferPointer(start: base + start, count: pos - start), as: UTF8.self))
     }
 
     /// Validates the next value as `parse` would, without building it.

@@ -141,8 +141,11 @@ public enum JSONWriter {
         while i < n {
             // Skip 8 bytes at a time that need no escaping (non-ASCII is written raw).
             while i + 8 <= n {
-                let w = UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self)
-                if needsEscape(w) { break }
+                let m = escapeMask(UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self))
+                if m != 0 {
+                    i += m.trailingZeroBitCount >> 3   // the first byte to escape (exact)
+                    break
+                }
                 i += 8
             }
             guard i < n else { break }
@@ -176,15 +179,16 @@ public enum JSONWriter {
     private static let ones: UInt64 = 0x0101_0101_0101_0101
     private static let highs: UInt64 = 0x8080_8080_8080_8080
 
-    /// True when any of the 8 bytes is a control character, '"' or '\\'.
+    /// The high bit of each of the 8 bytes (little-endian) that is a control character, '"' or
+    /// '\\'; exact for the lowest flagged byte (the subtractions only borrow upward).
     @inline(__always)
-    static func needsEscape(_ w: UInt64) -> Bool {
+    static func escapeMask(_ w: UInt64) -> UInt64 {
         // Bytes >= 0x80 are excluded from the "< 0x20" test by `& ~w`.
         let lt20 = (w &- ones &* 0x20) & ~w
         let q = w ^ (ones &* 0x22)
         let hasQuote = (q &- ones) & ~q
         let b = w ^ (ones &* 0x5C)
         let hasBackslash = (b &- ones) & ~b
-        return ((lt20 | hasQuote | hasBackslash) & highs) != 0
+        return (lt20 | hasQuote | hasBackslash) & highs
     }
 }

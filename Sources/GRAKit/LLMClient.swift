@@ -171,7 +171,10 @@ public final class LLMClient: @unchecked Sendable {
     private let statsLock = Mutex()
     /// Per model, in order of first use: a pool has a handful, and the same name string comes
     /// back on every request, so a scan is cheaper than hashing it three times per request.
-    private var statsByModel: [(model: String, stats: ModelStats)] = []
+    /// Names and counters in two arrays: scanning an array of (name, stats) pairs copied each
+    /// pair, counters and all, to look at its name.
+    private var statsModels: [String] = []
+    private var statsValues: [ModelStats] = []
     /// Told when a retry is scheduled, for progress output.
     public var onRetry: (@Sendable (String) -> Void)?
     /// Told of problems that do not fail a request (a cache write that failed).
@@ -185,18 +188,19 @@ public final class LLMClient: @unchecked Sendable {
     }
 
     public var stats: [String: ModelStats] {
-        statsLock.locked { Dictionary(statsByModel.map { ($0.model, $0.stats) }, uniquingKeysWith: { a, _ in a }) }
+        statsLock.locked { Dictionary(zip(statsModels, statsValues), uniquingKeysWith: { a, _ in a }) }
     }
 
     private func count(_ model: String, _ update: (inout ModelStats) -> Void) {
         statsLock.locked {
-            if let i = statsByModel.firstIndex(where: { $0.model == model }) {
-                update(&statsByModel[i].stats)
-            } else {
-                var s = ModelStats()
-                update(&s)
-                statsByModel.append((model, s))
+            for i in statsModels.indices where statsModels[i] == model {
+                update(&statsValues[i])
+                return
             }
+            var s = ModelStats()
+            update(&s)
+            statsModels.append(model)
+            statsValues.append(s)
         }
     }
 
@@ -269,6 +273,9 @@ public final class LLMClient: @unchecked Sendable {
     /// POSTs `body` to `path` on the least busy replica of `model`, retrying as `retry` says.
     /// On success the raw body is cached under `key` and the latency recorded. Everything after
     /// the HTTP exchange runs through `executor`, off the event-loop thread.
+    // Specialized for chat replies: left generic, every reply, tuple and Result in the closures
+    // below is copied through runtime value witnesses, on every request.
+    @_specialize(where T == ChatReply)
     private func post<T: Sendable>(_ path: String, model: ModelEndpoint, body: [UInt8], key: [UInt8], attempt: Int = 1, delay: Double = 0,
                                    decode: @escaping @Sendable ([UInt8]) -> Result<T, ReplyProblem>,
                                    completion: @escaping @Sendable (Result<(value: T, response: HTTPResponse, attempts: Int), RequestFailure>) -> Void) {

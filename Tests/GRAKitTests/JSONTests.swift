@@ -106,7 +106,17 @@ struct JSONTests {
                 let v = JSONValue.string(s)
                 let text = JSONWriter.string(v)
                 #expect(try JSONParser.parse(text) == v, "pad \(pad) special \(special.debugDescription)")
+                // The writer escapes exactly the special byte, wherever it falls in a word.
+                let escaped = ["\"": "\\\"", "\\": "\\\\", "\n": "\\n", "\u{1}": "\\u0001"][special] ?? special
+                #expect(text == "\"" + String(repeating: "x", count: pad) + escaped + String(repeating: "y", count: 9) + "\"")
             }
+            // A raw control character is refused at its own byte, wherever it falls in a word.
+            let raw = Array(("\"" + String(repeating: "x", count: pad) + "\u{1F}" + String(repeating: "y", count: 9) + "\"").utf8)
+            guard case .failure(let e) = JSONPullReaderTests.parsed(raw) else {
+                Issue.record("pad \(pad): a raw control character was accepted")
+                continue
+            }
+            #expect(e.offset == pad + 1, "pad \(pad): \(e)")
         }
     }
 }
@@ -199,6 +209,22 @@ struct JSONPullReaderTests {
         }
         #expect(numbers == [7, nil])
         #expect(strings == ["s", nil])
+    }
+
+    /// `readNumber` reads plain integers itself; every number must still equal what Double(text)
+    /// (strtod) makes of it, on both sides of the 15-digit cut-off.
+    @Test(arguments: ["0", "7", "42", "-0", "-5", "999999999999999", "123456789012345", "1234567890123456",
+                      "9007199254740993", "18446744073709551617", "1.5", "1e3", "2E-2", "0.1", "-12.75e+1"])
+    func readNumberAgreesWithStrtod(_ text: String) throws {
+        let bytes = Array("[\(text)]".utf8)
+        var read: Double?? = nil
+        _ = Self.outcome(bytes) { (p) throws(JSONParseError) in
+            _ = try p.readArray { (_, p) throws(JSONParseError) in read = try p.readNumber() }
+            return .null
+        }
+        let expected = try #require(Double(text))
+        #expect(read == .some(expected))
+        #expect(read??.sign == expected.sign)
     }
 }
 
