@@ -89,6 +89,9 @@ public final class StageTask: @unchecked Sendable {
     public private(set) var asked = 0
     /// Slot for the stage's own per-record state.
     public var state: AnyObject?
+    /// Set by `finish` (kept by `TaskWindow` until the record is written).
+    fileprivate var hasFinished = false
+    fileprivate var outcome: TaskOutcome?
     unowned let engine: StageEngine
 
     init(seq: Int, record: JSONObject, place: String, engine: StageEngine) {
@@ -167,9 +170,8 @@ public final class StageEngine: @unchecked Sendable {
     private var draining: [@Sendable () -> Void] = []
     private let inboxSignal = DispatchSemaphore(value: 0)
 
-    /// Records read and not yet written, by sequence number.
-    private var tasks: [Int: StageTask] = [:]
-    private var finished: [Int: TaskOutcome] = [:]
+    /// Records read and not yet written, and the outcomes of those finished.
+    private var tasks: TaskWindow
     private var nextToWrite = 0
     private let startTime = HTTPClient.now()
     private lazy var lastProgress = startTime
@@ -181,11 +183,13 @@ public final class StageEngine: @unchecked Sendable {
         self.client = client
         self.out = output
         self.diagnostics = diagnostics
+        window = max(16, client.http.maxInFlight * 4)
+        tasks = TaskWindow(capacity: window, unordered: io.unordered)
         client.executor = { [unowned self] job in self.enqueue(job) }
     }
 
-    /// The most records read ahead of the oldest unwritten one.
-    private var window: Int { max(16, client.http.maxInFlight * 4) }
+    /// The most records read ahead of the oldest unwritten one (the capacity of `tasks`).
+    private let window: Int
 
     /// Runs the stage: `start` is called once per record (after `--shard`), on this thread.
     public func run(_ start: (StageTask) -> Void) throws(GRAError) -> StageSummary {
@@ -204,7 +208,7 @@ public final class StageEngine: @unchecked Sendable {
             for input in inputs {
                 try process(input: input, seq: &seq, start: start)
             }
-            while !tasks.isEmpty { try waitAndWrite() }
+            while tasks.count > 0 { try waitAndWrite() }
         } catch {
             failure = error
         }
@@ -251,7 +255,7 @@ public final class StageEngine: @unchecked Sendable {
             }
             summary.read += 1
             let task = StageTask(seq: seq, record: record, place: place, engine: self)
-            tasks[seq] = task
+            tasks.insert(task)
             seq += 1
             start(task)
             drainInbox()
@@ -262,7 +266,7 @@ public final class StageEngine: @unchecked Sendable {
     private func badInput(_ place: String, _ message: String) throws(GRAError) {
         guard io.skipBadInput else {
             // Everything before the bad line is written first.
-            while !tasks.isEmpty { try waitAndWrite() }
+            while tasks.count > 0 { try waitAndWrite() }
             throw GRAError.badInput("\(place): \(message)")
         }
         summary.badInput += 1
@@ -277,8 +281,8 @@ public final class StageEngine: @unchecked Sendable {
     }
 
     fileprivate func finish(_ task: StageTask, _ outcome: TaskOutcome) {
-        precondition(finished[task.seq] == nil && tasks[task.seq] != nil, "a task finished twice")
-        finished[task.seq] = outcome
+        let first = tasks.finish(task, outcome)
+        precondition(first, "a task finished twice")
     }
 
     /// Queues work from the event-loop thread; signals only the first job of a burst, as the
@@ -292,7 +296,7 @@ public final class StageEngine: @unchecked Sendable {
         if wasEmpty { inboxSignal.signal() }
     }
 
-    /// Runs the queued reply work, which moves completed records into `finished`.
+    /// Runs the queued reply work, which records finished records' outcomes in `tasks`.
     private func drainInbox() {
         inboxLock.locked { swap(&inbox, &draining) }
         for job in draining { job() }
@@ -301,7 +305,7 @@ public final class StageEngine: @unchecked Sendable {
 
     /// Waits for at least one completion (or a progress tick), then writes what is ready.
     private func waitAndWrite() throws(GRAError) {
-        if io.unordered ? finished.isEmpty : finished[nextToWrite] == nil {
+        if io.unordered ? !tasks.anyFinished : !tasks.isFinished(nextToWrite) {
             let r = inboxSignal.wait(timeout: .now() + 0.5)
             if r == .timedOut { progress(final: false) }
             if Signals.interrupted { throw GRAError.interrupted }
@@ -313,23 +317,21 @@ public final class StageEngine: @unchecked Sendable {
     private func writeReady() throws(GRAError) {
         var wrote = false
         while true {
-            let seq: Int
+            let task: StageTask, outcome: TaskOutcome
             if io.unordered {
-                guard let any = finished.keys.first else { break }
-                seq = any
+                guard let any = tasks.removeAnyFinished() else { break }
+                (task, outcome) = any
             } else {
-                guard finished[nextToWrite] != nil else { break }
-                seq = nextToWrite
+                guard tasks.isFinished(nextToWrite) else { break }
+                (task, outcome) = tasks.remove(nextToWrite)
                 nextToWrite += 1
             }
-            let outcome = finished.removeValue(forKey: seq)!
-            let task = tasks.removeValue(forKey: seq)!
             try write(outcome, of: task)
             wrote = true
         }
         if wrote {
             // Hand output on while waiting for slow replies; batch it while they stream in.
-            if out.buffer.count >= out.flushThreshold || finished.isEmpty { try out.flush() }
+            if out.buffer.count >= out.flushThreshold || !tasks.anyFinished { try out.flush() }
         }
     }
 
@@ -435,5 +437,76 @@ public final class StageEngine: @unchecked Sendable {
             try? sink.flush()
             sink.close()
         }
+    }
+}
+
+/// The records in work and the outcomes of those finished, found without hashing: in input
+/// order, in a ring indexed by sequence number (the window's admission keeps every unwritten
+/// record within `capacity` of the oldest); with `unordered`, finished records in a list.
+struct TaskWindow {
+    private var ring: [StageTask?]
+    private let mask: Int
+    /// Records in work (read and not yet removed).
+    private(set) var count = 0
+    /// With `unordered`: the finished records not yet removed, latest last.
+    private var finishedList: [StageTask] = []
+    private var finishedCount = 0
+    private let unordered: Bool
+
+    /// `capacity`: the most records in work at once.
+    init(capacity: Int, unordered: Bool) {
+        var size = 16
+        while size < capacity { size *= 2 }
+        ring = unordered ? [] : Array(repeating: nil, count: size)
+        mask = size - 1
+        self.unordered = unordered
+    }
+
+    mutating func insert(_ task: StageTask) {
+        if !unordered {
+            precondition(ring[task.seq & mask] == nil, "more records in work than the window holds")
+            ring[task.seq & mask] = task
+        }
+        count += 1
+    }
+
+    /// Records a task's outcome; false when it had finished already.
+    mutating func finish(_ task: StageTask, _ outcome: TaskOutcome) -> Bool {
+        guard !task.hasFinished else { return false }
+        task.hasFinished = true
+        task.outcome = outcome
+        finishedCount += 1
+        if unordered { finishedList.append(task) }
+        return true
+    }
+
+    /// Whether record `seq` is finished and not yet removed (in input order only).
+    func isFinished(_ seq: Int) -> Bool {
+        guard let t = ring[seq & mask], t.seq == seq else { return false }
+        return t.outcome != nil
+    }
+
+    var anyFinished: Bool { finishedCount > 0 }
+
+    /// Takes finished record `seq` out (in input order).
+    mutating func remove(_ seq: Int) -> (task: StageTask, outcome: TaskOutcome) {
+        precondition(isFinished(seq), "only finished records are removed")
+        let task = ring[seq & mask]!
+        ring[seq & mask] = nil
+        return take(task)
+    }
+
+    /// Takes the latest finished record out (with `unordered`).
+    mutating func removeAnyFinished() -> (task: StageTask, outcome: TaskOutcome)? {
+        guard let task = finishedList.popLast() else { return nil }
+        return take(task)
+    }
+
+    private mutating func take(_ task: StageTask) -> (task: StageTask, outcome: TaskOutcome) {
+        let outcome = task.outcome!
+        task.outcome = nil
+        count -= 1
+        finishedCount -= 1
+        return (task, outcome)
     }
 }
