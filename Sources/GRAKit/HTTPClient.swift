@@ -123,9 +123,10 @@ final class HTTPEventLoop: @unchecked Sendable {
     let maxPerEndpoint: Int
 
     private let lock = Mutex()
-    private var inbox: [(HTTPRequest, Completion, Double)] = []   // request, completion, not before (uptime)
+    /// Transfers handed over by `send` (made on the sender's thread: only a reference changes hands).
+    private var inbox: [Transfer] = []
     /// The other half of the inbox's double buffer (swapped, never copied: no allocation).
-    private var incoming: [(HTTPRequest, Completion, Double)] = []
+    private var incoming: [Transfer] = []
     private var stopping = false
     /// One per endpoint seen, in order of first use. The loop thread appends and counts under
     /// `lock`; `inFlight(endpoint:)` reads under it from other threads.
@@ -219,11 +220,12 @@ final class HTTPEventLoop: @unchecked Sendable {
     }
 
     func send(_ request: HTTPRequest, delay: Double, completion: @escaping Completion) {
-        let due = delay > 0 ? HTTPClient.now() + delay : 0
+        let t = Transfer(request: request, completion: completion)
+        t.due = delay > 0 ? HTTPClient.now() + delay : 0
         // Wake the loop only for the first request of a burst: it drains the whole inbox.
         let wasEmpty = lock.locked { () -> Bool in
             let e = inbox.isEmpty
-            inbox.append((request, completion, due))
+            inbox.append(t)
             return e
         }
         if wasEmpty { wake() }
@@ -251,6 +253,8 @@ final class HTTPEventLoop: @unchecked Sendable {
         var handle: Handle?
         var response = HTTPResponse()
         var started = 0.0
+        /// Not to start before this (monotonic seconds; 0: at once).
+        var due = 0.0
         /// Set when the transfer is queued.
         var endpoint: Endpoint?
 
@@ -317,9 +321,8 @@ final class HTTPEventLoop: @unchecked Sendable {
                 return stopping
             }
             let now = HTTPClient.now()
-            for (request, completion, due) in incoming {
-                let t = Transfer(request: request, completion: completion)
-                if due > now { delayed.append((due, t)) } else { enqueue(t) }
+            for t in incoming {
+                if t.due > now { delayed.append((t.due, t)) } else { enqueue(t) }
             }
             incoming.removeAll(keepingCapacity: true)
             if !delayed.isEmpty {

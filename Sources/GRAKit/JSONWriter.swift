@@ -121,6 +121,8 @@ public enum JSONWriter {
 
     /// Appends `s` as a JSON string literal.
     public static func writeString(_ s: String, to out: ByteBuffer) {
+        // Native strings lend their bytes without a copy of the string (and its retain).
+        if s.utf8.withContiguousStorageIfAvailable({ writeStringBytes($0, to: out) }) != nil { return }
         var s = s
         s.withUTF8 { writeStringBytes($0, to: out) }
     }

@@ -224,19 +224,25 @@ public final class LLMClient: @unchecked Sendable {
     }
 
     private let targetsLock = Mutex()
-    private var targets: [(base: String, path: String, keyVariable: String, url: String, headers: [String])] = []
+    /// A POST target: where, and the URL and header lines built for it.
+    private struct Target {
+        let base: String, path: String, keyVariable: String
+        let url: String, headers: [String]
+    }
+    private var targets: [Target] = []
 
     /// The URL and header lines of a POST to `path` on `base`, built once per endpoint and kept
     /// (the same strings for every request, which the HTTP loop then recognises cheaply).
     private func target(base: String, path: String, model: ModelEndpoint) -> (url: String, headers: [String]) {
         targetsLock.locked { () -> (String, [String]) in
-            if let t = targets.first(where: { $0.base == base && $0.path == path && $0.keyVariable == model.apiKeyVariable }) {
-                return (t.url, t.headers)
+            // By index: `first(where:)` copied every entry (five strings) to test it.
+            for i in targets.indices where targets[i].base == base && targets[i].path == path && targets[i].keyVariable == model.apiKeyVariable {
+                return (targets[i].url, targets[i].headers)
             }
             var headers = ["Content-Type: application/json", "Accept: application/json"]
             if let k = apiKey(for: model) { headers.append("Authorization: Bearer \(k)") }
             let url = base + path
-            targets.append((base, path, model.apiKeyVariable, url, headers))
+            targets.append(Target(base: base, path: path, keyVariable: model.apiKeyVariable, url: url, headers: headers))
             return (url, headers)
         }
     }
