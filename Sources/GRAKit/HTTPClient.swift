@@ -613,6 +613,9 @@ final class HTTPEventLoop: @unchecked Sendable {
         t.handle = nil
         running -= 1
         lock.locked { t.endpoint!.inFlight -= 1 }
-        t.completion(t.response)
+        // Moved out rather than copied: the transfer is done with it.
+        var response = HTTPResponse()
+        swap(&response, &t.response)
+        t.completion(response)
     }
 }
