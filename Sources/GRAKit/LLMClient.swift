@@ -165,9 +165,13 @@ public final class LLMClient: @unchecked Sendable {
     public var maxResponseBytes = 16 << 20
     private let environment: [String: String]
     /// Runs the work that follows each HTTP reply (decoding, caching, retry decisions, the
-    /// caller's completion). By default on the event-loop thread; a stage sets it to hand the
-    /// work to its own thread. Set it before the first request.
-    public var executor: @Sendable (@escaping @Sendable () -> Void) -> Void = { $0() }
+    /// caller's completion): `handle` with the response. By default at once, on the
+    /// event-loop thread; a stage sets it to hand the work to its own thread. Set it before
+    /// the first request. (The handler is made when the request is sent, so nothing is
+    /// allocated or copied on the event-loop thread when a reply comes.)
+    public var executor: @Sendable (_ handle: @escaping @Sendable (HTTPResponse) -> Void, _ response: HTTPResponse) -> Void = { handle, response in
+        handle(response)
+    }
     private let statsLock = Mutex()
     /// Per model, in order of first use: a pool has a handful, and the same name string comes
     /// back on every request, so a scan is cheaper than hashing it three times per request.
@@ -292,30 +296,30 @@ public final class LLMClient: @unchecked Sendable {
         r.totalTimeout = totalTimeout
         r.maxResponseBytes = maxResponseBytes
         count(model.name) { $0.requests += 1 }
-        http.send(r, delay: delay) { [self] response in
-            executor { [self] in
-                switch classify(response, model: model, base: base, decode: decode) {
-                case .success(let value):
-                    count(model.name) { $0.record(latency: response.seconds) }
-                    if let cache {
-                        do { try cache.store(key, response.body) } catch { onWarning?("cache write failed: \(error)") }
-                    }
-                    completion(.success((value, response, attempt)))
-                case .failure(let failure):
-                    if !failure.permanent && attempt < retry.maxAttempts {
-                        let wait = retry.delay(afterAttempt: attempt, retryAfter: response.retryAfter)
-                        count(model.name) { $0.retries += 1 }
-                        onRetry?("\(model.name): \(failure.message); retry \(attempt + 1)/\(retry.maxAttempts) in \(String(format: "%.1f", wait)) s")
-                        post(path, model: model, body: body, key: key, attempt: attempt + 1, delay: wait, decode: decode, completion: completion)
-                    } else {
-                        count(model.name) { $0.failures += 1 }
-                        var f = failure
-                        f.attempts = attempt
-                        completion(.failure(f))
-                    }
+        let handle: @Sendable (HTTPResponse) -> Void = { [self] response in
+            switch classify(response, model: model, base: base, decode: decode) {
+            case .success(let value):
+                count(model.name) { $0.record(latency: response.seconds) }
+                if let cache {
+                    do { try cache.store(key, response.body) } catch { onWarning?("cache write failed: \(error)") }
+                }
+                completion(.success((value, response, attempt)))
+            case .failure(let failure):
+                if !failure.permanent && attempt < retry.maxAttempts {
+                    let wait = retry.delay(afterAttempt: attempt, retryAfter: response.retryAfter)
+                    count(model.name) { $0.retries += 1 }
+                    onRetry?("\(model.name): \(failure.message); retry \(attempt + 1)/\(retry.maxAttempts) in \(String(format: "%.1f", wait)) s")
+                    post(path, model: model, body: body, key: key, attempt: attempt + 1, delay: wait, decode: decode, completion: completion)
+                } else {
+                    count(model.name) { $0.failures += 1 }
+                    var f = failure
+                    f.attempts = attempt
+                    completion(.failure(f))
                 }
             }
         }
+        let executor = self.executor
+        http.send(r, delay: delay) { response in executor(handle, response) }
     }
 
     /// Sorts an HTTP outcome into a decoded reply, a retryable failure or a permanent one.

@@ -165,9 +165,9 @@ public final class StageEngine: @unchecked Sendable {
 
     /// Work handed from the event-loop thread to this one (replies to decode and complete).
     private let inboxLock = Mutex()
-    private var inbox: [@Sendable () -> Void] = []
+    private var inbox: [(handle: @Sendable (HTTPResponse) -> Void, response: HTTPResponse)] = []
     /// The other half of the inbox's double buffer (swapped, never copied: no allocation).
-    private var draining: [@Sendable () -> Void] = []
+    private var draining: [(handle: @Sendable (HTTPResponse) -> Void, response: HTTPResponse)] = []
     private let inboxSignal = DispatchSemaphore(value: 0)
 
     /// Records read and not yet written, and the outcomes of those finished.
@@ -185,7 +185,7 @@ public final class StageEngine: @unchecked Sendable {
         self.diagnostics = diagnostics
         window = max(16, client.http.maxInFlight * 4)
         tasks = TaskWindow(capacity: window, unordered: io.unordered)
-        client.executor = { [unowned self] job in self.enqueue(job) }
+        client.executor = { [unowned self] handle, response in self.enqueue(handle, response) }
     }
 
     /// The most records read ahead of the oldest unwritten one (the capacity of `tasks`).
@@ -287,10 +287,10 @@ public final class StageEngine: @unchecked Sendable {
 
     /// Queues work from the event-loop thread; signals only the first job of a burst, as the
     /// reader drains them all at once.
-    private func enqueue(_ job: @escaping @Sendable () -> Void) {
+    private func enqueue(_ handle: @escaping @Sendable (HTTPResponse) -> Void, _ response: HTTPResponse) {
         let wasEmpty = inboxLock.locked { () -> Bool in
             let e = inbox.isEmpty
-            inbox.append(job)
+            inbox.append((handle, response))
             return e
         }
         if wasEmpty { inboxSignal.signal() }
@@ -299,7 +299,7 @@ public final class StageEngine: @unchecked Sendable {
     /// Runs the queued reply work, which records finished records' outcomes in `tasks`.
     private func drainInbox() {
         inboxLock.locked { swap(&inbox, &draining) }
-        for job in draining { job() }
+        for i in draining.indices { draining[i].handle(draining[i].response) }
         draining.removeAll(keepingCapacity: true)
     }
 
