@@ -59,6 +59,12 @@ public final class HTTPClient: @unchecked Sendable {
     public let maxInFlight: Int
     public let maxPerEndpoint: Int
     private let loops: [HTTPEventLoop]
+    /// Called on a loop thread after each round in which completions ran, so that a consumer
+    /// they hand work to can be woken once per round instead of once per reply. Set it before
+    /// the first request.
+    public var afterCompletions: (@Sendable () -> Void)? {
+        didSet { for loop in loops { loop.afterCompletions = afterCompletions } }
+    }
     private let pickLock = Mutex()
     private var nextLoop = 0
 
@@ -128,6 +134,8 @@ final class HTTPEventLoop: @unchecked Sendable {
     /// The other half of the inbox's double buffer (swapped, never copied: no allocation).
     private var incoming: [Transfer] = []
     private var stopping = false
+    /// See `HTTPClient.afterCompletions`.
+    var afterCompletions: (@Sendable () -> Void)?
     /// One per endpoint seen, in order of first use. The loop thread appends and counts under
     /// `lock`; `inFlight(endpoint:)` reads under it from other threads.
     private var endpoints: [Endpoint] = []
@@ -368,8 +376,11 @@ final class HTTPEventLoop: @unchecked Sendable {
                     ended.append((easy, gra_msg_result(msg)))
                 }
             }
-            for (easy, code) in ended { finish(easy: easy, code: code) }
-            ended.removeAll(keepingCapacity: true)
+            if !ended.isEmpty {
+                for (easy, code) in ended { finish(easy: easy, code: code) }
+                ended.removeAll(keepingCapacity: true)
+                afterCompletions?()
+            }
         }
         done.signal()
     }

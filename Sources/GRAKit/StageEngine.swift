@@ -169,6 +169,8 @@ public final class StageEngine: @unchecked Sendable {
     /// The other half of the inbox's double buffer (swapped, never copied: no allocation).
     private var draining: [(handle: @Sendable (HTTPResponse) -> Void, response: HTTPResponse)] = []
     private let inboxSignal = DispatchSemaphore(value: 0)
+    /// Work was queued and the reader not yet signalled (see `wakeIfQueued`).
+    private var wakeDue = false
 
     /// Records read and not yet written, and the outcomes of those finished.
     private var tasks: TaskWindow
@@ -186,6 +188,7 @@ public final class StageEngine: @unchecked Sendable {
         window = max(16, client.http.maxInFlight * 4)
         tasks = TaskWindow(capacity: window, unordered: io.unordered)
         client.executor = { [unowned self] handle, response in self.enqueue(handle, response) }
+        client.http.afterCompletions = { [unowned self] in self.wakeIfQueued() }
     }
 
     /// The most records read ahead of the oldest unwritten one (the capacity of `tasks`).
@@ -285,15 +288,22 @@ public final class StageEngine: @unchecked Sendable {
         precondition(first, "a task finished twice")
     }
 
-    /// Queues work from the event-loop thread; signals only the first job of a burst, as the
-    /// reader drains them all at once.
+    /// Queues work from the event-loop thread. The reader is woken by `wakeIfQueued`, once per
+    /// round of the loop: woken per reply, it would drain one reply per wake-up.
     private func enqueue(_ handle: @escaping @Sendable (HTTPResponse) -> Void, _ response: HTTPResponse) {
-        let wasEmpty = inboxLock.locked { () -> Bool in
-            let e = inbox.isEmpty
+        inboxLock.locked {
+            if inbox.isEmpty { wakeDue = true }
             inbox.append((handle, response))
-            return e
         }
-        if wasEmpty { inboxSignal.signal() }
+    }
+
+    /// After a loop round: wakes the reader if work was queued since it last drained.
+    private func wakeIfQueued() {
+        let wake = inboxLock.locked { () -> Bool in
+            defer { wakeDue = false }
+            return wakeDue
+        }
+        if wake { inboxSignal.signal() }
     }
 
     /// Runs the queued reply work, which records finished records' outcomes in `tasks`.

@@ -99,4 +99,43 @@ struct ClientInProcessTests {
         #expect(elapsed >= 0.55, "finished in \(elapsed) s: more than 3 were in flight")
         #expect(elapsed < 5)
     }
+
+    /// A stage is woken once per loop round through `afterCompletions`: the hook must run after
+    /// every round in which completions ran (after the last one too, or the stage would sleep
+    /// with replies queued), and never for a round without any.
+    @Test func afterCompletionsFollowsEveryRoundOfCompletions() throws {
+        let server = try Server()
+        let http = HTTPClient(maxInFlight: 8)
+        defer { http.shutdown() }
+        final class Counts: @unchecked Sendable {
+            let lock = NSLock()
+            var completed = 0, hooks = 0, completedAtLastHook = 0, hookWithNothingNew = 0
+        }
+        let counts = Counts()
+        let allSeen = DispatchSemaphore(value: 0)
+        let total = 40
+        http.afterCompletions = {
+            counts.lock.lock()
+            counts.hooks += 1
+            if counts.completed == counts.completedAtLastHook { counts.hookWithNothingNew += 1 }
+            counts.completedAtLastHook = counts.completed
+            let done = counts.completed == total
+            counts.lock.unlock()
+            if done { allSeen.signal() }
+        }
+        for _ in 0..<total {
+            http.send(HTTPRequest(url: server.url + "/models", endpoint: server.url)) { response in
+                counts.lock.lock()
+                counts.completed += response.status == 200 ? 1 : 0
+                counts.lock.unlock()
+            }
+        }
+        // Generous: it only fails when the hook never runs after the last completions.
+        #expect(allSeen.wait(timeout: .now() + 30) == .success, "no hook after the last completions")
+        counts.lock.lock()
+        defer { counts.lock.unlock() }
+        #expect(counts.completed == total)
+        #expect(counts.hooks >= 1 && counts.hooks <= total)
+        #expect(counts.hookWithNothingNew == 0)
+    }
 }
