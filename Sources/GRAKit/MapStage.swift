@@ -53,9 +53,11 @@ public final class MapStage: @unchecked Sendable {
             let names = Array(Set(missing)).sorted().map { "'\($0)'" }.joined(separator: ", ")
             return task.fail(TaskFailure(reason: "the prompt uses \(names), missing from the record", model: options.model.name))
         }
+        // Fields listed directly: a dictionary literal allocates its elements twice.
         var messages: [JSONValue] = []
-        if let system { messages.append(.object(["role": .string("system"), "content": .string(system)])) }
-        messages.append(.object(["role": .string("user"), "content": .string(user)]))
+        messages.reserveCapacity(system == nil ? 1 : 2)
+        if let system { messages.append(.object(JSONObject([JSONField("role", .string("system")), JSONField("content", .string(system))]))) }
+        messages.append(.object(JSONObject([JSONField("role", .string("user")), JSONField("content", .string(user))])))
         var responseFormat: JSONValue?
         if let schema = options.schema, options.sendResponseFormat {
             responseFormat = ChatRequest.jsonSchemaFormat(name: "gra_map", schema: schema)
