@@ -257,7 +257,7 @@ final class HTTPEventLoop: @unchecked Sendable {
         let completion: Completion
         /// The request body, owned here while libcurl sends it.
         let body: UnsafeMutableRawBufferPointer
-        var easy: UnsafeMutableRawPointer?
+        /// The easy handle running it, while it runs.
         var handle: Handle?
         var response = HTTPResponse()
         var started = 0.0
@@ -460,7 +460,6 @@ final class HTTPEventLoop: @unchecked Sendable {
             allHandles.append(handle)
         }
         let easy = handle.easy
-        t.easy = easy
         t.handle = handle
         t.started = HTTPClient.now()
         let r = t.request
@@ -492,7 +491,7 @@ final class HTTPEventLoop: @unchecked Sendable {
             _ = gra_easy_setopt_ptr(easy, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(t.body.baseAddress ?? UnsafeMutableRawPointer(bitPattern: 1)!))
         }
         let headers = headerList(for: r.headers)
-        if handle.headerList != headers || handle.headerList == nil {
+        if handle.headerList != headers {
             _ = gra_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, headers)
             handle.headerList = headers
         }
@@ -549,7 +548,7 @@ final class HTTPEventLoop: @unchecked Sendable {
             if t.response.body.isEmpty {
                 // One allocation of the announced size rather than a series of doublings.
                 var length: curl_off_t = -1
-                _ = gra_easy_getinfo_off(t.easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length)
+                _ = gra_easy_getinfo_off(t.handle?.easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length)
                 if length > n && length <= t.request.maxResponseBytes { t.response.body.reserveCapacity(Int(length)) }
             }
             data!.withMemoryRebound(to: UInt8.self, capacity: n) {

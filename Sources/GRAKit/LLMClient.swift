@@ -283,9 +283,6 @@ public final class LLMClient: @unchecked Sendable {
     /// POSTs `body` to `path` on the least busy replica of `model`, retrying as `retry` says.
     /// On success the raw body is cached under `key` and the latency recorded. Everything after
     /// the HTTP exchange runs through `executor`, off the event-loop thread.
-    // Specialized for chat replies: left generic, every reply, tuple and Result in the closures
-    // below is copied through runtime value witnesses, on every request.
-    @_specialize(where T == ChatReply)
     private func post<T: Sendable>(_ path: String, model: ModelEndpoint, body: [UInt8], key: [UInt8], attempt: Int = 1, delay: Double = 0,
                                    decode: @escaping @Sendable ([UInt8]) -> Result<T, ReplyProblem>,
                                    completion: @escaping @Sendable (Result<(value: T, response: HTTPResponse, attempts: Int), RequestFailure>) -> Void) {
