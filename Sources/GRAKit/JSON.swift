@@ -384,20 +384,12 @@ public struct JSONParser {
         }
     }
 
-    private static let ones: UInt64 = 0x0101_0101_0101_0101
-    private static let highs: UInt64 = 0x8080_8080_8080_8080
-
     /// The high bit of each of the 8 bytes (little-endian) that is non-ASCII, a control
-    /// character, '"' or '\\' — exact for the lowest flagged byte: the subtractions only borrow
-    /// upward from a flagged byte, so a false flag can only sit above a true one.
+    /// character, '"' or '\\': the writer's escape mask plus the non-ASCII bytes (their UTF-8 is
+    /// validated here). Exact for the lowest flagged byte, as that mask is.
     @inline(__always)
     static func attentionMask(_ w: UInt64) -> UInt64 {
-        let lt20 = (w &- ones &* 0x20) & ~w
-        let q = w ^ (ones &* 0x22)
-        let hasQuote = (q &- ones) & ~q
-        let b = w ^ (ones &* 0x5C)
-        let hasBackslash = (b &- ones) & ~b
-        return (lt20 | hasQuote | hasBackslash | w) & highs
+        JSONWriter.escapeMask(w) | (w & 0x8080_8080_8080_8080)
     }
 
     /// Validates one multi-byte UTF-8 sequence at `pos` and advances past it.

@@ -182,7 +182,9 @@ public enum JSONWriter {
     private static let highs: UInt64 = 0x8080_8080_8080_8080
 
     /// The high bit of each of the 8 bytes (little-endian) that is a control character, '"' or
-    /// '\\'; exact for the lowest flagged byte (the subtractions only borrow upward).
+    /// '\\' (the parser's `attentionMask` adds non-ASCII bytes to it). Exact for the lowest
+    /// flagged byte: the subtractions only borrow upward from a flagged byte, so a false flag can
+    /// only sit above a true one.
     @inline(__always)
     static func escapeMask(_ w: UInt64) -> UInt64 {
         // Bytes >= 0x80 are excluded from the "< 0x20" test by `& ~w`.
