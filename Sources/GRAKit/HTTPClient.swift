@@ -198,6 +198,7 @@ final class HTTPEventLoop: @unchecked Sendable {
         for h in freeHandles { curl_easy_cleanup(h.easy) }
         curl_multi_cleanup(multi)
         for (_, l) in headerLists { curl_slist_free_all(l) }
+        for (_, u) in parsedURLs { curl_url_cleanup(u) }
         close(epollFD)
         close(wakeFD)
     }
@@ -306,6 +307,39 @@ final class HTTPEventLoop: @unchecked Sendable {
         lastHeaders = headers
         lastHeaderList = list
         return list
+    }
+
+    /// URLs parsed once by libcurl's URL API and kept for the client's life (a run has one per
+    /// endpoint and path). A handle given a parsed URL (CURLOPT_CURLU) copies it per transfer
+    /// instead of parsing the text again: ~3k instructions less per request.
+    private var parsedURLs: [String: OpaquePointer] = [:]
+    private var lastURL = ""
+    private var lastParsedURL: OpaquePointer?
+
+    /// The parsed form of `url`, or nil when libcurl's URL API refuses it (the text is then
+    /// set as CURLOPT_URL, so the transfer fails with libcurl's own message, or libcurl
+    /// guesses the scheme as it does for a URL without one).
+    private func parsedURL(_ url: String) -> OpaquePointer? {
+        if let u = lastParsedURL, url == lastURL { return u }
+        let parsed: OpaquePointer?
+        if let known = parsedURLs[url] {
+            parsed = known
+        } else if let u = curl_url() {
+            if curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK {
+                parsedURLs[url] = u
+                parsed = u
+            } else {
+                curl_url_cleanup(u)
+                parsed = nil
+            }
+        } else {
+            parsed = nil
+        }
+        if let parsed {
+            lastURL = url
+            lastParsedURL = parsed
+        }
+        return parsed
     }
 
     private func makeHeaderList(for headers: [String]) -> UnsafeMutablePointer<curl_slist>? {
@@ -464,7 +498,12 @@ final class HTTPEventLoop: @unchecked Sendable {
         t.started = HTTPClient.now()
         let r = t.request
         if handle.url != r.url {
-            _ = gra_easy_setopt_str(easy, CURLOPT_URL, r.url)
+            if let parsed = parsedURL(r.url) {
+                _ = gra_easy_setopt_ptr(easy, CURLOPT_CURLU, UnsafeMutableRawPointer(parsed))
+            } else {
+                _ = gra_easy_setopt_ptr(easy, CURLOPT_CURLU, nil)
+                _ = gra_easy_setopt_str(easy, CURLOPT_URL, r.url)
+            }
             handle.url = r.url
         }
         let connectMS = Int(r.connectTimeout * 1000), totalMS = Int(r.totalTimeout * 1000)

@@ -138,4 +138,25 @@ struct ClientInProcessTests {
         #expect(counts.hooks >= 1 && counts.hooks <= total)
         #expect(counts.hookWithNothingNew == 0)
     }
+
+    /// Each easy handle is given a URL parsed once (CURLOPT_CURLU); a URL libcurl's URL API
+    /// refuses is set as text instead. One handle (a window of 1) goes back and forth between
+    /// the two ways and between URLs: each request must reach its own URL, and the refused one
+    /// must fail with libcurl's error, not go to the URL the handle had before.
+    @Test func oneHandleMovesBetweenParsedAndRefusedURLs() throws {
+        let server = try Server()
+        let http = HTTPClient(maxInFlight: 1)
+        defer { http.shutdown() }
+        func get(_ path: String) -> HTTPResponse {
+            wait { done in http.send(HTTPRequest(url: server.url + path, endpoint: server.url)) { done($0) } }
+        }
+        #expect(get("/models").status == 200)
+        let refused = get("/mod els")
+        #expect(refused.status == 0)
+        #expect(refused.curlCode == 3, "CURLE_URL_MALFORMAT expected, got \(refused.curlCode) \(refused.transportError ?? "")")
+        #expect(get("/models").status == 200)
+        #expect(get("/nothing-here").status == 404)
+        #expect(get("/models").status == 200)
+        #expect(server.requestPaths == ["/v1/models", "/v1/models", "/v1/nothing-here", "/v1/models"])
+    }
 }
