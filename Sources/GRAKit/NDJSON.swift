@@ -22,7 +22,10 @@ public struct InputFile: Sendable {
     }
 
     /// "line 3" for standard input, "file.jsonl:3" for a file.
-    public func place(_ line: Int) -> String { label.isEmpty ? "line \(line)" : "\(label):\(line)" }
+    public func place(_ line: Int) -> String { InputFile.place(line, in: label) }
+
+    /// "line 3" when `label` is empty (standard input), else "label:3".
+    static func place(_ line: Int, in label: String) -> String { label.isEmpty ? "line \(line)" : "\(label):\(line)" }
 
     public func close() { if fd > 2 { closeDescriptor(fd) } }
 }

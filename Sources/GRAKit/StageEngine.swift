@@ -81,8 +81,10 @@ public struct TaskOutcome: Sendable {
 public final class StageTask: @unchecked Sendable {
     public let seq: Int
     public let record: JSONObject
-    /// "file:line" of the record, for messages.
-    public let place: String
+    /// "file:line" of the record, for messages (made when asked: most records never need it).
+    public var place: String { InputFile.place(line, in: inputLabel) }
+    private let inputLabel: String
+    private let line: Int
     /// False once any reply came from the network rather than the cache.
     public private(set) var allCached = true
     /// Requests sent for this record (cache hits included).
@@ -94,10 +96,11 @@ public final class StageTask: @unchecked Sendable {
     fileprivate var outcome: TaskOutcome?
     unowned let engine: StageEngine
 
-    init(seq: Int, record: JSONObject, place: String, engine: StageEngine) {
+    init(seq: Int, record: JSONObject, inputLabel: String, line: Int, engine: StageEngine) {
         self.seq = seq
         self.record = record
-        self.place = place
+        self.inputLabel = inputLabel
+        self.line = line
         self.engine = engine
     }
 
@@ -230,23 +233,22 @@ public final class StageEngine: @unchecked Sendable {
             if Signals.interrupted { throw GRAError.interrupted }
             while tasks.count >= window { try waitAndWrite() }
             guard let item = try reader.next() else { break }
-            let place: String
+            let line: Int
             let record: JSONObject
             switch item {
             case .tooLong(let number, let bytes):
-                place = file.place(number)
-                try badInput(place, "line is \(bytes) bytes, over the \(io.maxLineBytes)-byte limit (--max-line-bytes)")
+                try badInput(file.place(number), "line is \(bytes) bytes, over the \(io.maxLineBytes)-byte limit (--max-line-bytes)")
                 continue
             case .line(let number, let bytes):
-                place = file.place(number)
+                line = number
                 if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
                 switch JSONParser.parseResult(bytes) {
                 case .failure(let e):
-                    try badInput(place, "invalid JSON: \(e)")
+                    try badInput(file.place(number), "invalid JSON: \(e)")
                     continue
                 case .success(let v):
                     guard case .object(let o) = v else {
-                        try badInput(place, "expected a JSON object (one record per line), found \(v.kindDescription)")
+                        try badInput(file.place(number), "expected a JSON object (one record per line), found \(v.kindDescription)")
                         continue
                     }
                     record = o
@@ -257,7 +259,7 @@ public final class StageEngine: @unchecked Sendable {
                 continue
             }
             summary.read += 1
-            let task = StageTask(seq: seq, record: record, place: place, engine: self)
+            let task = StageTask(seq: seq, record: record, inputLabel: file.label, line: line, engine: self)
             tasks.insert(task)
             seq += 1
             start(task)

@@ -8,6 +8,7 @@ struct MapCLITests {
     /// Shell prelude: start a test server with SCRIPT (a file in the scratch dir), export its URL.
     static let prelude = """
         start_server() {
+            rm -f url.txt   # a second server in the same directory must not find the first one's
             gra-testserver --port 0 --port-file url.txt --log log.ndjson "$@" 2> server.err &
             SERVER_PID=$!
             trap 'kill $SERVER_PID 2>/dev/null; wait $SERVER_PID 2>/dev/null' EXIT
@@ -135,7 +136,17 @@ struct MapCLITests {
         #expect((errors[0]["reason"] as? String)?.contains("HTTP 500") == true)
         #expect((errors[0]["reason"] as? String)?.contains("kaput") == true)
         #expect((errors[0]["record"] as? [String: Any])?["instruction"] as? String == "BROKEN")
+        #expect(errors[0]["where"] as? String == "line 2")
         #expect(try chatPrompts(dir).filter { $0 == "BROKEN" }.count == 3)
+        // Read from a named file, the error names the file and line.
+        let again = try ToolRunner.sh(Self.prelude + """
+            start_server --script script.json
+            \(Self.fast) gra-map --prompt prompt.txt --into x --model m1@$URL --no-cache --max-attempts 1 --errors err2.ndjson in.ndjson > /dev/null
+            echo "status $?"
+            """, in: dir)
+        #expect(again.stdoutLines == ["status 75"], "\(again.stderr)")
+        let fromFile = try jsonLines(Data(contentsOf: dir.appendingPathComponent("err2.ndjson")))
+        #expect(fromFile.map { $0["where"] as? String } == ["in.ndjson:2"])
     }
 
     @Test func retryAfterIsHonoured() throws {

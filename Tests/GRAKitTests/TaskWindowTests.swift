@@ -15,7 +15,7 @@ struct TaskWindowTests {
                                  output: OutputSink(fd: -1), diagnostics: Diagnostics(tool: "test", quiet: true))
         }
         func task(_ seq: Int) -> StageTask {
-            StageTask(seq: seq, record: ["n": .number(String(seq))], place: "line \(seq + 1)", engine: engine)
+            StageTask(seq: seq, record: ["n": .number(String(seq))], inputLabel: "", line: seq + 1, engine: engine)
         }
         deinit { http.shutdown() }
     }
