@@ -27,6 +27,8 @@ struct HTTPRequest {
     var path: String
     var authorization: String?
     var body: [UInt8]
+    /// Which connection it came on: 1 for the first the server accepted, and so on.
+    var connection = 0
 }
 
 /// A response to serialize. It always goes out with a Content-Length.

@@ -61,7 +61,7 @@ final class Responder {
         let authFlag = token != nil && authorized
 
         if !authorized && request.path != "/health" {
-            log?.record(seq: seq, method: request.method, path: request.path, model: model, auth: false,
+            log?.record(seq: seq, connection: request.connection, method: request.method, path: request.path, model: model, auth: false,
                         rule: nil, body: request.body, parsed: parsed)
             return Plan(response: Responder.error(
                 401, message: "Incorrect API key provided.", type: "invalid_request_error", code: .string("invalid_api_key")))
@@ -69,7 +69,7 @@ final class Responder {
 
         let text = script.needsText ? Responder.matchText(object, raw: request.body) : ""
         let match = script.select(path: request.path, model: model, text: text)
-        log?.record(seq: seq, method: request.method, path: request.path, model: model, auth: authFlag,
+        log?.record(seq: seq, connection: request.connection, method: request.method, path: request.path, model: model, auth: authFlag,
                     rule: match?.index, body: request.body, parsed: parsed)
         let rule = match?.rule
 
@@ -100,11 +100,11 @@ final class Responder {
     }
 
     /// Logs a request refused before its body was read (411, 413) and returns the error response.
-    func refuse(_ head: RequestHead, status: Int, message: String) -> HTTPResponse {
+    func refuse(_ head: RequestHead, connection: Int, status: Int, message: String) -> HTTPResponse {
         requestCount += 1
         let token = Responder.bearerToken(head.authorization)
         let auth = token != nil && (config.apiKey == nil || token == config.apiKey)
-        log?.record(seq: requestCount, method: head.method, path: head.path, model: nil, auth: auth,
+        log?.record(seq: requestCount, connection: connection, method: head.method, path: head.path, model: nil, auth: auth,
                     rule: nil, body: [], parsed: nil)
         var r = Responder.error(status, message: message, type: "invalid_request_error", code: .null)
         r.close = true

@@ -26,7 +26,7 @@ final class RequestLog {
     deinit { close(fd) }
 
     /// Appends the line for one request. `body` is the parsed JSON if it was JSON.
-    func record(seq: Int, method: String, path: String, model: String?, auth: Bool, rule: Int?,
+    func record(seq: Int, connection: Int, method: String, path: String, model: String?, auth: Bool, rule: Int?,
                 body: [UInt8], parsed: JSONValue?) {
         let b = line
         b.removeAll()
@@ -43,6 +43,8 @@ final class RequestLog {
             b.append(UInt8(0x30 + (micros / scale) % 10))
             scale /= 10
         }
+        b.append(",\"connection\":")
+        b.appendInt(connection)
         b.append(",\"method\":")
         JSONWriter.writeString(method, to: b)
         b.append(",\"path\":")

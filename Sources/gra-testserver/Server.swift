@@ -54,6 +54,8 @@ final class Connection {
     }
 
     let fd: Int32
+    /// 1 for the first connection the server accepted, and so on (in the request log).
+    let serial: Int
     /// What the poller watches for now.
     var wantsRead = true
     var wantsWrite = false
@@ -71,9 +73,12 @@ final class Connection {
     /// No more requests are taken: close once the output is sent.
     var closing = false
     var closed = false
+    /// Counts reads that brought bytes: an idle timer set before a later read is stale.
+    var activity = 0
 
-    init(fd: Int32) {
+    init(fd: Int32, serial: Int) {
         self.fd = fd
+        self.serial = serial
     }
 
     var pendingOutput: Int { output.count - outputSent }
@@ -89,6 +94,8 @@ final class HTTPServer {
             case reset
             case forceClose
             case resumeAccepting
+            /// Close a keep-alive connection that has stayed idle since `activity`.
+            case closeIfIdle(activity: Int)
         }
         var deadline: UInt64
         var connection: Connection?
@@ -108,6 +115,8 @@ final class HTTPServer {
     /// Open connections, indexed by descriptor.
     private var connections: [Connection?] = []
     private var accepting = true
+    /// Connections accepted so far.
+    private var accepted = 0
     private var timers: [Timer] = []
     private var due: [Timer] = []
     private var events: [Poller.Event] = []
@@ -115,9 +124,13 @@ final class HTTPServer {
     private let readBufferSize = 1 << 16
     private var stopping = false
     private var warnedFDs = false
+    /// Close keep-alive connections idle this long (milliseconds), as servers do; 0: never.
+    private let idleTimeoutMs: Int
 
-    /// Takes over a listening socket; `signalFD` becoming readable stops the loop.
-    init(listener: Int32, signalFD: Int32, responder: Responder, diagnostics: Diagnostics) {
+    /// Takes over a listening socket; `signalFD` becoming readable stops the loop. Keep-alive
+    /// connections idle for `idleTimeoutMs` are closed (0: kept until the client closes them).
+    init(listener: Int32, signalFD: Int32, responder: Responder, diagnostics: Diagnostics, idleTimeoutMs: Int = 0) {
+        self.idleTimeoutMs = idleTimeoutMs
         self.listener = listener
         self.signalFD = signalFD
         self.responder = responder
@@ -242,7 +255,8 @@ final class HTTPServer {
             setNonBlocking(fd)
             var one: Int32 = 1
             setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-            let c = Connection(fd: fd)
+            accepted += 1
+            let c = Connection(fd: fd, serial: accepted)
             let i = Int(fd)
             if i >= connections.count {
                 connections.append(contentsOf: repeatElement(nil, count: max(i + 1 - connections.count, connections.count)))
@@ -271,6 +285,7 @@ final class HTTPServer {
         } else if c.state == .draining || c.closing {
             return  // no more requests are taken; discard
         } else {
+            c.activity += 1
             c.input.append(UnsafeBufferPointer(start: readBuffer, count: n))
         }
         process(c)
@@ -294,12 +309,12 @@ final class HTTPServer {
                 case .head(let h):
                     c.inputStart += h.length
                     if h.hasTransferEncoding {
-                        responder.refuse(h, status: 411, message: "gra-testserver: chunked uploads are not supported; send Content-Length").write(to: c.output)
+                        responder.refuse(h, connection: c.serial, status: 411, message: "gra-testserver: chunked uploads are not supported; send Content-Length").write(to: c.output)
                         c.closing = true
                         break requests
                     }
                     if h.contentLength > HTTPParser.maxBodyBytes {
-                        responder.refuse(h, status: 413, message: "gra-testserver: request body over \(HTTPParser.maxBodyBytes) bytes").write(to: c.output)
+                        responder.refuse(h, connection: c.serial, status: 413, message: "gra-testserver: request body over \(HTTPParser.maxBodyBytes) bytes").write(to: c.output)
                         c.closing = true
                         break requests
                     }
@@ -313,7 +328,7 @@ final class HTTPServer {
             let body = Array(UnsafeBufferPointer(start: c.input.base + c.inputStart, count: h.contentLength))
             c.inputStart += h.contentLength
             c.head = nil
-            var plan = responder.plan(for: HTTPRequest(method: h.method, path: h.path, authorization: h.authorization, body: body))
+            var plan = responder.plan(for: HTTPRequest(method: h.method, path: h.path, authorization: h.authorization, body: body, connection: c.serial))
             if !h.keepAlive { plan.response.close = true }
             if plan.delayMs > 0 {
                 c.state = .delayed
@@ -383,6 +398,8 @@ final class HTTPServer {
                 shutdown(c.fd, Int32(SHUT_WR))
                 c.state = .draining
                 addTimer(after: HTTPServer.drainTimeoutMs, c, .forceClose)
+            } else if idleTimeoutMs > 0 && c.state == .idle && c.head == nil && c.input.count == c.inputStart {
+                addTimer(after: idleTimeoutMs, c, .closeIfIdle(activity: c.activity))
             }
         }
         updateInterest(c)
@@ -459,6 +476,8 @@ final class HTTPServer {
                 abortConnection(c)
             case .forceClose:
                 closeConnection(c)
+            case .closeIfIdle(let activity):
+                if c.activity == activity && c.state == .idle && c.pendingOutput == 0 && c.head == nil { closeConnection(c) }
             case .resumeAccepting:
                 break
             }

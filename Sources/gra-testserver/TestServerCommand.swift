@@ -40,9 +40,10 @@ struct TestServerCommand: ParsableCommand {
             JSON), "hang" (never answer). Keys starting with "_" are comments.
 
             With --log FILE, each request appends one NDJSON line, written before it is answered: \
-            {"seq","time","method","path","model","auth","rule","body"}, where "auth" says the \
-            request carried an accepted bearer token, "rule" is the index of the rule that \
-            acted (or null) and "body" is the request JSON (or its raw text, or null).
+            {"seq","time","connection","method","path","model","auth","rule","body"}, where \
+            "connection" numbers the connections in the order they were accepted (from 1), \
+            "auth" says the request carried an accepted bearer token, "rule" is the index of the \
+            rule that acted (or null) and "body" is the request JSON (or its raw text, or null).
 
             On SIGINT or SIGTERM the server closes every connection and exits 0. Other exit \
             statuses: 64 usage error (including a --host that is not loopback), 65 invalid \
@@ -74,6 +75,9 @@ struct TestServerCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Length of the generated embedding vectors.", valueName: "n"))
     var embeddingDim = 16
 
+    @Option(help: ArgumentHelp("Close keep-alive connections idle this long, as servers do (uvicorn, which vLLM runs on, after 5 s); 0 keeps them open.", valueName: "ms"))
+    var idleTimeout = 0
+
     @Flag(name: [.short, .long], help: "Print neither the startup line nor the summary at exit (errors still appear).")
     var quiet = false
 
@@ -87,6 +91,7 @@ struct TestServerCommand: ParsableCommand {
         }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
         guard (1...65536).contains(embeddingDim) else { throw ValidationError("--embedding-dim must be 1...65536") }
+        guard idleTimeout >= 0 else { throw ValidationError("--idle-timeout must be 0 or more milliseconds") }
         if let m = modelList, m.isEmpty { throw ValidationError("--models needs at least one model name") }
     }
 
@@ -134,7 +139,7 @@ struct TestServerCommand: ParsableCommand {
                 throw ServerFailure(description: "cannot write --port-file \(portFile): \(error.description)", status: GRAKit.ExitCode.ioError)
             }
         }
-        let server = HTTPServer(listener: listener, signalFD: signalFD, responder: responder, diagnostics: diagnostics)
+        let server = HTTPServer(listener: listener, signalFD: signalFD, responder: responder, diagnostics: diagnostics, idleTimeoutMs: idleTimeout)
         server.run()
         diagnostics.info("stopped after \(responder.requestCount) requests")
     }

@@ -199,6 +199,41 @@ struct MapCLITests {
         #expect(!logText.contains("VERYSECRET"))
     }
 
+    /// Between transfers libcurl stops watching a kept-alive connection, and gra leaves its
+    /// socket in the epoll set. A server that closes idle connections (uvicorn after 5 s) makes
+    /// that socket readable while gra-map waits on a slow producer: gra must drop it, not spin
+    /// on it, and the next record must still get its answer on a new connection.
+    @Test func idleConnectionClosedByTheServerIsNotSpunOn() throws {
+        let dir = try setUp(script: #"{"rules":[]}"#, records: [])
+        // CPU ticks (1/100 s) gra-map spends between 0.4 s and 1.2 s, while it waits for its
+        // second record; the server closes the idle connection 50 ms after the first reply.
+        let r = try ToolRunner.sh(Self.prelude + """
+            start_server --script script.json --idle-timeout 50
+            { printf '%s\n' '{"id":"a","instruction":"first"}'; sleep 1.6; printf '%s\n' '{"id":"b","instruction":"second"}'; } \
+                | gra-map --prompt prompt.txt --into x --model m1@$URL --no-cache --max-in-flight 1 > out.ndjson &
+            MAP=$!
+            sleep 0.4
+            a=$(awk '{ print $14 + $15 }' /proc/$MAP/stat)
+            sleep 0.8
+            b=$(awk '{ print $14 + $15 }' /proc/$MAP/stat)
+            wait $MAP
+            echo "status $?"
+            echo "ticks $((b - a))"
+            """, in: dir)
+        #expect(r.stdoutLines.first == "status 0", "\(r.stderr)")
+        let out = try jsonLines(Data(contentsOf: dir.appendingPathComponent("out.ndjson")))
+        #expect(out.map { $0["id"] as? String } == ["a", "b"])
+        #expect(out.allSatisfy { $0["x"] is String })
+        // The two records went on two connections: the server closed the first while gra-map
+        // waited for input (so the test exercised what it is about).
+        let chats = try log(dir).filter { $0["path"] as? String == "/v1/chat/completions" }
+        #expect(chats.count == 2)
+        #expect(Set(chats.compactMap { $0["connection"] as? Int }).count == 2)
+        // Waiting costs nothing; spinning on the closed socket takes most of a core (~80).
+        let ticks = r.stdoutLines.last.flatMap { Int($0.split(separator: " ").last ?? "") }
+        #expect(ticks != nil && ticks! < 20, "gra-map used \(ticks ?? -1) ticks of CPU while it waited: \(r.stdoutLines)")
+    }
+
     /// Proxy variables are honoured as libcurl honours them: gra only spares libcurl its
     /// search of the environment on every request when none is set.
     @Test func proxyVariablesAreHonoured() throws {
