@@ -333,7 +333,8 @@ final class HTTPEventLoop: @unchecked Sendable {
 
     /// URLs parsed once by libcurl's URL API and kept for the client's life (a run has one per
     /// endpoint and path). A handle given a parsed URL (CURLOPT_CURLU) copies it per transfer
-    /// instead of parsing the text again: ~3k instructions less per request.
+    /// instead of parsing the text and printing it back: ~13k fewer instructions per request,
+    /// a tenth of gra-map's total.
     private var parsedURLs: [String: OpaquePointer] = [:]
     private var lastURL = ""
     private var lastParsedURL: OpaquePointer?
