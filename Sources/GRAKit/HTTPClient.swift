@@ -11,7 +11,9 @@ public struct HTTPRequest: Sendable {
     public var method: String
     /// Extra header lines, "Name: value".
     public var headers: [String]
-    public var body: [UInt8]
+    /// The bytes to POST, in a buffer nobody writes to once the request has it: the HTTP loop
+    /// sends them from there, without copying them, however often the request is retried.
+    nonisolated(unsafe) private(set) var bodyBuffer: ByteBuffer?
     /// Requests with the same endpoint share that endpoint's in-flight cap.
     public var endpoint: String
     public var connectTimeout: Double = 10
@@ -24,8 +26,32 @@ public struct HTTPRequest: Sendable {
         self.url = url
         self.method = method
         self.headers = headers
-        self.body = body
         self.endpoint = endpoint
+        self.body = body
+    }
+
+    /// A request whose body is what `buffer` holds. The request takes the buffer: nothing may
+    /// write to it afterwards.
+    public init(url: String, method: String = "POST", headers: [String] = [], taking buffer: ByteBuffer, endpoint: String) {
+        self.url = url
+        self.method = method
+        self.headers = headers
+        self.endpoint = endpoint
+        bodyBuffer = buffer
+    }
+
+    /// The bytes to POST (a copy; setting it copies the bytes given into a buffer of their own).
+    public var body: [UInt8] {
+        get { bodyBuffer?.array ?? [] }
+        set {
+            if newValue.isEmpty {
+                bodyBuffer = nil
+            } else {
+                let b = ByteBuffer(capacity: newValue.count)
+                newValue.withUnsafeBufferPointer { b.append($0) }
+                bodyBuffer = b
+            }
+        }
     }
 }
 
@@ -278,8 +304,6 @@ final class HTTPEventLoop: @unchecked Sendable {
     final class Transfer {
         let request: HTTPRequest
         let completion: Completion
-        /// The request body, owned here while libcurl sends it.
-        let body: UnsafeMutableRawBufferPointer
         /// The easy handle running it, while it runs.
         var handle: Handle?
         var response = HTTPResponse()
@@ -292,11 +316,7 @@ final class HTTPEventLoop: @unchecked Sendable {
         init(request: HTTPRequest, completion: @escaping Completion) {
             self.request = request
             self.completion = completion
-            body = .allocate(byteCount: request.body.count, alignment: 1)
-            request.body.withUnsafeBytes { if $0.count > 0 { body.copyMemory(from: $0) } }
         }
-
-        deinit { body.deallocate() }
     }
 
     /// A libcurl easy handle kept for the next request (without curl_easy_reset: its options
@@ -554,9 +574,10 @@ final class HTTPEventLoop: @unchecked Sendable {
             handle.method = r.method
         }
         if post {
-            _ = gra_easy_setopt_off(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(t.body.count))
-            // Not copied: the transfer owns the bytes until libcurl is done with them.
-            _ = gra_easy_setopt_ptr(easy, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(t.body.baseAddress ?? UnsafeMutableRawPointer(bitPattern: 1)!))
+            // Not copied: the transfer holds the request, and so its body, until libcurl is done.
+            let body = r.bodyBuffer
+            _ = gra_easy_setopt_off(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body?.count ?? 0))
+            _ = gra_easy_setopt_ptr(easy, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(body?.base ?? UnsafeMutablePointer(bitPattern: 1)!))
         }
         let headers = headerList(for: r.headers)
         if handle.headerList != headers {

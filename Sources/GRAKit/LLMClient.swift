@@ -266,7 +266,7 @@ public final class LLMClient: @unchecked Sendable {
         let buffer = ByteBuffer(capacity: 960)
         request.writeBody(to: buffer)
         let model = request.model
-        post("/chat/completions", model: model, body: buffer.array, key: key, decode: LLMClient.decodeChat) { [self] result in
+        post("/chat/completions", model: model, body: buffer, key: key, decode: LLMClient.decodeChat) { [self] result in
             completion(result.map { outcome in
                 var reply = outcome.value
                 reply.attempts = outcome.attempts
@@ -285,15 +285,16 @@ public final class LLMClient: @unchecked Sendable {
     /// On success the raw body is cached under `key` (the caller records the latency, with
     /// whatever else it counts, under one lock). Everything after the HTTP exchange runs
     /// through `executor`, off the event-loop thread.
-    private func post<T: Sendable>(_ path: String, model: ModelEndpoint, body: [UInt8], key: [UInt8], attempt: Int = 1, delay: Double = 0,
+    private func post<T: Sendable>(_ path: String, model: ModelEndpoint, body: ByteBuffer, key: [UInt8], attempt: Int = 1, delay: Double = 0,
                                    decode: @escaping @Sendable ([UInt8]) -> Result<T, ReplyProblem>,
                                    completion: @escaping @Sendable (Result<(value: T, response: HTTPResponse, attempts: Int), RequestFailure>) -> Void) {
         let base = pickBaseURL(model)
         let (url, headers) = target(base: base, path: path, model: model)
-        var r = HTTPRequest(url: url, method: "POST", headers: headers, body: body, endpoint: base)
+        var r = HTTPRequest(url: url, headers: headers, taking: body, endpoint: base)
         r.connectTimeout = connectTimeout
         r.totalTimeout = totalTimeout
         r.maxResponseBytes = maxResponseBytes
+        let request = r
         count(model.name) { $0.requests += 1 }
         let handle: @Sendable (HTTPResponse) -> Void = { [self] response in
             switch classify(response, model: model, base: base, decode: decode) {
@@ -307,7 +308,8 @@ public final class LLMClient: @unchecked Sendable {
                     let wait = retry.delay(afterAttempt: attempt, retryAfter: response.retryAfter)
                     count(model.name) { $0.retries += 1 }
                     onRetry?("\(model.name): \(failure.message); retry \(attempt + 1)/\(retry.maxAttempts) in \(String(format: "%.1f", wait)) s")
-                    post(path, model: model, body: body, key: key, attempt: attempt + 1, delay: wait, decode: decode, completion: completion)
+                    // The same bytes again: the buffer is the request's, never written to.
+                    post(path, model: model, body: request.bodyBuffer!, key: key, attempt: attempt + 1, delay: wait, decode: decode, completion: completion)
                 } else {
                     count(model.name) { $0.failures += 1 }
                     var f = failure
@@ -317,7 +319,7 @@ public final class LLMClient: @unchecked Sendable {
             }
         }
         let executor = self.executor
-        http.send(r, delay: delay) { response in executor(handle, response) }
+        http.send(request, delay: delay) { response in executor(handle, response) }
     }
 
     /// Sorts an HTTP outcome into a decoded reply, a retryable failure or a permanent one.
@@ -500,7 +502,7 @@ public final class LLMClient: @unchecked Sendable {
             let buffer = ByteBuffer(capacity: 960)
             JSONWriter.write(body, to: buffer)
             let expected = batch.count
-            post("/embeddings", model: model, body: buffer.array, key: key, decode: { LLMClient.decodeEmbeddings($0, expected: expected) }) { [self] result in
+            post("/embeddings", model: model, body: buffer, key: key, decode: { LLMClient.decodeEmbeddings($0, expected: expected) }) { [self] result in
                 if case .success(let outcome) = result { count(model.name) { $0.record(latency: outcome.response.seconds) } }
                 collector.set(i, result.map(\.value))
             }

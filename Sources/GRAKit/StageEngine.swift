@@ -166,11 +166,21 @@ public final class StageEngine: @unchecked Sendable {
     /// Extra fields for the `--stats` file (the stage's own counts).
     public var extraStats: () -> JSONObject = { JSONObject() }
 
+    /// A reply and the work that completes it.
+    ///
+    /// A struct, not a tuple: an array of tuples holds its closures at the generic (most
+    /// abstract) representation, so every append wrapped the closure in a thunk, one
+    /// allocation per reply.
+    private struct InboxItem {
+        let handle: @Sendable (HTTPResponse) -> Void
+        let response: HTTPResponse
+    }
+
     /// Work handed from the event-loop thread to this one (replies to decode and complete).
     private let inboxLock = Mutex()
-    private var inbox: [(handle: @Sendable (HTTPResponse) -> Void, response: HTTPResponse)] = []
+    private var inbox: [InboxItem] = []
     /// The other half of the inbox's double buffer (swapped, never copied: no allocation).
-    private var draining: [(handle: @Sendable (HTTPResponse) -> Void, response: HTTPResponse)] = []
+    private var draining: [InboxItem] = []
     private let inboxSignal = DispatchSemaphore(value: 0)
     /// Work was queued and the reader not yet signalled (see `wakeIfQueued`).
     private var wakeDue = false
@@ -295,7 +305,7 @@ public final class StageEngine: @unchecked Sendable {
     private func enqueue(_ handle: @escaping @Sendable (HTTPResponse) -> Void, _ response: HTTPResponse) {
         inboxLock.locked {
             if inbox.isEmpty { wakeDue = true }
-            inbox.append((handle, response))
+            inbox.append(InboxItem(handle: handle, response: response))
         }
     }
 
