@@ -81,6 +81,8 @@ public struct HTTPResponse: Sendable {
 /// client is not held to one core. Completions run on a loop thread and must return quickly.
 public final class HTTPClient: @unchecked Sendable {
     public typealias Completion = @Sendable (HTTPResponse) -> Void
+    /// Runs a completion with its response somewhere else (e.g. hands both to another thread).
+    public typealias Executor = @Sendable (_ completion: @escaping Completion, _ response: HTTPResponse) -> Void
 
     public let maxInFlight: Int
     public let maxPerEndpoint: Int
@@ -113,9 +115,10 @@ public final class HTTPClient: @unchecked Sendable {
         }
     }
 
-    /// Queues a request; `completion` runs on a loop thread when it ends. With `delay`, the
-    /// request starts no earlier than that many seconds from now.
-    public func send(_ request: HTTPRequest, delay: Double = 0, completion: @escaping Completion) {
+    /// Queues a request; when it ends, `completion` runs on a loop thread, or is given with the
+    /// response to `executor` when there is one (no wrapping closure is made per request). With
+    /// `delay`, the request starts no earlier than that many seconds from now.
+    public func send(_ request: HTTPRequest, delay: Double = 0, via executor: Executor? = nil, completion: @escaping Completion) {
         let loop: HTTPEventLoop
         if loops.count == 1 {
             loop = loops[0]
@@ -125,7 +128,7 @@ public final class HTTPClient: @unchecked Sendable {
                 return loops[nextLoop]
             }
         }
-        loop.send(request, delay: delay, completion: completion)
+        loop.send(request, delay: delay, via: executor, completion: completion)
     }
 
     /// Requests started and not yet finished for `endpoint` (for least-loaded choice).
@@ -276,8 +279,8 @@ final class HTTPEventLoop: @unchecked Sendable {
         socket >= 0 && Int(socket) < parked.count && parked[Int(socket)]
     }
 
-    func send(_ request: HTTPRequest, delay: Double, completion: @escaping Completion) {
-        let t = Transfer(request: request, completion: completion)
+    func send(_ request: HTTPRequest, delay: Double, via executor: HTTPClient.Executor?, completion: @escaping Completion) {
+        let t = Transfer(request: request, executor: executor, completion: completion)
         t.due = delay > 0 ? HTTPClient.now() + delay : 0
         // Wake the loop only for the first request of a burst: it drains the whole inbox.
         let wasEmpty = lock.locked { () -> Bool in
@@ -304,6 +307,8 @@ final class HTTPEventLoop: @unchecked Sendable {
     final class Transfer {
         let request: HTTPRequest
         let completion: Completion
+        /// Where `completion` runs, if not on the loop thread.
+        let executor: HTTPClient.Executor?
         /// The easy handle running it, while it runs.
         var handle: Handle?
         var response = HTTPResponse()
@@ -313,8 +318,9 @@ final class HTTPEventLoop: @unchecked Sendable {
         /// Set when the transfer is queued.
         var endpoint: Endpoint?
 
-        init(request: HTTPRequest, completion: @escaping Completion) {
+        init(request: HTTPRequest, executor: HTTPClient.Executor?, completion: @escaping Completion) {
             self.request = request
+            self.executor = executor
             self.completion = completion
         }
     }
@@ -715,6 +721,6 @@ final class HTTPEventLoop: @unchecked Sendable {
         // Moved out rather than copied: the transfer is done with it.
         var response = HTTPResponse()
         swap(&response, &t.response)
-        t.completion(response)
+        if let executor = t.executor { executor(t.completion, response) } else { t.completion(response) }
     }
 }

@@ -169,7 +169,7 @@ public final class LLMClient: @unchecked Sendable {
     /// event-loop thread; a stage sets it to hand the work to its own thread. Set it before
     /// the first request. (The handler is made when the request is sent, so nothing is
     /// allocated or copied on the event-loop thread when a reply comes.)
-    public var executor: @Sendable (_ handle: @escaping @Sendable (HTTPResponse) -> Void, _ response: HTTPResponse) -> Void = { handle, response in
+    public var executor: HTTPClient.Executor = { handle, response in
         handle(response)
     }
     private let statsLock = Mutex()
@@ -318,8 +318,7 @@ public final class LLMClient: @unchecked Sendable {
                 }
             }
         }
-        let executor = self.executor
-        http.send(request, delay: delay) { response in executor(handle, response) }
+        http.send(request, delay: delay, via: executor, completion: handle)
     }
 
     /// Sorts an HTTP outcome into a decoded reply, a retryable failure or a permanent one.

@@ -28,6 +28,9 @@ public final class MapStage: @unchecked Sendable {
     private let engine: StageEngine
     /// Hash of the templates and schema: part of every cache key, so editing them re-asks.
     private let promptVersion: String
+    /// Reads a reply: its text, or its JSON checked against the schema. The same for every
+    /// record, so made once.
+    private let parse: @Sendable (ChatReply) -> Result<JSONValue, ReplyProblem>
 
     public init(options: MapOptions, client: LLMClient, output: OutputSink, diagnostics: Diagnostics) {
         var version = options.template.version
@@ -35,6 +38,14 @@ public final class MapStage: @unchecked Sendable {
         if let schema = options.schema { version += "+" + String(SHA256.hex(JSONWriter.string(schema.schema)).prefix(16)) }
         promptVersion = version
         self.options = options
+        let schema = options.schema
+        parse = { reply in
+            guard let schema else {
+                guard let text = reply.content else { return .failure("the model sent no content") }
+                return .success(.string(text))
+            }
+            return ReplyJSON.extract(reply.content ?? "", schema: schema)
+        }
         engine = StageEngine(name: "gra-map", io: options.io, client: client, output: output, diagnostics: diagnostics)
     }
 
@@ -64,16 +75,8 @@ public final class MapStage: @unchecked Sendable {
         }
         let request = ChatRequest(model: options.model, messages: messages, parameters: options.parameters,
                                   responseFormat: responseFormat, promptVersion: promptVersion)
-        let schema = options.schema
         let into = options.into
-        let parse: @Sendable (ChatReply) -> Result<JSONValue, ReplyProblem> = { reply in
-            guard let schema else {
-                guard let text = reply.content else { return .failure("the model sent no content") }
-                return .success(.string(text))
-            }
-            return ReplyJSON.extract(reply.content ?? "", schema: schema)
-        }
-        task.ask(request, parseRetries: schema == nil ? 0 : options.parseRetries, parse: parse, done: { result in
+        task.ask(request, parseRetries: options.schema == nil ? 0 : options.parseRetries, parse: parse, done: { result in
             switch result {
             case .failure(let f):
                 task.fail(f)
