@@ -41,17 +41,25 @@ public struct PromptTemplate: Sendable {
     /// Renders against `record`; `missing` collects variable paths that had no value.
     public func render(_ record: JSONValue, missing: inout [String]) -> String {
         var out = ""
-        var stack: [JSONValue] = [record]
-        PromptTemplate.render(nodes, &stack, &out, &missing)
+        var scope = Scope(record: record)
+        PromptTemplate.render(nodes, &scope, &out, &missing)
         return out
     }
 
-    private static func lookup(_ path: [String], _ stack: [JSONValue]) -> JSONValue? {
-        if path == ["."] { return stack.last }
-        var i = stack.count
-        while i > 0 {
+    /// What names resolve against: the sections entered, innermost last, then the record.
+    /// (The record is kept apart so that a template without sections needs no array.)
+    private struct Scope {
+        let record: JSONValue
+        var sections: [JSONValue] = []
+        init(record: JSONValue) { self.record = record }
+    }
+
+    private static func lookup(_ path: [String], _ scope: Scope) -> JSONValue? {
+        if path.count == 1 && path[0] == "." { return scope.sections.last ?? scope.record }
+        var i = scope.sections.count
+        while i >= 0 {
             i -= 1
-            guard case .object(let o) = stack[i], var v = o[path[0]] else { continue }
+            guard case .object(let o) = i >= 0 ? scope.sections[i] : scope.record, var v = o[path[0]] else { continue }
             for key in path.dropFirst() {
                 guard case .object(let inner) = v, let next = inner[key] else { return nil }
                 v = next
@@ -70,12 +78,12 @@ public struct PromptTemplate: Sendable {
         }
     }
 
-    private static func render(_ nodes: [Node], _ stack: inout [JSONValue], _ out: inout String, _ missing: inout [String]) {
+    private static func render(_ nodes: [Node], _ scope: inout Scope, _ out: inout String, _ missing: inout [String]) {
         for node in nodes {
             switch node {
             case .text(let t): out += t
             case .variable(let path):
-                switch lookup(path, stack) {
+                switch lookup(path, scope) {
                 case nil: missing.append(path.joined(separator: "."))
                 case .string(let s)?: out += s
                 case .number(let n)?: out += n
@@ -83,20 +91,20 @@ public struct PromptTemplate: Sendable {
                 case let v?: out += JSONWriter.string(v)
                 }
             case .section(let path, let inverted, let children):
-                let v = lookup(path, stack)
+                let v = lookup(path, scope)
                 if inverted {
-                    if !isTruthy(v) { render(children, &stack, &out, &missing) }
+                    if !isTruthy(v) { render(children, &scope, &out, &missing) }
                 } else if isTruthy(v), let v {
                     if case .array(let items) = v {
                         for item in items {
-                            stack.append(item)
-                            render(children, &stack, &out, &missing)
-                            stack.removeLast()
+                            scope.sections.append(item)
+                            render(children, &scope, &out, &missing)
+                            scope.sections.removeLast()
                         }
                     } else {
-                        stack.append(v)
-                        render(children, &stack, &out, &missing)
-                        stack.removeLast()
+                        scope.sections.append(v)
+                        render(children, &scope, &out, &missing)
+                        scope.sections.removeLast()
                     }
                 }
             }

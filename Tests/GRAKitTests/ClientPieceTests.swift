@@ -85,6 +85,10 @@ struct TemplateTests {
             {{#meta}}lang={{lang}} instr={{instruction}}{{/meta}}
             """
         #expect(try render(t).0 == "Examples:\nQ: 1+1 A: 2\nQ: 2+2 A: 4\n(no input)\nlang=fr instr=Add")
+        // "." is the innermost section's value; outside every section, the record itself.
+        #expect(try render("{{#tags}}<{{.}}>{{/tags}}").0 == "<a><b>")
+        #expect(try render("{{#meta}}{{#tags}}{{lang}}:{{.}} {{/tags}}{{/meta}}").0 == "fr:a fr:b ")
+        #expect(try render("{{.}}").0.hasPrefix(#"{""#))
     }
 
     @Test func missingVariablesAreReportedNotSilentlyEmpty() throws {
