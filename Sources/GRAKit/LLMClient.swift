@@ -272,7 +272,6 @@ public final class LLMClient: @unchecked Sendable {
                 reply.attempts = outcome.attempts
                 reply.seconds = outcome.response.seconds
                 count(model.name) {
-                    $0.record(latency: outcome.response.seconds)
                     $0.promptTokens += reply.promptTokens
                     $0.completionTokens += reply.completionTokens
                 }
@@ -282,9 +281,8 @@ public final class LLMClient: @unchecked Sendable {
     }
 
     /// POSTs `body` to `path` on the least busy replica of `model`, retrying as `retry` says.
-    /// On success the raw body is cached under `key` (the caller records the latency, with
-    /// whatever else it counts, under one lock). Everything after the HTTP exchange runs
-    /// through `executor`, off the event-loop thread.
+    /// On success the raw body is cached under `key` and the latency recorded. Everything after
+    /// the HTTP exchange runs through `executor`, off the event-loop thread.
     private func post<T: Sendable>(_ path: String, model: ModelEndpoint, body: ByteBuffer, key: [UInt8], attempt: Int = 1, delay: Double = 0,
                                    decode: @escaping @Sendable ([UInt8]) -> Result<T, ReplyProblem>,
                                    completion: @escaping @Sendable (Result<(value: T, response: HTTPResponse, attempts: Int), RequestFailure>) -> Void) {
@@ -299,6 +297,7 @@ public final class LLMClient: @unchecked Sendable {
         let handle: @Sendable (HTTPResponse) -> Void = { [self] response in
             switch classify(response, model: model, base: base, decode: decode) {
             case .success(let value):
+                count(model.name) { $0.record(latency: response.seconds) }
                 if let cache {
                     do { try cache.store(key, response.body) } catch { onWarning?("cache write failed: \(error)") }
                 }
@@ -501,9 +500,8 @@ public final class LLMClient: @unchecked Sendable {
             let buffer = ByteBuffer(capacity: 960)
             JSONWriter.write(body, to: buffer)
             let expected = batch.count
-            post("/embeddings", model: model, body: buffer, key: key, decode: { LLMClient.decodeEmbeddings($0, expected: expected) }) { [self] result in
-                if case .success(let outcome) = result { count(model.name) { $0.record(latency: outcome.response.seconds) } }
-                collector.set(i, result.map(\.value))
+            post("/embeddings", model: model, body: buffer, key: key, decode: { LLMClient.decodeEmbeddings($0, expected: expected) }) {
+                collector.set(i, $0.map(\.value))
             }
         }
     }
