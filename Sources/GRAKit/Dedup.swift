@@ -162,30 +162,27 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
         let startOffset = Int(lseek(file.fd, 0, SEEK_CUR))
         let reader = LineReader(fd: file.fd, maxLineBytes: options.maxLineBytes)
         let preparer = preparer(for: role)
-        if try reader.peekFirstNonWhitespace() == UInt8(ascii: "[") {
-            let bytes = try reader.readRest()
-            let items = try bytes.withUnsafeBufferPointer { buf in Result { () throws(GRAError) in try ArraySplitter.split(buf) } }.get()
-            let prepared = preparer.prepare(items)
-            let done = DispatchSemaphore(value: 0)
-            embed(prepared) { done.signal() }
-            done.wait()
-            try merge(prepared, role: role, label: file.label)
-            return
-        }
-        // minhash verification reads kept records again from a regular file, by offset.
+        let isArray = try reader.peekFirstNonWhitespace() == UInt8(ascii: "[")
+        // minhash verification reads kept records again from a regular file, by offset (not
+        // an array's elements: their record text is re-serialized).
         var source: (id: Int, start: Int)?
-        if startOffset >= 0, let texts = index.texts, let id = texts.register(fd: file.fd, label: file.label.isEmpty ? "standard input" : file.label) {
+        if !isArray, startOffset >= 0, let texts = index.texts,
+           let id = texts.register(fd: file.fd, label: file.label.isEmpty ? "standard input" : file.label) {
             source = (id, startOffset)
         }
-        try prepareInParallel(reader: reader, preparer: preparer, role: role, label: file.label, source: source)
+        try prepareInParallel(reader: reader, preparer: preparer, role: role, label: file.label, arrayElements: isArray, source: source)
     }
 
-    /// The streaming path, as in `FormatStage` (`OrderedBatches`): batches are prepared on
-    /// pool threads (and embedded, for semantic) and merged strictly in input order.
-    private func prepareInParallel(reader: LineReader, preparer: DedupPreparer, role: Role, label: String, source: (id: Int, start: Int)?) throws(GRAError) {
+    /// The streaming path, as in `FormatStage` (`OrderedBatches`), for NDJSON and JSON array
+    /// documents alike: batches are prepared on pool threads (and embedded, for semantic) and
+    /// merged strictly in input order.
+    private func prepareInParallel(reader: LineReader, preparer: DedupPreparer, role: Role, label: String,
+                                   arrayElements: Bool, source: (id: Int, start: Int)?) throws(GRAError) {
         try OrderedBatches.run(
             inFlight: Self.batchesInFlight, label: "gra.dedup.merge",
-            next: { () throws(GRAError) in try LineBatch.read(from: reader, bytes: Self.batchBytes, mayBlock: true, fileStart: source?.start) },
+            next: { () throws(GRAError) in
+                try LineBatch.read(from: reader, bytes: Self.batchBytes, mayBlock: true, arrayElements: arrayElements, fileStart: source?.start)
+            },
             process: { batch, done in
                 let prepared = preparer.prepare(batch, offsets: batch.offsets)
                 prepared.textSource = source?.id
@@ -275,7 +272,7 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
                 let raw = UnsafeBufferPointer(rebasing: all[r.rawStart..<(r.rawStart + r.rawCount)])
                 switch r.status {
                 case .bad(let message):
-                    try badInput(DedupPlace.text(label: label, line: r.line, element: r.element), message, raw: raw)
+                    try badInput(InputFile.place(r.line, in: label, element: r.element), message, raw: raw)
                 case .otherShard:
                     summary.otherShards += 1
                 case .noText:
@@ -293,7 +290,7 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
                 case .record:
                     if let problem = embeddingProblem(batch, slot: slot) {
                         if case .input = role { summary.read += 1 }
-                        try failed(r, raw: raw, place: DedupPlace.text(label: label, line: r.line, element: r.element), problem)
+                        try failed(r, raw: raw, place: InputFile.place(r.line, in: label, element: r.element), problem)
                         continue
                     }
                     switch role {
@@ -304,10 +301,10 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
                         summary.read += 1
                         let match = try index.match(batch, slot: slot)
                         if let best = bestState {
-                            try best.spool(batch, slot: slot, raw: raw, place: DedupPlace.text(label: label, line: r.line, element: r.element),
+                            try best.spool(batch, slot: slot, raw: raw, place: InputFile.place(r.line, in: label, element: r.element),
                                            match: match, index: index)
                         } else if let m = match {
-                            try duplicate(r.id, idIsNumber: r.idIsNumber, report(m), raw: raw, place: DedupPlace.text(label: label, line: r.line, element: r.element))
+                            try duplicate(r.id, idIsNumber: r.idIsNumber, report(m), raw: raw, place: InputFile.place(r.line, in: label, element: r.element))
                         } else {
                             try index.insert(batch, slot: slot)
                             summary.kept += 1
@@ -318,7 +315,7 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
             }
         }
         if let f = batch.fatal {
-            throw GRAError.badInput(DedupPlace.text(label: label, line: f.line, element: f.element) + ": " + f.message)
+            throw GRAError.badInput(InputFile.place(f.line, in: label, element: f.element) + ": " + f.message)
         }
     }
 

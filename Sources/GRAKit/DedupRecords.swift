@@ -84,13 +84,15 @@ struct DedupPreparer: Sendable {
         var scratch = Scratch()
         out.bytes = batch.bytes
         reserve(out, batch.lines.count)
+        let element = ByteBuffer(capacity: 1 << 12)
         let keepTexts = offsets == nil
         batch.bytes.withUnsafeBufferPointer { all in
             for (i, line) in batch.lines.enumerated() {
                 if out.fatal != nil { return }
                 switch line {
-                case .tooLong(let number, let bytes):
-                    bad(out, line: number, element: nil, "line is \(bytes) bytes, over the \(maxLineBytes)-byte limit (--max-line-bytes)", start: 0, count: 0)
+                case .tooLong(let number, let bytes, let element):
+                    bad(out, line: number, element: element.map { $0 + 1 },
+                        "\(element == nil ? "line" : "element") is \(bytes) bytes, over the \(maxLineBytes)-byte limit (--max-line-bytes)", start: 0, count: 0)
                 case .text(let number, let start, var count):
                     let bytes = UnsafeBufferPointer(rebasing: all[start..<(start + count)])
                     if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
@@ -103,29 +105,20 @@ struct DedupPreparer: Sendable {
                         add(out, value, line: number, element: nil, start: start, count: count, scratch: &scratch, keepText: keepTexts)
                         if let offsets, out.records.count > before { out.records[before].fileOffset = offsets[i] }
                     }
+                case .element(let index, let number, let start, let count):
+                    // An element may span lines: its record text is the element re-serialized
+                    // on one line, after the batch's input bytes.
+                    switch JSONParser.parseResult(UnsafeBufferPointer(rebasing: all[start..<(start + count)])) {
+                    case .failure(let e):
+                        bad(out, line: number, element: index + 1, "invalid JSON: \(e)", start: 0, count: 0)
+                    case .success(let value):
+                        element.removeAll()
+                        JSONWriter.write(value, to: element)
+                        let rawStart = out.bytes.count
+                        out.bytes.append(contentsOf: element.bytes)
+                        add(out, value, line: number, element: index + 1, start: rawStart, count: element.count, scratch: &scratch, keepText: true)
+                    }
                 }
-            }
-        }
-        return out
-    }
-
-    /// The elements of a JSON array document; each is re-serialized as its record text.
-    func prepare(_ elements: [ArrayElement]) -> PreparedBatch {
-        let out = PreparedBatch()
-        var scratch = Scratch()
-        reserve(out, elements.count)
-        let buffer = ByteBuffer(capacity: 1 << 16)
-        for item in elements {
-            if out.fatal != nil { break }
-            switch item.result {
-            case .failure(let e):
-                bad(out, line: item.line, element: item.index + 1, "invalid JSON: \(e)", start: 0, count: 0)
-            case .success(let value):
-                buffer.removeAll()
-                JSONWriter.write(value, to: buffer)
-                let start = out.bytes.count
-                out.bytes.append(contentsOf: buffer.bytes)
-                add(out, value, line: item.line, element: item.index + 1, start: start, count: buffer.count, scratch: &scratch, keepText: true)
             }
         }
         return out
@@ -285,15 +278,5 @@ public enum DedupScore {
             if !means.isEmpty { return means.reduce(0, +) / Double(means.count) }
         }
         return -.infinity
-    }
-}
-
-/// How messages and rejects name a record's place: "line 3", "file.jsonl:3",
-/// "file.json:4 (array element 3)".
-enum DedupPlace {
-    static func text(label: String?, line: Int, element: Int?) -> String {
-        var s = (label ?? "").isEmpty ? "line \(line)" : "\(label!):\(line)"
-        if let element { s += " (array element \(element))" }
-        return s
     }
 }

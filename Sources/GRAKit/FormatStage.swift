@@ -26,7 +26,7 @@ public struct FormatOptions: Sendable {
 }
 
 /// Counts of what a `gra-format` run did.
-public struct FormatSummary: Equatable, Sendable {
+public struct FormatSummary: Equatable, Sendable, CustomStringConvertible {
     public var read = 0
     public var written = 0
     public var rejected = 0
@@ -35,6 +35,24 @@ public struct FormatSummary: Equatable, Sendable {
     public var otherShards = 0
     /// Rejection reasons (the part before any detail) and how often each occurred.
     public var reasons: [String: Int] = [:]
+    /// Extra fields named like a field the target format writes (an `output` beside the
+    /// `response` written as `output`), by key: kept under `gra.format.displaced`, or dropped
+    /// (same value as the one written, or `--strip-meta`). See `FormatConverter.Encoded`.
+    public var displaced: [String: Int] = [:]
+    public var dropped: [String: Int] = [:]
+
+    /// The end-of-run line: "N records read, N written, N rejected (reason: N, …)" and what
+    /// else happened.
+    public var description: String {
+        func counts(_ d: [String: Int]) -> String { d.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ") }
+        var line = "\(read) records read, \(written) written, \(rejected) rejected"
+        if !reasons.isEmpty { line += " (" + counts(reasons) + ")" }
+        if badInput > 0 { line += ", \(badInput) bad input lines skipped" }
+        if otherShards > 0 { line += ", \(otherShards) left to other shards" }
+        if !displaced.isEmpty { line += "; fields the target format writes itself, other value kept under gra.format.displaced (" + counts(displaced) + ")" }
+        if !dropped.isEmpty { line += "; fields the target format writes itself, dropped (" + counts(dropped) + ")" }
+        return line
+    }
 }
 
 /// The `gra-format` stage: reads records in any `RecordFormat`, unifies their text and
@@ -88,23 +106,21 @@ public final class FormatStage: @unchecked Sendable {  // output state is touche
         defer { file.close() }
         let reader = LineReader(fd: file.fd, maxLineBytes: options.maxLineBytes)
         let worker = FormatWorker(options: options, input: file)
-        if try reader.peekFirstNonWhitespace() == UInt8(ascii: "[") {
-            let bytes = try reader.readRest()
-            let items = try bytes.withUnsafeBufferPointer { buf in Result { () throws(GRAError) in try ArraySplitter.split(buf) } }.get()
-            try merge(worker.process(elements: items))
-            return
-        }
-        try convertInParallel(reader: reader, worker: worker)
+        let isArray = try reader.peekFirstNonWhitespace() == UInt8(ascii: "[")
+        try convertInParallel(reader: reader, worker: worker, arrayElements: isArray)
     }
 
-    /// The streaming path. This thread reads batches; each is converted on a pool thread as
-    /// soon as it is read (at most `batchesInFlight` at once, which bounds memory); a serial
-    /// queue writes the results strictly in input order as they complete. No thread waits
-    /// for a whole round, so both cores stay busy.
-    private func convertInParallel(reader: LineReader, worker: FormatWorker) throws(GRAError) {
+    /// The streaming path, for NDJSON and for JSON array documents alike (`arrayElements`:
+    /// the batches hold the array's elements). This thread reads batches; each is converted
+    /// on a pool thread as soon as it is read (at most `batchesInFlight` at once, which bounds
+    /// memory); a serial queue writes the results strictly in input order as they complete.
+    /// No thread waits for a whole round, so both cores stay busy.
+    private func convertInParallel(reader: LineReader, worker: FormatWorker, arrayElements: Bool) throws(GRAError) {
         try OrderedBatches.run(
             inFlight: FormatStage.batchesInFlight, label: "gra.format.writer",
-            next: { () throws(GRAError) in try LineBatch.read(from: reader, bytes: FormatStage.batchBytes, mayBlock: true) },
+            next: { () throws(GRAError) in
+                try LineBatch.read(from: reader, bytes: FormatStage.batchBytes, mayBlock: true, arrayElements: arrayElements)
+            },
             process: { batch, done in done(worker.process(batch: batch)) },
             merge: { (r: BatchResult) throws(GRAError) in try self.merge(r) },
             flush: { () throws(GRAError) in
@@ -121,6 +137,8 @@ public final class FormatStage: @unchecked Sendable {  // output state is touche
         summary.badInput += r.summary.badInput
         summary.otherShards += r.summary.otherShards
         for (k, v) in r.summary.reasons { summary.reasons[k, default: 0] += v }
+        for (k, v) in r.summary.displaced { summary.displaced[k, default: 0] += v }
+        for (k, v) in r.summary.dropped { summary.dropped[k, default: 0] += v }
         if r.output.count > 0 {
             var bytes = r.output.bytes
             if options.array && !wroteFirstArrayItem {
@@ -154,42 +172,33 @@ struct FormatWorker: Sendable {
     /// The input, for naming places in messages.
     let input: InputFile
 
-    private func place(_ line: Int) -> String { input.place(line) }
-
     func process(batch: LineBatch) -> BatchResult {
         let r = BatchResult()
         batch.bytes.withUnsafeBufferPointer { all in
             for line in batch.lines {
                 if r.fatal != nil { return }
                 switch line {
-                case .tooLong(let number, let bytes):
-                    badInput(r, where: place(number),
-                             message: "line is \(bytes) bytes, over the \(options.maxLineBytes)-byte limit (--max-line-bytes)")
+                case .tooLong(let number, let bytes, let element):
+                    badInput(r, where: input.place(number, element: element.map { $0 + 1 }),
+                             message: "\(element == nil ? "line" : "element") is \(bytes) bytes, over the \(options.maxLineBytes)-byte limit (--max-line-bytes)")
                 case .text(let number, let start, let count):
                     let bytes = UnsafeBufferPointer(rebasing: all[start..<(start + count)])
                     if isBlank(bytes) { continue }
-                    switch JSONParser.parseResult(bytes) {
-                    case .success(let value): handle(r, value, where: place(number))
-                    case .failure(let error):
-                        badInput(r, where: place(number), message: "invalid JSON: \(error)", raw: bytes)
-                    }
+                    parseAndHandle(r, bytes, where: input.place(number))
+                case .element(let index, let number, let start, let count):
+                    parseAndHandle(r, UnsafeBufferPointer(rebasing: all[start..<(start + count)]),
+                                   where: input.place(number, element: index + 1))
                 }
             }
         }
         return r
     }
 
-    func process(elements: [ArrayElement]) -> BatchResult {
-        let r = BatchResult()
-        for item in elements {
-            if r.fatal != nil { break }
-            let whereText = place(item.line) + " (array element \(item.index + 1))"
-            switch item.result {
-            case .success(let value): handle(r, value, where: whereText)
-            case .failure(let e): badInput(r, where: whereText, message: "invalid JSON: \(e)")
-            }
+    private func parseAndHandle(_ r: BatchResult, _ bytes: UnsafeBufferPointer<UInt8>, where place: String) {
+        switch JSONParser.parseResult(bytes) {
+        case .success(let value): handle(r, value, where: place)
+        case .failure(let error): badInput(r, where: place, message: "invalid JSON: \(error)", raw: bytes)
         }
-        return r
     }
 
     private func isBlank(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
@@ -241,8 +250,10 @@ struct FormatWorker: Sendable {
             return
         }
         let converted = FormatConverter.encode(sample, extras: extras, as: options.to, stripMeta: options.stripMeta)
+        for key in converted.displaced { r.summary.displaced[key, default: 0] += 1 }
+        for key in converted.dropped { r.summary.dropped[key, default: 0] += 1 }
         if options.array { r.output.append(",\n") }
-        JSONWriter.write(converted, to: r.output)
+        JSONWriter.write(converted.record, to: r.output)
         if !options.array { r.output.append(0x0A) }
         r.summary.written += 1
     }
@@ -283,82 +294,5 @@ struct FormatWorker: Sendable {
             JSONWriter.write(entry, to: r.rejects)
             r.rejects.append(0x0A)
         }
-    }
-}
-
-/// One element of a JSON array document, parsed on its own so that a bad element can be
-/// reported (and skipped) without losing the others.
-struct ArrayElement {
-    var index: Int
-    var line: Int
-    var result: Result<JSONValue, JSONParseError>
-}
-
-/// Splits a JSON array document into its top-level elements.
-enum ArraySplitter {
-    static func split(_ buf: UnsafeBufferPointer<UInt8>) throws(GRAError) -> [ArrayElement] {
-        var items: [ArrayElement] = []
-        let n = buf.count
-        var i = 0
-        var line = 1
-        func skipWS() {
-            while i < n, buf[i] == 0x20 || buf[i] == 0x0A || buf[i] == 0x0D || buf[i] == 0x09 {
-                if buf[i] == 0x0A { line += 1 }
-                i += 1
-            }
-        }
-        skipWS()
-        guard i < n, buf[i] == UInt8(ascii: "[") else { throw GRAError.badInput("line \(line): expected '[' to open a JSON array") }
-        i += 1
-        skipWS()
-        if i < n && buf[i] == UInt8(ascii: "]") {
-            i += 1
-            skipWS()
-            if i < n { throw GRAError.badInput("line \(line): unexpected data after the JSON array") }
-            return items
-        }
-        while true {
-            skipWS()
-            let start = i
-            let startLine = line
-            // Find the element's end: a ',' or ']' at depth 0 outside strings.
-            var depth = 0
-            var inString = false
-            while i < n {
-                let c = buf[i]
-                if inString {
-                    if c == UInt8(ascii: "\\") { i += 1 }
-                    else if c == UInt8(ascii: "\"") { inString = false }
-                    else if c == 0x0A { line += 1 }
-                } else if c == UInt8(ascii: "\"") {
-                    inString = true
-                } else if c == UInt8(ascii: "{") || c == UInt8(ascii: "[") {
-                    depth += 1
-                } else if c == UInt8(ascii: "}") || c == UInt8(ascii: "]") {
-                    if depth == 0 { break }
-                    depth -= 1
-                } else if c == UInt8(ascii: ",") && depth == 0 {
-                    break
-                } else if c == 0x0A {
-                    line += 1
-                }
-                i += 1
-            }
-            guard i < n else {
-                throw GRAError.badInput("line \(startLine): JSON array is not closed (input ends inside element \(items.count + 1))")
-            }
-            let element = UnsafeBufferPointer(rebasing: buf[start..<i])
-            let result = JSONParser.parseResult(element)
-            items.append(ArrayElement(index: items.count, line: startLine, result: result))
-            let c = buf[i]
-            i += 1
-            if c == UInt8(ascii: "]") { break }
-            if c != UInt8(ascii: ",") {
-                throw GRAError.badInput("line \(line): expected ',' or ']' between array elements")
-            }
-        }
-        skipWS()
-        if i < n { throw GRAError.badInput("line \(line): unexpected data after the JSON array") }
-        return items
     }
 }

@@ -280,9 +280,23 @@ public enum FormatConverter {
 
     // MARK: Encoding
 
+    /// A converted record, and what became of extra fields whose key the target format
+    /// writes itself (an Alpaca `output` beside a gra `response`, say): a record never holds
+    /// a key twice.
+    public struct Encoded: Sendable {
+        public var record: JSONObject
+        /// Clashing fields whose value differed from the one written: kept under
+        /// `gra.format.displaced` (their key → value), or dropped with `stripMeta`.
+        public var displaced: [String] = []
+        /// Clashing fields dropped: the same value as the one written (nothing lost), or any
+        /// value with `stripMeta`.
+        public var dropped: [String] = []
+    }
+
     /// Builds the record for `sample` in `format`, with `extras` carried over.
-    /// `stripMeta` drops the `gra` metadata object.
-    public static func encode(_ sample: Sample, extras: JSONObject, as format: RecordFormat, stripMeta: Bool) -> JSONObject {
+    /// `stripMeta` drops the `gra` metadata object. The fields the format writes itself win
+    /// over extras of the same name (see `Encoded`).
+    public static func encode(_ sample: Sample, extras: JSONObject, as format: RecordFormat, stripMeta: Bool) -> Encoded {
         var out = JSONObject()
         out.fields.reserveCapacity(extras.count + 6)
         // One pass: the fields gra places itself (for the gra format) and `gra`; the rest in order.
@@ -335,8 +349,37 @@ public enum FormatConverter {
             msgs.append(.object(["role": .string("assistant"), "content": .string(sample.response)]))
             out.append("messages", .array(msgs))
         }
-        out.fields.append(contentsOf: rest.fields)
+        var displaced = JSONObject()
+        var result = Encoded(record: JSONObject())
+        for f in rest.fields {
+            // (Against every field so far, so that extras holding a key twice clash too.)
+            if let mine = out.fields.first(where: { $0.key == f.key }) {
+                if mine.value == f.value || stripMeta {
+                    result.dropped.append(f.key)
+                } else {
+                    displaced[f.key] = f.value
+                    result.displaced.append(f.key)
+                }
+            } else {
+                out.fields.append(f)
+            }
+        }
+        if !displaced.isEmpty {
+            if case .object(var m)? = meta {
+                var formatMeta = m["format"]?.objectValue ?? JSONObject()
+                formatMeta["displaced"] = .object(displaced)
+                m["format"] = .object(formatMeta)
+                meta = .object(m)
+            } else if meta == nil {
+                meta = .object(["format": .object(["displaced": .object(displaced)])])
+            } else {
+                // A `gra` field that is not an object has no place for them.
+                result.dropped += result.displaced
+                result.displaced = []
+            }
+        }
         if let meta { out.append("gra", meta) }
-        return out
+        result.record = out
+        return result
     }
 }

@@ -66,10 +66,12 @@ public struct JSONField: Sendable, Equatable {
     }
 }
 
-/// A JSON object that keeps its fields in order (and keeps duplicate keys, as read).
+/// A JSON object that keeps its fields in order.
 ///
-/// Lookups return the last field with a key, as JavaScript and Python do.
-/// Equality is order-sensitive.
+/// `JSONParser` never makes one with a key twice: a repeated key keeps its first place and
+/// its last value, as Python's `json` reads it, so nothing gra writes from parsed data holds
+/// a duplicate key (Hugging Face `datasets` refuses such files). Lookups return the last
+/// field with a key. Equality is order-sensitive.
 public struct JSONObject: Sendable, Equatable, ExpressibleByDictionaryLiteral {
     public var fields: [JSONField]
 
@@ -303,7 +305,39 @@ public struct JSONParser {
             throw unexpected("in object, expected ',' or '}'")
         }
         depth -= 1
+        if fields.count > 1 && Self.hasRepeatedKey(fields) { Self.mergeRepeatedKeys(&fields) }
         return .object(JSONObject(fields))
+    }
+
+    /// True when two fields share a key. Records have a handful of fields: comparing each
+    /// pair costs less than hashing them.
+    static func hasRepeatedKey(_ fields: [JSONField]) -> Bool {
+        if fields.count > 32 {
+            var seen = Set<String>(minimumCapacity: fields.count)
+            for f in fields where !seen.insert(f.key).inserted { return true }
+            return false
+        }
+        for i in 1..<fields.count {
+            let key = fields[i].key
+            for j in 0..<i where fields[j].key == key { return true }
+        }
+        return false
+    }
+
+    /// Keeps one field per key, at the key's first place, with its last value.
+    static func mergeRepeatedKeys(_ fields: inout [JSONField]) {
+        var place: [String: Int] = [:]
+        var merged: [JSONField] = []
+        merged.reserveCapacity(fields.count)
+        for f in fields {
+            if let i = place[f.key] {
+                merged[i].value = f.value
+            } else {
+                place[f.key] = merged.count
+                merged.append(f)
+            }
+        }
+        fields = merged
     }
 
     // MARK: - Numbers

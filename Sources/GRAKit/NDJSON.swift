@@ -21,33 +21,48 @@ public struct InputFile: Sendable {
         }
     }
 
-    /// "line 3" for standard input, "file.jsonl:3" for a file.
-    public func place(_ line: Int) -> String { InputFile.place(line, in: label) }
+    /// "line 3" for standard input, "file.jsonl:3" for a file; "… (array element 2)" after
+    /// it for an element of a JSON array document (1-based).
+    public func place(_ line: Int, element: Int? = nil) -> String { InputFile.place(line, in: label, element: element) }
 
-    /// "line 3" when `label` is empty (standard input), else "label:3".
-    static func place(_ line: Int, in label: String) -> String { label.isEmpty ? "line \(line)" : "\(label):\(line)" }
+    /// "line 3" when `label` is empty (standard input), else "label:3"; then the element.
+    static func place(_ line: Int, in label: String, element: Int? = nil) -> String {
+        let at = label.isEmpty ? "line \(line)" : "\(label):\(line)"
+        guard let element else { return at }
+        return at + " (array element \(element))"
+    }
 
     public func close() { if fd > 2 { closeDescriptor(fd) } }
 }
 
-/// Reads a file descriptor line by line with large `read(2)` calls.
+/// Reads a file descriptor with large `read(2)` calls, as NDJSON lines (`next`) or as the
+/// elements of one JSON array document (`nextElement`), never holding more than one line or
+/// element (plus one read) in memory.
 ///
-/// Each line is handed out as a view into the reader's buffer, valid until the next call.
-/// Lines longer than `maxLineBytes` are skipped to their end and reported as `.tooLong`,
-/// so a caller can stop or go on. Line numbers count from 1; a final line without a
-/// newline counts as a line.
+/// Each line or element is handed out as a view into the reader's buffer, valid until the
+/// next call. Lines and elements longer than `maxLineBytes` are skipped to their end and
+/// reported as `.tooLong`, so a caller can stop or go on. Line numbers count from 1; a final
+/// line without a newline counts as a line.
+///
+/// The buffer is compacted and grown by `fill()`, which moves the unconsumed bytes to the
+/// front: every position kept across a `fill()` is therefore kept relative to `start`.
 public final class LineReader {
-    /// One step of reading: a line, or a line that was over the size cap.
+    /// One step of reading: a line, an array element, or one that was over the size cap.
     public enum Item {
         case line(number: Int, bytes: UnsafeBufferPointer<UInt8>)
-        case tooLong(number: Int, bytes: Int)
+        /// An element of a JSON array: its 0-based index and the line it starts on.
+        case element(index: Int, line: Int, bytes: UnsafeBufferPointer<UInt8>)
+        /// A line (element nil) or array element over `maxLineBytes`, skipped.
+        case tooLong(number: Int, bytes: Int, element: Int?)
     }
 
     public static let defaultMaxLineBytes = 64 << 20
-    public static let readSize = 1 << 20
+    public static let defaultReadSize = 1 << 20
 
     public let fd: Int32
     public let maxLineBytes: Int
+    /// The most bytes asked of one `read(2)` (tests set it small to move chunk boundaries).
+    public let readSize: Int
     private var buffer: UnsafeMutablePointer<UInt8>
     private var capacity: Int
     private var start = 0
@@ -60,18 +75,28 @@ public final class LineReader {
     /// position when reading began for a file offset).
     public private(set) var lastLineOffset = 0
 
-    public init(fd: Int32, maxLineBytes: Int = LineReader.defaultMaxLineBytes) {
+    /// `nextElement`'s place in the array document.
+    private enum ArrayState { case beforeOpen, afterOpen, beforeElement, afterElement, closed }
+    private var arrayState = ArrayState.beforeOpen
+    private var elementCount = 0
+    /// The line `buffer[start]` is on, for array documents.
+    private var arrayLine = 1
+
+    public init(fd: Int32, maxLineBytes: Int = LineReader.defaultMaxLineBytes, readSize: Int = LineReader.defaultReadSize) {
+        precondition(readSize > 0)
         self.fd = fd
         self.maxLineBytes = maxLineBytes
-        capacity = LineReader.readSize * 2
+        self.readSize = readSize
+        capacity = max(readSize * 2, 1 << 12)
         buffer = .allocate(capacity: capacity)
     }
 
     deinit { buffer.deallocate() }
 
-    /// Reads more bytes after `end`; returns false at end of file.
+    /// Reads more bytes after `end`; returns false at end of file. May move the unconsumed
+    /// bytes (from `start`) to the front of the buffer: callers keep offsets from `start`.
     private func fill() throws(GRAError) -> Bool {
-        if capacity - end < LineReader.readSize {
+        if capacity - end < readSize {
             // Move the unconsumed part to the front, then grow if that is not enough.
             if start > 0 {
                 if end > start { buffer.update(from: buffer + start, count: end - start) }
@@ -79,8 +104,8 @@ public final class LineReader {
                 bufferOffset += start
                 start = 0
             }
-            if capacity - end < LineReader.readSize {
-                let newCapacity = max(capacity * 2, end + LineReader.readSize)
+            if capacity - end < readSize {
+                let newCapacity = max(capacity * 2, end + readSize)
                 let p = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
                 p.update(from: buffer, count: end)
                 buffer.deallocate()
@@ -89,7 +114,7 @@ public final class LineReader {
             }
         }
         while true {
-            let n = read(fd, buffer + end, capacity - end)
+            let n = read(fd, buffer + end, min(readSize, capacity - end))
             if n > 0 {
                 end += n
                 return true
@@ -103,9 +128,6 @@ public final class LineReader {
         }
     }
 
-    /// True once the input has ended and every line has been handed out.
-    public var isAtEnd: Bool { eof && start >= end }
-
     /// The next line (without its `\n`), or nil at end of input. With `mayRead` false it
     /// never waits for input: it returns nil when no complete line is buffered yet.
     public func next(mayRead: Bool = true) throws(GRAError) -> Item? {
@@ -118,7 +140,7 @@ public final class LineReader {
                 start = nlIndex + 1
                 lineNumber += 1
                 let length = nlIndex - lineStart
-                if length > maxLineBytes { return .tooLong(number: lineNumber, bytes: length) }
+                if length > maxLineBytes { return .tooLong(number: lineNumber, bytes: length, element: nil) }
                 lastLineOffset = bufferOffset + lineStart
                 return .line(number: lineNumber, bytes: UnsafeBufferPointer(start: buffer + lineStart, count: length))
             }
@@ -127,7 +149,7 @@ public final class LineReader {
                 lineNumber += 1
                 let number = lineNumber
                 let total = try skipOverlongLine()
-                return .tooLong(number: number, bytes: total)
+                return .tooLong(number: number, bytes: total, element: nil)
             }
             if eof {
                 guard end > start else { return nil }
@@ -165,22 +187,6 @@ public final class LineReader {
         }
     }
 
-    /// Reads everything that is left (used for whole-document JSON arrays).
-    public func readRest() throws(GRAError) -> [UInt8] {
-        var out = Array(UnsafeBufferPointer(start: buffer + start, count: end - start))
-        start = end
-        while !eof {
-            let before = end
-            if try !fill() {
-                eof = true
-                break
-            }
-            out.append(contentsOf: UnsafeBufferPointer(start: buffer + before, count: end - before))
-            start = end
-        }
-        return out
-    }
-
     /// The first byte that is not JSON whitespace, reading as much as needed; nil when the
     /// input is only whitespace. Consumes nothing.
     public func peekFirstNonWhitespace() throws(GRAError) -> UInt8? {
@@ -196,6 +202,141 @@ public final class LineReader {
             if try !fill() { eof = true }
             i = start + offset
         }
+    }
+
+    // MARK: - JSON array documents
+
+    /// The next element of the JSON array document that makes up the rest of the input, or
+    /// nil after its closing `]` (only whitespace may follow). An element is found by its
+    /// brackets and strings alone, then handed out unparsed, so a malformed element can be
+    /// reported (and skipped) on its own; a broken array structure (no `[`, no `,` between
+    /// elements, no closing `]`, data after it) throws `GRAError.badInput`.
+    /// With `mayRead` false it never waits for input: it returns nil when no complete
+    /// element is buffered yet.
+    public func nextElement(mayRead: Bool = true) throws(GRAError) -> Item? {
+        while true {
+            guard let c = try skipWhitespace(mayRead: mayRead) else {
+                if !eof { return nil }   // nothing buffered, and not allowed to wait
+                switch arrayState {
+                case .closed: return nil
+                case .beforeOpen: throw GRAError.badInput("line \(arrayLine): expected '[' to open a JSON array")
+                default:
+                    throw GRAError.badInput("line \(arrayLine): JSON array is not closed (input ends after element \(elementCount))")
+                }
+            }
+            switch arrayState {
+            case .beforeOpen:
+                guard c == UInt8(ascii: "[") else { throw GRAError.badInput("line \(arrayLine): expected '[' to open a JSON array") }
+                start += 1
+                arrayState = .afterOpen
+            case .afterOpen where c == UInt8(ascii: "]"):
+                start += 1
+                arrayState = .closed
+            case .afterOpen, .beforeElement:
+                return try scanElement(mayRead: mayRead)
+            case .afterElement:
+                start += 1
+                if c == UInt8(ascii: "]") {
+                    arrayState = .closed
+                } else if c == UInt8(ascii: ",") {
+                    arrayState = .beforeElement
+                } else {
+                    throw GRAError.badInput("line \(arrayLine): expected ',' or ']' between array elements")
+                }
+            case .closed:
+                throw GRAError.badInput("line \(arrayLine): unexpected data after the JSON array")
+            }
+        }
+    }
+
+    /// Consumes JSON whitespace (counting lines); the next byte, or nil at end of input (or
+    /// when the buffer ran out and `mayRead` is false).
+    private func skipWhitespace(mayRead: Bool) throws(GRAError) -> UInt8? {
+        while true {
+            while start < end {
+                let c = buffer[start]
+                if c == 0x0A {
+                    arrayLine += 1
+                } else if c != 0x20 && c != 0x0D && c != 0x09 {
+                    return c
+                }
+                start += 1
+            }
+            if eof || !mayRead { return nil }
+            if try !fill() { eof = true }
+        }
+    }
+
+    /// Scans one element from `start`: an object or array to its closing bracket, anything
+    /// else to the `,` or `]` that ends it at depth 0 outside strings (left unconsumed). Scanning state lives in locals across `fill()`, so strings,
+    /// escapes and nesting may straddle any read boundary. Without `mayRead`, an element not
+    /// wholly buffered is left for the next call (nil), unless it is already being dropped.
+    private func scanElement(mayRead: Bool) throws(GRAError) -> Item? {
+        let index = elementCount
+        let line = arrayLine
+        elementCount += 1
+        var depth = 0
+        var inString = false
+        var escaped = false
+        var newlines = 0
+        var discarded = 0   // bytes of an overlong element dropped from the buffer
+        var i = start
+        while true {
+            while i < end {
+                let c = buffer[i]
+                if inString {
+                    if escaped {
+                        escaped = false
+                    } else if c == UInt8(ascii: "\\") {
+                        escaped = true
+                    } else if c == UInt8(ascii: "\"") {
+                        inString = false
+                    } else if c == 0x0A {
+                        newlines += 1
+                    }
+                } else if c == UInt8(ascii: "\"") {
+                    inString = true
+                } else if c == UInt8(ascii: "{") || c == UInt8(ascii: "[") {
+                    depth += 1
+                } else if c == UInt8(ascii: "}") || c == UInt8(ascii: "]") {
+                    if depth == 0 { return finishElement(index: index, line: line, upTo: i, discarded: discarded, newlines: newlines) }
+                    depth -= 1
+                    // An object or array element ends with its closing bracket, so a missing
+                    // comma after it is named as such.
+                    if depth == 0 { return finishElement(index: index, line: line, upTo: i + 1, discarded: discarded, newlines: newlines) }
+                } else if c == UInt8(ascii: ",") && depth == 0 {
+                    return finishElement(index: index, line: line, upTo: i, discarded: discarded, newlines: newlines)
+                } else if c == 0x0A {
+                    newlines += 1
+                }
+                i += 1
+            }
+            if discarded > 0 || i - start > maxLineBytes {
+                // Over the cap: keep scanning for the element's end, but drop what is read.
+                discarded += i - start
+                start = i
+            }
+            if !mayRead && discarded == 0 && !eof {
+                elementCount -= 1
+                return nil
+            }
+            let scanned = i - start
+            if !eof, try !fill() { eof = true }
+            if eof {
+                throw GRAError.badInput("line \(line): JSON array is not closed (input ends inside element \(index + 1))")
+            }
+            i = start + scanned
+        }
+    }
+
+    private func finishElement(index: Int, line: Int, upTo i: Int, discarded: Int, newlines: Int) -> Item {
+        let elementStart = start
+        start = i
+        arrayLine += newlines
+        arrayState = .afterElement
+        let count = discarded + (i - elementStart)
+        if count > maxLineBytes { return .tooLong(number: line, bytes: count, element: index) }
+        return .element(index: index, line: line, bytes: UnsafeBufferPointer(start: buffer + elementStart, count: i - elementStart))
     }
 }
 

@@ -1,32 +1,43 @@
 import Dispatch
 
-/// A batch of whole input lines copied out of a `LineReader`, with their line numbers.
+/// A batch of whole input lines, or elements of a JSON array document, copied out of a
+/// `LineReader`, with their line numbers.
 struct LineBatch: Sendable {
     enum Line: Sendable {
         case text(number: Int, start: Int, count: Int)
-        case tooLong(number: Int, bytes: Int)
+        /// An array element (0-based `index`) starting on line `number`.
+        case element(index: Int, number: Int, start: Int, count: Int)
+        /// A line (element nil) or array element over the size cap.
+        case tooLong(number: Int, bytes: Int, element: Int?)
     }
     var bytes: [UInt8] = []
     var lines: [Line] = []
     /// The file offset of each line (-1 for an overlong one), when asked for.
     var offsets: [Int]?
 
-    /// Reads lines until about `bytes` bytes are collected, waiting for input only for the
-    /// first line and only when `mayBlock`; nil when no line was read (end of input, or
-    /// nothing buffered without blocking). With `fileStart` (the file position reading began
-    /// at), each line's file offset is recorded in `offsets`.
-    static func read(from reader: LineReader, bytes limit: Int, mayBlock: Bool, fileStart: Int? = nil) throws(GRAError) -> LineBatch? {
+    /// Reads lines (or, with `arrayElements`, the elements of a JSON array document) until
+    /// about `bytes` bytes are collected, waiting for input only for the first one and only
+    /// when `mayBlock`; nil when nothing was read (end of input, or nothing buffered without
+    /// blocking). With `fileStart` (the file position reading began at), each line's file
+    /// offset is recorded in `offsets` (lines only).
+    static func read(from reader: LineReader, bytes limit: Int, mayBlock: Bool, arrayElements: Bool = false,
+                     fileStart: Int? = nil) throws(GRAError) -> LineBatch? {
         var b = LineBatch()
-        if fileStart != nil { b.offsets = [] }
+        if fileStart != nil && !arrayElements { b.offsets = [] }
         b.bytes.reserveCapacity(limit + limit / 4)
-        while b.bytes.count < limit, let item = try reader.next(mayRead: mayBlock && b.lines.isEmpty) {
+        while b.bytes.count < limit {
+            let mayRead = mayBlock && b.lines.isEmpty
+            guard let item = try arrayElements ? reader.nextElement(mayRead: mayRead) : reader.next(mayRead: mayRead) else { break }
             switch item {
             case .line(let number, let bytes):
                 b.lines.append(.text(number: number, start: b.bytes.count, count: bytes.count))
                 b.bytes.append(contentsOf: bytes)
-                if let fileStart { b.offsets!.append(fileStart + reader.lastLineOffset) }
-            case .tooLong(let number, let n):
-                b.lines.append(.tooLong(number: number, bytes: n))
+                if let fileStart { b.offsets?.append(fileStart + reader.lastLineOffset) }
+            case .element(let index, let number, let bytes):
+                b.lines.append(.element(index: index, number: number, start: b.bytes.count, count: bytes.count))
+                b.bytes.append(contentsOf: bytes)
+            case .tooLong(let number, let n, let element):
+                b.lines.append(.tooLong(number: number, bytes: n, element: element))
                 b.offsets?.append(-1)
             }
         }

@@ -246,7 +246,9 @@ public final class StageEngine: @unchecked Sendable {
             let line: Int
             let record: JSONObject
             switch item {
-            case .tooLong(let number, let bytes):
+            case .element, .tooLong(_, _, .some):
+                preconditionFailure("the stage engine reads lines only")
+            case .tooLong(let number, let bytes, nil):
                 try badInput(file.place(number), "line is \(bytes) bytes, over the \(io.maxLineBytes)-byte limit (--max-line-bytes)")
                 continue
             case .line(let number, let bytes):

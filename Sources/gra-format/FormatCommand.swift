@@ -118,13 +118,7 @@ struct FormatCommand: ParsableCommand {
             } else {
                 s = try FormatStage(options: options, output: OutputSink(fd: 1), diagnostics: diagnostics).run()
             }
-            var line = "\(s.read) records read, \(s.written) written, \(s.rejected) rejected"
-            if !s.reasons.isEmpty {
-                line += " (" + s.reasons.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ") + ")"
-            }
-            if s.badInput > 0 { line += ", \(s.badInput) bad input lines skipped" }
-            if s.otherShards > 0 { line += ", \(s.otherShards) left to other shards" }
-            diagnostics.info(line)
+            diagnostics.info(s.description)
             return status
         }
     }
