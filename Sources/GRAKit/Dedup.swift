@@ -296,7 +296,8 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
                     switch role {
                     case .reference(let file):
                         summary.references += 1
-                        try index.insert(batch, slot: slot, referenceFile: file)
+                        try index.insert(batch, slot: slot, referenceFile: file,
+                                         name: r.hasOwnID ? nil : InputFile.place(r.line, in: label, element: r.element))
                     case .input:
                         summary.read += 1
                         let match = try index.match(batch, slot: slot)
@@ -306,7 +307,7 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
                         } else if let m = match {
                             try duplicate(r.id, idIsNumber: r.idIsNumber, report(m), raw: raw, place: InputFile.place(r.line, in: label, element: r.element))
                         } else {
-                            try index.insert(batch, slot: slot)
+                            try index.insert(batch, slot: slot, name: r.hasOwnID ? nil : InputFile.place(r.line, in: label, element: r.element))
                             summary.kept += 1
                             try write(raw)
                         }

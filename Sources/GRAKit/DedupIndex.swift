@@ -105,8 +105,9 @@ final class DedupIndex {
 
     func referenceFile(_ entry: Int) -> String { referenceFiles[Int(referenceFileOf[entry])] }
 
-    /// Adds the record in `slot` of `batch` as the next entry.
-    func insert(_ batch: PreparedBatch, slot: Int, referenceFile: Int? = nil) throws(GRAError) {
+    /// Adds the record in `slot` of `batch` as the next entry, named in reports by its id or
+    /// by `name` (its place, for a record without an `id` field).
+    func insert(_ batch: PreparedBatch, slot: Int, referenceFile: Int? = nil, name: String? = nil) throws(GRAError) {
         guard count < SlotTable.maxEntries else {
             throw GRAError.usage("more than \(SlotTable.maxEntries) records to remember: split the input (--shard)")
         }
@@ -116,7 +117,7 @@ final class DedupIndex {
             referenceCount += 1
             referenceFileOf.append(Int32(referenceFile))
         }
-        idBytes.append(contentsOf: r.id.utf8)
+        idBytes.append(contentsOf: (name ?? r.id).utf8)
         idEnds.append(idBytes.count)
         exact?.insert(r.exactHash)
         if let minhash {

@@ -45,7 +45,7 @@ final class KeepBestState {
         }
         let ordinal = offsets.count
         offsets.append(try extra.withUnsafeBufferPointer { e throws(GRAError) in
-            try spool.append(raw: raw, id: r.id, idIsNumber: r.idIsNumber, place: place, extra: e)
+            try spool.append(raw: raw, id: r.id, idIsNumber: r.idIsNumber, hasOwnID: r.hasOwnID, place: place, extra: e)
         })
         if let m = match {
             joinedBy.append(m.method)
@@ -61,7 +61,7 @@ final class KeepBestState {
                 }
             }
         } else {
-            try index.insert(batch, slot: slot)
+            try index.insert(batch, slot: slot, name: r.hasOwnID ? nil : place)
             clusterOf.append(UInt32(bestOrdinal.count))
             joinedBy.append(.exact)
             bestOrdinal.append(ordinal)
@@ -97,7 +97,7 @@ extension DedupStage {
                 if cachedBest?.ordinal != b { cachedBest = (b, try best.spool.read(at: best.offsets[b])) }
                 let survivor = cachedBest!.entry
                 let (method, similarity) = compare(e, survivor, joinedBy: best.joinedBy[o])
-                let d = report(method, of: survivor.id, similarity: similarity)
+                let d = report(method, of: survivor.name, similarity: similarity)
                 try e.raw.withUnsafeBufferPointer { (raw) throws(GRAError) in try duplicate(e.id, idIsNumber: e.idIsNumber, d, raw: raw, place: e.place) }
             }
         }

@@ -23,6 +23,9 @@ struct PreparedRecord {
     var id: String
     /// True when `id` is the text of a JSON number (written back as a number).
     var idIsNumber = false
+    /// False when the record has no `id` field and `id` is its content hash: reports then
+    /// name it by its place, since a duplicate's content hash is the same.
+    var hasOwnID = true
     var exactHash: UInt64 = 0
     /// `--keep best`: the record's review score (−∞ without one).
     var score = -Double.infinity
@@ -169,7 +172,7 @@ struct DedupPreparer: Sendable {
                 return
             }
         }
-        (r.id, r.idIsNumber) = sample.id()
+        (r.id, r.idIsNumber, r.hasOwnID) = sample.id()
         scratch.text.removeAll(keepingCapacity: true)
         for t in texts { DedupText.appendField(t, to: &scratch.text) }
         if scratch.text.isEmpty {
@@ -253,17 +256,17 @@ struct DedupFieldReader {
         }
     }
 
-    /// The record's id as text, and whether it is a number; a content hash id (as the other
-    /// stages give records without one) when it has none.
-    func id() -> (String, Bool) {
+    /// The record's id as text, whether it is a number, and whether it is the record's own;
+    /// a content hash id (as the other stages give records without one) when it has none.
+    func id() -> (String, isNumber: Bool, own: Bool) {
         switch record["id"] {
-        case .string(let s)? where !s.isEmpty: return (s, false)
-        case .number(let n)?: return (n, true)
+        case .string(let s)? where !s.isEmpty: return (s, false, true)
+        case .number(let n)?: return (n, true, true)
         default:
             let instruction = chat?.instruction ?? record["instruction"]?.stringValue ?? ""
             let input = chat?.input ?? record["input"]?.stringValue ?? ""
             let response = chat?.response ?? record["response"]?.stringValue ?? record["output"]?.stringValue ?? ""
-            return (SampleFields.contentID(instruction: instruction, input: input, response: response), false)
+            return (SampleFields.contentID(instruction: instruction, input: input, response: response), false, false)
         }
     }
 }

@@ -18,8 +18,14 @@ final class DedupSpool {
         var raw: [UInt8]
         var id: String
         var idIsNumber: Bool
+        /// False when `id` is a content hash made for a record without an `id` field.
+        var hasOwnID: Bool
         var place: String
         var extra: [UInt8]
+
+        /// How reports name this record as the one another duplicates: its id, or its place
+        /// when it has no `id` field (its content hash would be the duplicate's own).
+        var name: String { hasOwnID ? id : place }
     }
 
     private let fd: Int32
@@ -48,10 +54,12 @@ final class DedupSpool {
     deinit { close(fd) }
 
     /// Appends a record; returns its offset.
-    func append(raw: UnsafeBufferPointer<UInt8>, id: String, idIsNumber: Bool, place: String, extra: UnsafeBufferPointer<UInt8>) throws(GRAError) -> Int {
+    func append(raw: UnsafeBufferPointer<UInt8>, id: String, idIsNumber: Bool, hasOwnID: Bool = true, place: String,
+                extra: UnsafeBufferPointer<UInt8>) throws(GRAError) -> Int {
         let offset = size
         let idCount = id.utf8.count, placeCount = place.utf8.count
-        for n in [raw.count, idCount, placeCount, idIsNumber ? 1 : 0, extra.count] { appendUInt32(n) }
+        // The id's kind in one word: 0 a string, 1 a number, 2 a content hash.
+        for n in [raw.count, idCount, placeCount, hasOwnID ? (idIsNumber ? 1 : 0) : 2, extra.count] { appendUInt32(n) }
         buffer.append(raw)
         buffer.append(id)
         buffer.append(place)
@@ -119,7 +127,7 @@ final class DedupSpool {
         let raw = Array(take(n[0]))
         let id = String(decoding: take(n[1]), as: UTF8.self)
         let place = String(decoding: take(n[2]), as: UTF8.self)
-        return Entry(raw: raw, id: id, idIsNumber: n[3] != 0, place: place, extra: Array(take(n[4])))
+        return Entry(raw: raw, id: id, idIsNumber: n[3] == 1, hasOwnID: n[3] != 2, place: place, extra: Array(take(n[4])))
     }
 
     private func readBytes(at offset: Int, count: Int) throws(GRAError) -> [UInt8] {

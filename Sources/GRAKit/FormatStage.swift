@@ -217,6 +217,10 @@ struct FormatWorker: Sendable {
             r.summary.otherShards += 1
             return
         }
+        if record["chosen"] != nil && record["rejected"] != nil {
+            reject(r, record, reason: "preference pair (DPO)", detail: "'chosen'/'rejected' have no place in a supervised sample", place: place)
+            return
+        }
         let format: RecordFormat
         if let f = options.from {
             format = f
@@ -234,12 +238,11 @@ struct FormatWorker: Sendable {
             reject(r, record, reason: "cannot read as \(format.rawValue)", detail: error.reason, place: place)
             return
         }
-        if options.normalizeText {
-            let (unclosed, _) = sample.unifyText()
-            if unclosed {
-                reject(r, record, reason: "truncated", detail: "response has an unclosed code fence", place: place)
-                return
-            }
+        // Normalizing finds an unclosed fence on the way; without it, the same check alone.
+        let unclosed = options.normalizeText ? sample.unifyText().unclosedFenceInResponse : TextNormalizer.hasUnclosedFence(sample.response)
+        if unclosed {
+            reject(r, record, reason: "truncated", detail: "response has an unclosed code fence", place: place)
+            return
         }
         if sample.instruction.isEmpty {
             reject(r, record, reason: "empty instruction", detail: nil, place: place)

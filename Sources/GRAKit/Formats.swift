@@ -261,7 +261,8 @@ public enum FormatConverter {
                     guard case .object(let p) = part, case .string(let type)? = p["type"] else {
                         throw FormatRejection("messages[\(i)].content[\(k)] is not a content part")
                     }
-                    guard type == "text", case .string(let t)? = p["text"] else {
+                    // OpenAI's parts hold "text"; LLaMA-Factory's newer ones "value".
+                    guard type == "text", case .string(let t)? = p["text"] ?? p["value"] else {
                         throw FormatRejection("messages[\(i)].content[\(k)] is a '\(type)' part; only text converts")
                     }
                     pieces.append(t)

@@ -3,7 +3,7 @@ import Foundation
 /// Unifies the text of a sample so that equal texts look equal.
 ///
 /// In order: CRLF and lone CR become LF; Unicode is put in NFC; outside Markdown code
-/// fences (lines starting with ``` or ~~~, up to three spaces indented), lines holding only
+/// fences (see `FenceTracker`), lines holding only
 /// whitespace become empty and runs of blank lines collapse to one; finally leading and
 /// trailing ASCII whitespace of the whole text is trimmed. Text inside code fences is untouched.
 public enum TextNormalizer {
@@ -71,9 +71,7 @@ public enum TextNormalizer {
         if isSurelyUnchanged(src) { return nil }
         var out: [UInt8] = []
         out.reserveCapacity(n)
-        var inFence = false
-        var fenceChar: UInt8 = 0
-        var fenceLength = 0
+        var fences = FenceTracker()
         var pendingBlank = 0   // blank lines seen outside a fence, not yet written
         var wroteAnyLine = false
         var i = 0
@@ -86,8 +84,7 @@ public enum TextNormalizer {
             if j < n && src[j] == 0x0D && j + 1 < n && src[j + 1] == 0x0A { next = j + 2 }
             let line = UnsafeBufferPointer(rebasing: src[i..<lineEnd])
 
-            let fence = fenceMarker(line)
-            let isBlank = !inFence && line.allSatisfy { $0 == 0x20 || $0 == 0x09 }
+            let isBlank = !fences.inFence && line.allSatisfy { $0 == 0x20 || $0 == 0x09 }
             if isBlank {
                 if wroteAnyLine { pendingBlank += 1 }
             } else {
@@ -99,19 +96,11 @@ public enum TextNormalizer {
                 out.append(contentsOf: line)
                 wroteAnyLine = true
             }
-            if let (ch, len) = fence {
-                if !inFence {
-                    inFence = true
-                    fenceChar = ch
-                    fenceLength = len
-                } else if ch == fenceChar && len >= fenceLength && isBareFence(line) {
-                    inFence = false
-                }
-            }
+            fences.see(line)
             if lineEnd >= n { break }
             i = next
         }
-        unclosedFence = inFence
+        unclosedFence = fences.inFence
         // Trim trailing whitespace of the whole text (leading blank lines were never written).
         while let last = out.last, last == 0x20 || last == 0x09 || last == 0x0A { out.removeLast() }
         // Trim leading spaces and tabs of the first line.
@@ -154,25 +143,52 @@ public enum TextNormalizer {
         return true
     }
 
-    /// If `line` opens or closes a code fence, the fence character and its run length.
-    private static func fenceMarker(_ line: UnsafeBufferPointer<UInt8>) -> (UInt8, Int)? {
+    /// True when `text` opens a code fence it never closes (a sign of a truncated reply):
+    /// the check `unify` makes, without changing the text (`gra-format --no-normalize`).
+    public static func hasUnclosedFence(_ text: String) -> Bool {
+        var text = text
+        return text.withUTF8 { src -> Bool in
+            var fences = FenceTracker()
+            var i = 0
+            while i < src.count {
+                var j = i
+                while j < src.count && src[j] != 0x0A && src[j] != 0x0D { j += 1 }
+                fences.see(UnsafeBufferPointer(rebasing: src[i..<j]))
+                i = j + 1
+            }
+            return fences.inFence
+        }
+    }
+}
+
+/// Follows Markdown code fences line by line: a line of three or more ` or ~ (after any
+/// indentation, so that fences inside list items count) opens a fence; inside one, a line
+/// holding only the same character, at least as many times, closes it (again at any
+/// indentation: a closing fence indented like its list item, or further, is not taken for
+/// code and the reply for truncated).
+struct FenceTracker {
+    private(set) var inFence = false
+    private var fenceChar: UInt8 = 0
+    private var fenceLength = 0
+
+    mutating func see(_ line: UnsafeBufferPointer<UInt8>) {
         var i = 0
-        while i < line.count && i < 3 && line[i] == 0x20 { i += 1 }
-        guard i < line.count else { return nil }
+        while i < line.count && (line[i] == 0x20 || line[i] == 0x09) { i += 1 }
+        guard i < line.count else { return }
         let ch = line[i]
-        guard ch == UInt8(ascii: "`") || ch == UInt8(ascii: "~") else { return nil }
+        guard ch == UInt8(ascii: "`") || ch == UInt8(ascii: "~") else { return }
         var len = 0
         while i + len < line.count && line[i + len] == ch { len += 1 }
-        return len >= 3 ? (ch, len) : nil
-    }
-
-    /// A closing fence carries nothing after its marker but whitespace.
-    private static func isBareFence(_ line: UnsafeBufferPointer<UInt8>) -> Bool {
-        var i = 0
-        while i < line.count && line[i] == 0x20 { i += 1 }
-        let ch = line[i]
-        while i < line.count && line[i] == ch { i += 1 }
-        while i < line.count && (line[i] == 0x20 || line[i] == 0x09) { i += 1 }
-        return i == line.count
+        guard len >= 3 else { return }
+        if !inFence {
+            inFence = true
+            fenceChar = ch
+            fenceLength = len
+            return
+        }
+        guard ch == fenceChar && len >= fenceLength else { return }
+        var k = i + len
+        while k < line.count && (line[k] == 0x20 || line[k] == 0x09) { k += 1 }
+        if k == line.count { inFence = false }   // a closing fence carries nothing else
     }
 }

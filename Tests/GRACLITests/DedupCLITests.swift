@@ -18,6 +18,26 @@ struct DedupCLITests {
         try jsonLines(Data(contentsOf: dir.appendingPathComponent(name)))
     }
 
+    /// Records without an `id`: a duplicate's content hash id is the kept record's too, so
+    /// duplicate_of names the kept record by its place, with --keep first and --keep best,
+    /// from NDJSON and from an array.
+    @Test(arguments: ["", "--keep best"])
+    func duplicateOfNamesTheKeptRecordWhenThereAreNoIDs(_ keep: String) throws {
+        let dir = ToolRunner.scratch()
+        try write(dir, "in.ndjson", [
+            #"{"instruction":"Other task.","response":"x"}"#,
+            #"{"instruction":"Explain the water cycle.","response":"Rain."}"#,
+            #"{"instruction":"explain  the WATER cycle.","response":"Rain."}"#,
+        ])
+        try Data((#"[{"instruction":"Explain the water cycle.","response":"Rain."},"# + "\n"
+                  + #" {"instruction":"Explain the water cycle.","response":"Rain."}]"#).utf8).write(to: dir.appendingPathComponent("in.json"))
+        let r = try ToolRunner.sh("gra-dedup -q \(keep) --rejects rej.ndjson in.ndjson > /dev/null && gra-dedup -q \(keep) --rejects rej2.ndjson in.json > /dev/null", in: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        let rejects = try lines(dir, "rej.ndjson") + lines(dir, "rej2.ndjson")
+        #expect(rejects.map { $0["duplicate_of"] as? String } == ["in.ndjson:2", "in.json:1 (array element 1)"])
+        for d in rejects { #expect(d["duplicate_of"] as? String != d["id"] as? String) }
+    }
+
     @Test func exactAndNearDuplicatesAreDroppedAndNamed() throws {
         #expect(Self.longOneWordChanged != Self.long)
         let dir = ToolRunner.scratch()

@@ -123,6 +123,16 @@ struct FormatCLITests {
         }
     }
 
+    /// --no-normalize leaves the text alone but still rejects a truncated response.
+    @Test func noNormalizeStillRejectsTruncated() throws {
+        let input = #"{"instruction":"q","response":"```py\nx = 1\n"}"# + "\n" + #"{"instruction":" q ","response":"ok "}"# + "\n"
+        let r = try ToolRunner.sh("gra-format --no-normalize --rejects rej.ndjson && cat rej.ndjson", stdin: input)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdoutLines.count == 2)
+        #expect(r.stdoutLines.first == #"{"instruction":" q ","input":"","response":"ok "}"#)
+        #expect(r.stdoutLines.last?.contains("truncated: response has an unclosed code fence") == true)
+    }
+
     @Test func stripMetaDropsGraBlock() throws {
         let r = try ToolRunner.sh("gra-format --to alpaca --strip-meta", stdin: #"{"instruction":"q","response":"a","gra":{"x":1},"keep":2}"# + "\n")
         #expect(r.stdoutText == #"{"instruction":"q","input":"","output":"a","keep":2}"# + "\n")

@@ -55,6 +55,9 @@ struct FormatTests {
         let record = try #require(try JSONParser.parse(#"{"messages":[{"role":"developer","content":"sys"},{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]},{"role":"assistant","content":"r"}]}"#).objectValue)
         let (s, _) = try FormatConverter.decode(record, as: .openai)
         #expect(s == Sample(system: "sys", instruction: "ab", response: "r"))
+        // LLaMA-Factory's newer parts carry their text under "value".
+        let v1 = try #require(try JSONParser.parse(#"{"messages":[{"role":"user","content":[{"type":"text","value":"hi"}],"loss_weight":0.0},{"role":"assistant","content":[{"type":"text","value":"Hello"}],"loss_weight":1.0}]}"#).objectValue)
+        #expect(try FormatConverter.decode(v1, as: .openai).0 == Sample(instruction: "hi", response: "Hello"))
     }
 
     /// The codealpaca case: `output` and `response` both present. The detected format's own

@@ -33,6 +33,29 @@ struct TextNormalizerTests {
         #expect(TextNormalizer.unify("```\na\n```python\n").hasUnclosedFence)
     }
 
+    /// Fences inside list items: the closing fence indented like its opening one, or further
+    /// (GPTeacher's codegen set closes column-0 fences with "    ```"), closes it.
+    @Test(arguments: [
+        "```cpp\nint main() {\n    return 0;}\n    ```",
+        "1. Install:\n\n    ```bash\n    pip install x\n    ```\n2. Run it.",
+        "- step\n   ~~~~\n   code\n   ~~~~",
+        "\t```\n\tcode\n\t```",
+    ])
+    func indentedClosingFenceCloses(_ text: String) {
+        #expect(!TextNormalizer.unify(text).hasUnclosedFence)
+        #expect(!TextNormalizer.hasUnclosedFence(text))
+    }
+
+    /// The check alone (`--no-normalize`) agrees with the one `unify` makes.
+    @Test func fenceCheckAloneAgreesWithUnify() {
+        let pieces = ["a", " ", "    ", "\n", "\t", "\r\n", "`", "```", "````", "~~~", "```py", "\n\n", "é"]
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<5000 {
+            let s = (0..<Int.random(in: 0...10, using: &rng)).map { _ in pieces.randomElement(using: &rng)! }.joined()
+            #expect(TextNormalizer.hasUnclosedFence(s) == TextNormalizer.unify(s).hasUnclosedFence, "\(s.debugDescription)")
+        }
+    }
+
     /// The quick "nothing to do" check must never claim a text is unchanged when it is not.
     @Test func quickCheckAgreesWithFullRules() {
         let pieces = ["a", " ", "\n", "\t", "\r", "`", "```", "~~~", "b c", "\n\n", "é"]
