@@ -244,6 +244,10 @@ struct FormatWorker: Sendable {
             reject(r, record, reason: "truncated", detail: "response has an unclosed code fence", place: place)
             return
         }
+        if let why = options.to.cannotHold(sample) {
+            reject(r, record, reason: "cannot write as \(options.to.rawValue)", detail: why, place: place)
+            return
+        }
         if sample.instruction.isEmpty {
             reject(r, record, reason: "empty instruction", detail: nil, place: place)
             return

@@ -11,6 +11,11 @@ public struct SampleFields: Sendable {
 
     /// Reads the fields; `needResponse` makes a missing response a failure.
     public static func read(_ record: JSONObject, needResponse: Bool) -> Result<SampleFields, TaskFailure> {
+        // The LLM stages see one instruction and its response; a reply reached through tool
+        // calls would be judged (or imitated) without them.
+        if let steps = record["tool_steps"], steps != .null {
+            return .failure(TaskFailure(reason: "a tool-call sample ('tool_steps'): this stage handles instruction/response samples without tool calls"))
+        }
         func string(_ key: String) -> Result<String?, TaskFailure> {
             switch record[key] {
             case nil, .null?: return .success(nil)

@@ -34,7 +34,11 @@ struct FormatTests {
     @Test(arguments: [
         (#"{"conversations":[{"from":"human","value":"q"}]}"#, "does not end with an assistant reply"),
         (#"{"conversations":[{"from":"gpt","value":"a"},{"from":"human","value":"q"}]}"#, "should be a user turn"),
-        (#"{"conversations":[{"from":"human","value":"q"},{"from":"observation","value":"a"}]}"#, "unsupported role 'observation'"),
+        (#"{"conversations":[{"from":"human","value":"q"},{"from":"observation","value":"a"}]}"#, "'conversations'[1] should be an assistant turn, found 'observation'"),
+        (#"{"conversations":[{"from":"human","value":"q"},{"from":"function_call","value":"{\"name\":\"f\"}"}]}"#, "ends with a tool call"),
+        (#"{"conversations":[{"from":"human","value":"q"},{"from":"function_call","value":"not json"},{"from":"observation","value":"r"},{"from":"gpt","value":"a"}]}"#, "is not a JSON function call"),
+        (#"{"conversations":[{"from":"tool","value":"q"}]}"#, "unsupported role 'tool'"),
+        (#"{"messages":[{"role":"user","content":"q"},{"role":"assistant","tool_calls":[{"type":"function","function":{"name":"f","arguments":"{oops"}}]},{"role":"tool","content":"r"},{"role":"assistant","content":"a"}]}"#, "arguments that are not JSON"),
         (#"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{}}]},{"role":"assistant","content":"a"}]}"#, "only text converts"),
         (#"{"messages":[{"role":"user","content":null},{"role":"assistant","content":"a"}]}"#, "has no content"),
         (#"{"instruction":5,"output":"a"}"#, "'instruction' must be a string, not a number"),
@@ -112,5 +116,51 @@ struct FormatTests {
                 }
             }
         }
+    }
+
+    /// A tool-using conversation (two turns, a step with two parallel calls) goes through
+    /// ShareGPT, OpenAI messages and gra's record and comes back the same; Alpaca, which has
+    /// no place for calls, and ShareGPT, which has one observation per step, say so.
+    @Test func toolCallsRoundTripThroughEveryChatForm() throws {
+        let tools: [JSONValue] = [.object(["name": .string("get_weather"), "parameters": .object(["type": .string("object")])])]
+        let step = ToolStep(calls: [ToolCall(name: "get_weather", arguments: .object(["city": .string("Paris")]))], results: [#"{"temp": 21}"#])
+        let sample = Sample(system: "sys", tools: tools,
+                            history: [.init(user: "hi", steps: [step], assistant: "21 degrees")],
+                            instruction: "and Rome?", steps: [ToolStep(calls: [ToolCall(name: "get_weather", arguments: .object(["city": .string("Rome")]))],
+                                                                       results: ["{\"temp\": 25}"])], response: "25 degrees")
+        #expect(sample.hasToolCalls)
+        for format in [RecordFormat.sharegpt, .openai, .gra] {
+            #expect(format.cannotHold(sample) == nil)
+            let record = FormatConverter.encode(sample, extras: ["id": .string("t1")], as: format, stripMeta: false).record
+            #expect(RecordFormat.detect(record) == format)
+            var (back, extras) = try FormatConverter.decode(record, as: format)
+            // OpenAI messages name every call; the ids are made up stably when the data had none.
+            if format == .openai {
+                #expect(back.history[0].steps[0].calls[0].id == "call_0_0_0" && back.steps[0].calls[0].id == "call_1_0_0")
+                back.history[0].steps[0].calls[0].id = nil
+                back.steps[0].calls[0].id = nil
+            }
+            #expect(back == sample, "\(format)")
+            #expect(extras.keys == ["id"])
+        }
+        #expect(RecordFormat.alpaca.cannotHold(sample)?.contains("no place in alpaca") == true)
+        var parallel = sample
+        parallel.steps = [ToolStep(calls: [ToolCall(name: "a", arguments: .object([:])), ToolCall(name: "b", arguments: .object([:]))], results: ["1", "2"])]
+        #expect(RecordFormat.sharegpt.cannotHold(parallel)?.contains("2 results") == true)
+        // OpenAI keeps each result beside its call's id, and reads them back as one step.
+        let openai = FormatConverter.encode(parallel, extras: [:], as: .openai, stripMeta: false).record
+        let back = try FormatConverter.decode(openai, as: .openai).0
+        #expect(back.steps.count == 1 && back.steps[0].results == ["1", "2"] && back.steps[0].calls.map(\.name) == ["a", "b"])
+    }
+
+    /// The LLM stages judge instruction/response samples: a tool-call sample fails with a
+    /// reason instead of being judged without its calls.
+    @Test func stagesRefuseToolCallSamples() throws {
+        let record = try #require(try JSONParser.parse(#"{"instruction":"q","response":"a","tool_steps":[{"calls":[{"name":"f","arguments":{}}],"results":["r"]}]}"#).objectValue)
+        guard case .failure(let f) = SampleFields.read(record, needResponse: true) else {
+            Issue.record("read a tool-call sample")
+            return
+        }
+        #expect(f.reason.contains("tool-call sample"))
     }
 }
