@@ -309,31 +309,36 @@ public struct JSONParser {
         return .object(JSONObject(fields))
     }
 
-    /// True when two fields share a key. Records have a handful of fields: comparing each
-    /// pair costs less than hashing them.
+    /// True when two fields share a key, byte for byte (Swift's `==` also equates canonically
+    /// equivalent strings, "é" and "e\u{301}", which JSON and Python keep apart). Records
+    /// have a handful of fields: comparing each pair costs less than hashing them.
     static func hasRepeatedKey(_ fields: [JSONField]) -> Bool {
         if fields.count > 32 {
-            var seen = Set<String>(minimumCapacity: fields.count)
-            for f in fields where !seen.insert(f.key).inserted { return true }
+            var seen = Set<[UInt8]>(minimumCapacity: fields.count)
+            for f in fields where !seen.insert(Array(f.key.utf8)).inserted { return true }
             return false
         }
         for i in 1..<fields.count {
             let key = fields[i].key
-            for j in 0..<i where fields[j].key == key { return true }
+            for j in 0..<i where sameBytes(fields[j].key, key) { return true }
         }
         return false
     }
 
-    /// Keeps one field per key, at the key's first place, with its last value.
+    @inline(__always)
+    static func sameBytes(_ a: String, _ b: String) -> Bool { a.utf8.elementsEqual(b.utf8) }
+
+    /// Keeps one field per key (byte for byte), at the key's first place, with its last value.
     static func mergeRepeatedKeys(_ fields: inout [JSONField]) {
-        var place: [String: Int] = [:]
+        var place: [[UInt8]: Int] = [:]
         var merged: [JSONField] = []
         merged.reserveCapacity(fields.count)
         for f in fields {
-            if let i = place[f.key] {
+            let key = Array(f.key.utf8)
+            if let i = place[key] {
                 merged[i].value = f.value
             } else {
-                place[f.key] = merged.count
+                place[key] = merged.count
                 merged.append(f)
             }
         }

@@ -44,6 +44,15 @@ struct JSONTests {
         #expect(JSONWriter.string(try JSONParser.parse(text)) == expected)
     }
 
+    /// Keys are compared byte for byte: "é" and "e" + U+0301 are equal Swift strings but two
+    /// keys to JSON and Python, and both are kept.
+    @Test func canonicallyEquivalentKeysAreTwoKeys() throws {
+        let text = "{\"\u{E9}\":1,\"e\u{301}\":2}"
+        let v = try JSONParser.parse(text)
+        #expect(v.objectValue?.count == 2)
+        #expect(JSONWriter.string(v).utf8.elementsEqual(text.utf8))
+    }
+
     @Test func lookupReturnsLastDuplicate() throws {
         let o = try #require(try JSONParser.parse(#"{"a":1,"a":2}"#).objectValue)
         #expect(o["a"] == .number("2"))
