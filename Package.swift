@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "gra-adjudicate", targets: ["gra-adjudicate"]),
         .executable(name: "gra-dedup", targets: ["gra-dedup"]),
         .executable(name: "gra-testserver", targets: ["gra-testserver"]),
+        .executable(name: "gra-fuzz", targets: ["gra-fuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -68,6 +69,14 @@ let package = Package(
         .executableTarget(
             name: "gra-testserver",
             dependencies: ["GRAKit", "CCurl", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        // Fuzz targets for the JSON parser/writer and the line reader. bench/fuzz builds it as a
+        // libFuzzer binary (-sanitize=fuzzer,address -DGRA_FUZZ, lld); a plain build replays
+        // inputs: gra-fuzz TARGET FILE... (@_extern(c) declares libFuzzer's LLVMFuzzerRunDriver).
+        .executableTarget(
+            name: "gra-fuzz",
+            dependencies: ["GRAKit"],
+            swiftSettings: [.enableExperimentalFeature("Extern")]
         ),
         .testTarget(name: "GRAKitTests", dependencies: ["GRAKit"]),
         .testTarget(name: "GRACLITests", dependencies: ["GRAKit"]),

@@ -118,4 +118,19 @@ struct InputCLITests {
         let n = r.stdoutText.split(separator: " ").compactMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
         #expect(n.count == 3 && n[0] > 0 && n[0] == n[1] + n[2], "every record written or rejected: \(r.stdoutText)")
     }
+
+    /// The fuzz targets' seeds and every input a fuzzer once failed on (Tests/fuzz/crashers),
+    /// replayed through the same checks (gra-fuzz's plain build).
+    @Test(arguments: ["json", "lines", "array"])
+    func fuzzSeedsAndCrashersPass(_ target: String) throws {
+        let fuzz = Self.repo.appendingPathComponent("Tests/fuzz").path
+        let r = try ToolRunner.sh("""
+            set -e
+            dirs='\(fuzz)/seeds/\(target)'
+            test -d '\(fuzz)/crashers/\(target)' && dirs="$dirs \(fuzz)/crashers/\(target)"
+            gra-fuzz \(target) $dirs
+            """)
+        #expect(r.status == 0, "\(r.stdoutText) \(r.stderr)")
+        #expect(r.stdoutText.contains(" 0 failed"), "\(r.stdoutText)")
+    }
 }
