@@ -270,9 +270,11 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
             for slot in batch.records.indices {
                 let r = batch.records[slot]
                 let raw = UnsafeBufferPointer(rebasing: all[r.rawStart..<(r.rawStart + r.rawCount)])
+                // Made only when needed: a string per record costs.
+                let place = { InputFile.place(r.line, in: label, element: r.element) }
                 switch r.status {
                 case .bad(let message):
-                    try badInput(InputFile.place(r.line, in: label, element: r.element), message, raw: raw)
+                    try badInput(place(), message, raw: raw)
                 case .otherShard:
                     summary.otherShards += 1
                 case .noText:
@@ -290,24 +292,24 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
                 case .record:
                     if let problem = embeddingProblem(batch, slot: slot) {
                         if case .input = role { summary.read += 1 }
-                        try failed(r, raw: raw, place: InputFile.place(r.line, in: label, element: r.element), problem)
+                        try failed(r, raw: raw, place: place(), problem)
                         continue
                     }
                     switch role {
                     case .reference(let file):
                         summary.references += 1
                         try index.insert(batch, slot: slot, referenceFile: file,
-                                         name: r.hasOwnID ? nil : InputFile.place(r.line, in: label, element: r.element))
+                                         name: r.hasOwnID ? nil : place())
                     case .input:
                         summary.read += 1
                         let match = try index.match(batch, slot: slot)
                         if let best = bestState {
-                            try best.spool(batch, slot: slot, raw: raw, place: InputFile.place(r.line, in: label, element: r.element),
+                            try best.spool(batch, slot: slot, raw: raw, place: place(),
                                            match: match, index: index)
                         } else if let m = match {
-                            try duplicate(r.id, idIsNumber: r.idIsNumber, report(m), raw: raw, place: InputFile.place(r.line, in: label, element: r.element))
+                            try duplicate(r.id, idIsNumber: r.idIsNumber, report(m), raw: raw, place: place())
                         } else {
-                            try index.insert(batch, slot: slot, name: r.hasOwnID ? nil : InputFile.place(r.line, in: label, element: r.element))
+                            try index.insert(batch, slot: slot, name: r.hasOwnID ? nil : place())
                             summary.kept += 1
                             try write(raw)
                         }

@@ -95,7 +95,7 @@ struct DedupPreparer: Sendable {
                 switch line {
                 case .tooLong(let number, let bytes, let element):
                     bad(out, line: number, element: element.map { $0 + 1 },
-                        "\(element == nil ? "line" : "element") is \(bytes) bytes, over the \(maxLineBytes)-byte limit (--max-line-bytes)", start: 0, count: 0)
+                        LineReader.tooLongMessage(bytes: bytes, element: element, limit: maxLineBytes), start: 0, count: 0)
                 case .text(let number, let start, var count):
                     let bytes = UnsafeBufferPointer(rebasing: all[start..<(start + count)])
                     if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }

@@ -180,7 +180,7 @@ struct FormatWorker: Sendable {
                 switch line {
                 case .tooLong(let number, let bytes, let element):
                     badInput(r, where: input.place(number, element: element.map { $0 + 1 }),
-                             message: "\(element == nil ? "line" : "element") is \(bytes) bytes, over the \(options.maxLineBytes)-byte limit (--max-line-bytes)")
+                             message: LineReader.tooLongMessage(bytes: bytes, element: element, limit: options.maxLineBytes))
                 case .text(let number, let start, let count):
                     let bytes = UnsafeBufferPointer(rebasing: all[start..<(start + count)])
                     if isBlank(bytes) { continue }

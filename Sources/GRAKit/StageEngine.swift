@@ -249,7 +249,7 @@ public final class StageEngine: @unchecked Sendable {
             case .element, .tooLong(_, _, .some):
                 preconditionFailure("the stage engine reads lines only")
             case .tooLong(let number, let bytes, nil):
-                try badInput(file.place(number), "line is \(bytes) bytes, over the \(io.maxLineBytes)-byte limit (--max-line-bytes)")
+                try badInput(file.place(number), LineReader.tooLongMessage(bytes: bytes, element: nil, limit: io.maxLineBytes))
                 continue
             case .line(let number, let bytes):
                 line = number

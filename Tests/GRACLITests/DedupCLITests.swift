@@ -193,9 +193,9 @@ struct DedupCLITests {
         #expect(rejects.allSatisfy { $0["method"] as? String == "against" && $0["reference"] as? String == "bench.json" })
         #expect(rejects[0]["duplicate_of"] as? String == "bench-1")
         #expect((rejects[0]["reason"] as? String)?.hasPrefix("too close to reference bench-1 in bench.json (Jaccard") == true)
-        // The reference without an id is named by its content hash id, as the stages name it.
-        let hashID = try #require(rejects[1]["duplicate_of"] as? String)
-        #expect(hashID.count == 17 && hashID.hasPrefix("h"), "\(hashID)")
+        // A reference without an id is named by its place (its content hash would be the
+        // dropped record's own when the texts are the same).
+        #expect(rejects[1]["duplicate_of"] as? String == "bench.json:3 (array element 2)")
         #expect(rejects[1]["where"] as? String == "line 3")
         #expect(r.stderr.contains("against 2"), "\(r.stderr)")
         #expect(r.stderr.contains("2 reference records"))
@@ -269,6 +269,8 @@ struct DedupCLITests {
         #expect(reject["id"] as? String == "dup")
     }
 
+    /// A dropped record without an id is named by its content hash; the kept one it
+    /// duplicates by its place, since its content hash would be the same for an exact copy.
     @Test func recordsWithoutIDsAreNamedByContentHash() throws {
         let dir = ToolRunner.scratch()
         try write(dir, "in.ndjson", [
@@ -279,7 +281,7 @@ struct DedupCLITests {
         #expect(r.stdoutLines == [#"{"instruction":"Same task","input":"","output":"one"}"#])
         let reject = try #require(try lines(dir, "rej.ndjson").first)
         // SampleFields.contentID: "h" + 16 hex digits of SHA-256(instruction␟input␟response).
-        #expect(reject["duplicate_of"] as? String == "h" + Self.sha256Prefix("Same task\u{1F}\u{1F}one"))
+        #expect(reject["duplicate_of"] as? String == "in.ndjson:1")
         #expect(reject["id"] as? String == "h" + Self.sha256Prefix("same  TASK\u{1F}\u{1F}two"))
     }
 
