@@ -150,6 +150,8 @@ public final class LineReader {
                 return .line(number: lineNumber, bytes: UnsafeBufferPointer(start: buffer + lineStart, count: length))
             }
             if end - start > maxLineBytes {
+                // Skipping reads on to the line's end: not without leave to wait.
+                if !mayRead { return nil }
                 // Over the cap: discard up to the next newline without keeping it.
                 lineNumber += 1
                 let number = lineNumber
