@@ -81,10 +81,12 @@ public struct TaskOutcome: Sendable {
 public final class StageTask: @unchecked Sendable {
     public let seq: Int
     public let record: JSONObject
-    /// "file:line" of the record, for messages (made when asked: most records never need it).
-    public var place: String { InputFile.place(line, in: inputLabel) }
+    /// "file:line" of the record (with its element number when the input was a JSON array), for
+    /// messages (made when asked: most records never need it).
+    public var place: String { InputFile.place(line, in: inputLabel, element: element) }
     private let inputLabel: String
     private let line: Int
+    private let element: Int?
     /// False once any reply came from the network rather than the cache.
     public private(set) var allCached = true
     /// Requests sent for this record (cache hits included).
@@ -96,11 +98,12 @@ public final class StageTask: @unchecked Sendable {
     fileprivate var outcome: TaskOutcome?
     unowned let engine: StageEngine
 
-    init(seq: Int, record: JSONObject, inputLabel: String, line: Int, engine: StageEngine) {
+    init(seq: Int, record: JSONObject, inputLabel: String, line: Int, element: Int? = nil, engine: StageEngine) {
         self.seq = seq
         self.record = record
         self.inputLabel = inputLabel
         self.line = line
+        self.element = element
         self.engine = engine
     }
 
@@ -239,39 +242,44 @@ public final class StageEngine: @unchecked Sendable {
         let file = try InputFile(input)
         defer { file.close() }
         let reader = LineReader(fd: file.fd, maxLineBytes: io.maxLineBytes)
+        // NDJSON, or one JSON array of records (as Alpaca files are), like gra-format.
+        let isArray = try reader.peekFirstNonWhitespace() == UInt8(ascii: "[")
         while true {
             if Signals.interrupted { throw GRAError.interrupted }
             while tasks.count >= window { try waitAndWrite() }
-            guard let item = try reader.next() else { break }
+            guard let item = try isArray ? reader.nextElement() : reader.next() else { break }
             let line: Int
-            let record: JSONObject
+            var element: Int?
+            let bytes: UnsafeBufferPointer<UInt8>
             switch item {
-            case .element, .tooLong(_, _, .some):
-                preconditionFailure("the stage engine reads lines only")
-            case .tooLong(let number, let bytes, nil):
-                try badInput(file.place(number), LineReader.tooLongMessage(bytes: bytes, element: nil, limit: io.maxLineBytes))
+            case .tooLong(let number, let n, let index):
+                try badInput(file.place(number, element: index.map { $0 + 1 }),
+                             LineReader.tooLongMessage(bytes: n, element: index, limit: io.maxLineBytes))
                 continue
-            case .line(let number, let bytes):
-                line = number
-                if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
-                switch JSONParser.parseResult(bytes) {
-                case .failure(let e):
-                    try badInput(file.place(number), "invalid JSON: \(e)")
+            case .line(let number, let text):
+                if text.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+                (line, bytes) = (number, text)
+            case .element(let index, let number, let text):
+                (line, element, bytes) = (number, index + 1, text)
+            }
+            let record: JSONObject
+            switch JSONParser.parseResult(bytes) {
+            case .failure(let e):
+                try badInput(file.place(line, element: element), "invalid JSON: \(e)")
+                continue
+            case .success(let v):
+                guard case .object(let o) = v else {
+                    try badInput(file.place(line, element: element), "expected a JSON object (one record per line), found \(v.kindDescription)")
                     continue
-                case .success(let v):
-                    guard case .object(let o) = v else {
-                        try badInput(file.place(number), "expected a JSON object (one record per line), found \(v.kindDescription)")
-                        continue
-                    }
-                    record = o
                 }
+                record = o
             }
             if let shard = io.shard, !shard.contains(record) {
                 summary.otherShards += 1
                 continue
             }
             summary.read += 1
-            let task = StageTask(seq: seq, record: record, inputLabel: file.label, line: line, engine: self)
+            let task = StageTask(seq: seq, record: record, inputLabel: file.label, line: line, element: element, engine: self)
             tasks.insert(task)
             seq += 1
             start(task)

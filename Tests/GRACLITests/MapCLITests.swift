@@ -66,6 +66,29 @@ struct MapCLITests {
         #expect(r.stderr.contains("60/60 done"))
     }
 
+    /// The LLM stages read a JSON array of records as gra-format does (the bundled Alpaca seeds
+    /// are one): the same records and replies as from NDJSON, from a file and from a pipe; a
+    /// bad element is named by its line and element number.
+    @Test func jsonArrayInputGivesTheNDJSONRecords() throws {
+        let inputs = (0..<40).map { "question \($0)" }
+        let dir = try setUp(script: #"{"rules":[]}"#, records: records(inputs))
+        let objects = records(inputs).joined(separator: ",\n  ")
+        try Data("[\n  \(objects)\n]\n".utf8).write(to: dir.appendingPathComponent("in.json"))
+        try Data("[{\"instruction\":\"a\"},\n 5]".utf8).write(to: dir.appendingPathComponent("bad.json"))
+        let r = try ToolRunner.sh(Self.prelude + """
+            start_server --script script.json
+            gra-map --prompt prompt.txt --into x --model m1@$URL --cache cache < in.ndjson > want.ndjson
+            gra-map --prompt prompt.txt --into x --model m1@$URL --cache cache in.json > file.ndjson
+            cat in.json | gra-map --prompt prompt.txt --into x --model m1@$URL --cache cache > pipe.ndjson
+            cmp want.ndjson file.ndjson && cmp want.ndjson pipe.ndjson && wc -l < want.ndjson
+            gra-map --prompt prompt.txt --into x --model m1@$URL --cache cache bad.json > /dev/null 2> bad.err
+            echo "status $?"
+            cat bad.err
+            """, in: dir)
+        #expect(r.stdoutLines.prefix(2) == ["40", "status 65"], "\(r.stdoutText) \(r.stderr)")
+        #expect(r.stdoutText.contains("bad.json:2 (array element 2): expected a JSON object"), "\(r.stdoutText)")
+    }
+
     /// --unordered writes replies as they come: a slow first record no longer holds back the rest.
     @Test func unorderedWritesAsRepliesArrive() throws {
         let dir = try setUp(script: #"{"rules":[{"contains":"SLOW","delay_ms":400}]}"#, records: records(["SLOW", "b", "c", "d"]))
