@@ -119,6 +119,9 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
     /// Runs over the reference sets, then every input; flushes complete output before
     /// returning or throwing.
     public func run() throws(GRAError) -> DedupSummary {
+        try OutputGuard.check(inputs: options.inputs + options.against,
+                              outputs: [.init("--rejects", options.rejectsPath), .init("--errors", options.errorsPath)],
+                              stdoutIsOutput: out.fd == 1)
         if let path = options.rejectsPath { rejects = try OutputSink(path: path) }
         if let path = options.errorsPath { errors = try OutputSink(path: path) }
         defer {

@@ -83,6 +83,7 @@ public final class FormatStage: @unchecked Sendable {  // output state is touche
 
     /// Runs over every input; flushes complete output before returning or throwing.
     public func run() throws(GRAError) -> FormatSummary {
+        try OutputGuard.check(inputs: options.inputs, outputs: [.init("--rejects", options.rejectsPath)], stdoutIsOutput: out.fd == 1)
         if let path = options.rejectsPath { rejects = try OutputSink(path: path) }
         defer {
             try? rejects?.flush()

@@ -136,8 +136,9 @@ public final class HTTPClient: @unchecked Sendable {
         loops.reduce(0) { $0 + $1.inFlight(endpoint: endpoint) }
     }
 
-    /// Stops the event loops now: requests still queued or in flight are abandoned (their
-    /// completions never run). Call it once the caller needs no more answers.
+    /// Stops the event loops now and waits for their threads to end: requests still queued or
+    /// in flight are abandoned (their completions never run), and no callback runs after it
+    /// returns. Call it once the caller needs no more answers; calling it again is harmless.
     public func shutdown() {
         for loop in loops { loop.shutdown() }
     }
@@ -295,10 +296,13 @@ final class HTTPEventLoop: @unchecked Sendable {
         lock.locked { endpoints.first { $0.name == endpoint }?.inFlight ?? 0 }
     }
 
+    /// Stops the loop and waits for its thread to end; safe to call again (each caller
+    /// passes the signal on to the next).
     func shutdown() {
         lock.locked { stopping = true }
         wake()
         done.wait()
+        done.signal()
     }
 
     // MARK: - Event loop

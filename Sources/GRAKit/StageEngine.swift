@@ -203,15 +203,22 @@ public final class StageEngine: @unchecked Sendable {
         self.diagnostics = diagnostics
         window = max(16, client.http.maxInFlight * 4)
         tasks = TaskWindow(capacity: window, unordered: io.unordered)
-        client.executor = { [unowned self] handle, response in self.enqueue(handle, response) }
-        client.http.afterCompletions = { [unowned self] in self.wakeIfQueued() }
     }
 
     /// The most records read ahead of the oldest unwritten one (the capacity of `tasks`).
     private let window: Int
 
     /// Runs the stage: `start` is called once per record (after `--shard`), on this thread.
+    ///
+    /// The client's callbacks reach this engine only while `run` runs: they are installed at
+    /// its start, and its end shuts the client down (loop threads joined), so no late reply,
+    /// such as the start-up `/models` probe's, can call into an engine that is gone.
     public func run(_ start: (StageTask) -> Void) throws(GRAError) -> StageSummary {
+        client.executor = { [unowned self] handle, response in self.enqueue(handle, response) }
+        client.http.afterCompletions = { [unowned self] in self.wakeIfQueued() }
+        defer { client.http.shutdown() }
+        try OutputGuard.check(inputs: io.inputs, outputs: [.init("--errors", io.errorsPath), .init("--rejects", io.rejectsPath),
+                                                           .init("--stats", io.statsPath)], stdoutIsOutput: out.fd == 1)
         if let path = io.errorsPath { errors = try OutputSink(path: path) }
         if let path = io.rejectsPath { rejects = try OutputSink(path: path) }
         defer {

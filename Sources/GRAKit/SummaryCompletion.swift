@@ -68,6 +68,9 @@ public final class SummaryCompletionStage: @unchecked Sendable {
     /// running at once, so memory stays bounded and order is kept.
     public static func formatCompletingSummaries(format: FormatOptions, completion: SummaryCompletionOptions, client: LLMClient,
                                                  output: OutputSink, diagnostics: Diagnostics) throws(GRAError) -> (FormatSummary, StageSummary, completed: Int) {
+        // The three steps each see part of the paths: check them all together first.
+        try OutputGuard.check(inputs: format.inputs, outputs: [.init("--rejects", format.rejectsPath), .init("--errors", completion.errorsPath),
+                                                               .init("--stats", completion.statsPath)], stdoutIsOutput: output.fd == 1)
         var toSummaries: [Int32] = [0, 0]
         var toOutput: [Int32] = [0, 0]
         guard pipe(&toSummaries) == 0, pipe(&toOutput) == 0 else { throw GRAError.io("cannot create a pipe: \(String(cString: strerror(errno)))") }
