@@ -2,8 +2,8 @@
 import Glibc
 #endif
 
-/// The whole content of a text file, or nil when it cannot be read.
-public func readTextFile(_ path: String) -> String? {
+/// The whole content of a file, or nil when it cannot be read (errno says why).
+public func readFileBytes(_ path: String) -> [UInt8]? {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { return nil }
     defer { close(fd) }
@@ -11,9 +11,13 @@ public func readTextFile(_ path: String) -> String? {
     var chunk = [UInt8](repeating: 0, count: 1 << 16)
     while true {
         let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n > 0 { bytes.append(contentsOf: chunk[0..<n]) } else if n == 0 { break } else if errno != EINTR { return nil }
+        if n > 0 { bytes.append(contentsOf: chunk[0..<n]) } else if n == 0 { return bytes } else if errno != EINTR { return nil }
     }
-    return String(decoding: bytes, as: UTF8.self)
+}
+
+/// The whole content of a text file, or nil when it cannot be read.
+public func readTextFile(_ path: String) -> String? {
+    readFileBytes(path).map { String(decoding: $0, as: UTF8.self) }
 }
 
 /// True when `path` names a directory.

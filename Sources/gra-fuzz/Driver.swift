@@ -1,5 +1,6 @@
 // The target registry, the check-failure type, and the two drivers (libFuzzer, replay).
 
+import GRAKit
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -111,7 +112,7 @@ func replay(_ target: FuzzTarget, paths: [String]) -> Int32 {
     var unreadable = 0
     var passed = 0
     for path in paths.flatMap(expandDirectory) {
-        guard let bytes = readWholeFile(path) else {
+        guard let bytes = readFileBytes(path) else {
             writeStderr("gra-fuzz: cannot read \(path): \(String(cString: strerror(errno)))\n")
             unreadable += 1
             continue
@@ -145,18 +146,4 @@ private func expandDirectory(_ path: String) -> [String] {
         if stat(full, &fst) == 0, (fst.st_mode & S_IFMT) == S_IFREG { names.append(full) }
     }
     return names.sorted()
-}
-
-private func readWholeFile(_ path: String) -> [UInt8]? {
-    let fd = open(path, O_RDONLY)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var out: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 1 << 16)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0 { if errno == EINTR { continue }; return nil }
-        if n == 0 { return out }
-        out.append(contentsOf: chunk[0..<n])
-    }
 }
