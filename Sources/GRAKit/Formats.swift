@@ -11,8 +11,10 @@ public enum RecordFormat: String, CaseIterable, Sendable {
 
     /// Why `sample` cannot be written in this format without losing part of it; nil when it can.
     public func cannotHold(_ sample: Sample) -> String? {
+        // Only tool calls can fail to fit; most samples have none (checked per record, twice).
+        guard sample.hasToolCalls else { return nil }
         switch self {
-        case .alpaca where sample.hasToolCalls:
+        case .alpaca:
             return "tool calls have no place in alpaca (use --to sharegpt, openai or gra)"
         case .sharegpt:
             let steps = sample.steps + sample.history.flatMap(\.steps)
