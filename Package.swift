@@ -38,7 +38,7 @@ let package = Package(
             dependencies: ["GRAKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // `gra STAGE ...` runs gra-STAGE from PATH (git-style).
-        .executableTarget(name: "gra"),
+        .executableTarget(name: "gra", dependencies: ["GRAKit"]),
         // Thin command-line front ends: parse arguments, call GRAKit.
         .executableTarget(
             name: "gra-format",

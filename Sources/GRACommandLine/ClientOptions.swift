@@ -26,14 +26,23 @@ public struct ClientOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Attempts per request for 429, 5xx, timeouts, resets and malformed replies (400/401/403/404 are never retried).", valueName: "n"))
     public var maxAttempts: Int = 5
 
+    @Option(name: .long, help: ArgumentHelp("Stop sending to a model once every endpoint of it has failed this many connection attempts in a row over at least 10 s (its server went away): the records that need it go to the errors file and the stage exits 69. 0: never.", valueName: "n"))
+    public var maxConnectFailures: Int = 16
+
     @Option(name: .long, help: ArgumentHelp("Largest response body accepted, in bytes.", valueName: "n"))
     public var maxResponseBytes: Int = 16 << 20
 
     @Option(name: .long, help: ArgumentHelp("Response cache directory (default: $XDG_CACHE_HOME/gra or ~/.cache/gra).", valueName: "dir"))
     public var cache: String?
 
+    @Flag(inversion: .prefixedNo, help: "Draw a live status line on stderr (records done, requests, rates, ETA), refreshed twice a second. Default: when stderr is a terminal.")
+    public var progress: Bool?
+
     @Flag(name: .long, help: "Neither read nor write the response cache.")
     public var noCache = false
+
+    @Option(name: .long, help: ArgumentHelp("Keep this run's cached replies apart (for different weights served under the same model name); a model's own cache_namespace in --config wins. Cached replies are keyed by model name and request, not by server URL.", valueName: "name"))
+    public var cacheNamespace: String?
 
     public init() {}
 
@@ -41,12 +50,13 @@ public struct ClientOptions: ParsableArguments {
         guard maxInFlight > 0 else { throw ValidationError("--max-in-flight must be positive") }
         if let m = maxPerEndpoint, m <= 0 { throw ValidationError("--max-per-endpoint must be positive") }
         guard maxAttempts > 0 else { throw ValidationError("--max-attempts must be positive") }
+        guard maxConnectFailures >= 0 else { throw ValidationError("--max-connect-failures must be ≥ 0") }
         guard timeout > 0, connectTimeout > 0 else { throw ValidationError("timeouts must be positive") }
     }
 
     /// The model pool from --config, --model and the environment.
     public func pool(environment: [String: String]) throws(GRAError) -> ModelPool {
-        try ModelPool.resolve(modelSpecs: models, configPath: config, environment: environment)
+        try ModelPool.resolve(modelSpecs: models, configPath: config, environment: environment, cacheNamespace: cacheNamespace)
     }
 
     /// A client with these settings (and the cache unless --no-cache).
@@ -71,6 +81,7 @@ public struct ClientOptions: ParsableArguments {
 /// Runs a stage body and turns its outcome into the exit status every gra tool uses.
 public enum StageRunner {
     public static func run(_ diagnostics: Diagnostics, _ body: () throws(GRAError) -> Int32) throws {
+        defer { diagnostics.reportFolded() }
         do {
             let status = try body()
             if status != 0 { throw ExitCode(status) }

@@ -48,6 +48,12 @@ public struct DedupOptions: Sendable {
 
 /// Counts of what a `gra-dedup` run did.
 public struct DedupSummary: Equatable, Sendable {
+    /// Set when the embeddings client stopped sending to its model (69 unreachable, 77 key refused).
+    public var blockedStatus: Int32?
+    /// Sentences for stderr after the summary line (where failed records went without --errors).
+    public var notes: [String] = []
+    /// 0; when some records failed, 77 or 69 if the model was blocked, else 75.
+    public var exitStatus: Int32 { failed > 0 ? blockedStatus ?? GRAExit.tempFailure : GRAExit.ok }
     /// Input records (of this shard).
     public var read = 0
     /// Records written as they were (not duplicates).
@@ -82,7 +88,8 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
     private let out: OutputSink
     private let diagnostics: Diagnostics
     private var rejects: OutputSink?
-    private var errors: OutputSink?
+    /// Records whose embedding failed: --errors, or a default file made when the first comes.
+    public private(set) lazy var errors = SideOutput(kind: "errors", tool: "gra-dedup", path: options.errorsPath)
     let index: DedupIndex
     private let hasher: MinHasher
     private let lsh: HyperplaneLSH?
@@ -123,12 +130,13 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
                               outputs: [.init("--rejects", options.rejectsPath), .init("--errors", options.errorsPath)],
                               stdoutIsOutput: out.fd == 1)
         if let path = options.rejectsPath { rejects = try OutputSink(path: path) }
-        if let path = options.errorsPath { errors = try OutputSink(path: path) }
+        try errors.open()
         defer {
-            for sink in [rejects, errors].compactMap({ $0 }) {
-                try? sink.flush()
-                sink.close()
+            if let rejects {
+                try? rejects.flush()
+                rejects.close()
             }
+            errors.close()
         }
         do {
             for (i, path) in options.against.enumerated() {
@@ -144,6 +152,8 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
             if error != .brokenPipe { try? out.flush() }
             throw error
         }
+        summary.blockedStatus = options.embedder?.client.health.exitStatus
+        if let note = errors.defaultFileNote { summary.notes.append(note) }
         if !options.quiet && rejects == nil && !options.mark && reportedDrops > Self.reportedDropsLimit {
             diagnostics.warn("\(reportedDrops - Self.reportedDropsLimit) more duplicates dropped without a report: use --rejects FILE to keep them")
         }
@@ -165,7 +175,7 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
         let startOffset = Int(lseek(file.fd, 0, SEEK_CUR))
         let reader = LineReader(fd: file.fd, maxLineBytes: options.maxLineBytes)
         let preparer = preparer(for: role)
-        let isArray = try reader.peekFirstNonWhitespace() == UInt8(ascii: "[")
+        let isArray = try reader.layout(label: file.label) == .array
         // minhash verification reads kept records again from a regular file, by offset (not
         // an array's elements: their record text is re-serialized).
         var source: (id: Int, start: Int)?
@@ -195,6 +205,7 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
             flush: { () throws(GRAError) in
                 try self.out.flush()
                 try self.rejects?.flush()
+                try self.errors.flush()
             })
     }
 
@@ -241,11 +252,7 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
     /// A record that cannot be compared (its embedding failed): to the errors file, not stdout.
     private func failed(_ r: PreparedRecord, raw: UnsafeBufferPointer<UInt8>, place: String, _ problem: (reason: String, status: Int?, attempts: Int)) throws(GRAError) {
         summary.failed += 1
-        guard let errors else {
-            diagnostics.warn("\(place): failed: \(problem.reason) (use --errors FILE to keep failed records)")
-            return
-        }
-        let b = errors.buffer
+        try errors.writeLine { b in
         b.append(#"{"stage":"gra-dedup","where":"#)
         JSONWriter.writeString(place, to: b)
         b.append(#","id":"#)
@@ -262,8 +269,8 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
         b.append(String(problem.attempts))
         b.append(#","record":"#)
         b.append(raw)
-        b.append("}\n")
-        try errors.lineEnded()
+        b.append("}")
+        }
     }
 
     // MARK: - Merging, in input order
@@ -321,7 +328,7 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
             }
         }
         if let f = batch.fatal {
-            throw GRAError.badInput(InputFile.place(f.line, in: label, element: f.element) + ": " + f.message)
+            throw GRAError.badRecord(InputFile.place(f.line, in: label, element: f.element), f.message)
         }
     }
 
@@ -445,7 +452,7 @@ extension DedupSummary {
         var line = "\(read) records read, \(kept) kept, \(duplicateCount) duplicates \(marked ? "marked" : "dropped") (\(counts))"
         if references { line += "; \(self.references) reference records" + (referencesWithoutText > 0 ? " (\(referencesWithoutText) without text, ignored)" : "") }
         if withoutText > 0 { line += ", \(withoutText) without text in the compared fields (written unchanged)" }
-        if failed > 0 { line += ", \(failed) failed (see --errors)" }
+        if failed > 0 { line += ", \(failed) failed" }
         if badInput > 0 { line += ", \(badInput) bad input lines skipped" }
         if otherShards > 0 { line += ", \(otherShards) left to other shards" }
         return line

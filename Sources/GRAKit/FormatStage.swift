@@ -40,6 +40,8 @@ public struct FormatSummary: Equatable, Sendable, CustomStringConvertible {
     /// (same value as the one written, or `--strip-meta`). See `FormatConverter.Encoded`.
     public var displaced: [String: Int] = [:]
     public var dropped: [String: Int] = [:]
+    /// Sentences for stderr after the summary line (where records went without --rejects).
+    public var notes: [String] = []
 
     /// The end-of-run line: "N records read, N written, N rejected (reason: N, …)" and what
     /// else happened.
@@ -60,14 +62,16 @@ public struct FormatSummary: Equatable, Sendable, CustomStringConvertible {
 ///
 /// Lines are read in batches; a batch's records are converted on all cores at once
 /// (`FormatWorker`), then the results are written strictly in input order. Records that
-/// cannot be converted go to the rejects file (or, without one, are reported on stderr);
+/// cannot be converted go to the rejects file (without --rejects, a default one made when the
+/// first comes: `SideOutput`);
 /// malformed input stops the run with `GRAError.badInput` unless `skipBadInput`, after
 /// everything before the bad line has been written.
 public final class FormatStage: @unchecked Sendable {  // output state is touched only by the writer queue while batches convert
     public let options: FormatOptions
     private let out: OutputSink
     private let diagnostics: Diagnostics
-    private var rejects: OutputSink?
+    /// Records that cannot be converted, and skipped bad input.
+    public let rejects: SideOutput
     public private(set) var summary = FormatSummary()
     private var wroteFirstArrayItem = false
 
@@ -75,20 +79,22 @@ public final class FormatStage: @unchecked Sendable {  // output state is touche
     static let batchBytes = 1 << 20
     static let batchesInFlight = 6
 
-    public init(options: FormatOptions, output: OutputSink, diagnostics: Diagnostics) {
+    /// `rejects`: a rejects file shared with another stage (else one for `options.rejectsPath`).
+    public init(options: FormatOptions, output: OutputSink, diagnostics: Diagnostics, rejects: SideOutput? = nil) {
         self.options = options
         self.out = output
         self.diagnostics = diagnostics
+        self.rejects = rejects ?? SideOutput(kind: "rejects", tool: "gra-format", path: options.rejectsPath)
+        ownsRejects = rejects == nil
     }
+
+    private let ownsRejects: Bool
 
     /// Runs over every input; flushes complete output before returning or throwing.
     public func run() throws(GRAError) -> FormatSummary {
         try OutputGuard.check(inputs: options.inputs, outputs: [.init("--rejects", options.rejectsPath)], stdoutIsOutput: out.fd == 1)
-        if let path = options.rejectsPath { rejects = try OutputSink(path: path) }
-        defer {
-            try? rejects?.flush()
-            rejects?.close()
-        }
+        try rejects.open()
+        defer { if ownsRejects { rejects.close() } }
         do {
             if options.array { out.buffer.append("[") }
             let inputs = options.inputs.isEmpty ? ["-"] : options.inputs
@@ -99,6 +105,7 @@ public final class FormatStage: @unchecked Sendable {  // output state is touche
             if error != .brokenPipe { try? out.flush() }
             throw error
         }
+        if ownsRejects, let note = rejects.defaultFileNote { summary.notes.append(note) }
         return summary
     }
 
@@ -107,7 +114,7 @@ public final class FormatStage: @unchecked Sendable {  // output state is touche
         defer { file.close() }
         let reader = LineReader(fd: file.fd, maxLineBytes: options.maxLineBytes)
         let worker = FormatWorker(options: options, input: file)
-        let isArray = try reader.peekFirstNonWhitespace() == UInt8(ascii: "[")
+        let isArray = try reader.layout(label: file.label) == .array
         try convertInParallel(reader: reader, worker: worker, arrayElements: isArray)
     }
 
@@ -126,7 +133,7 @@ public final class FormatStage: @unchecked Sendable {  // output state is touche
             merge: { (r: BatchResult) throws(GRAError) in try self.merge(r) },
             flush: { () throws(GRAError) in
                 try self.out.flush()
-                try self.rejects?.flush()
+                try self.rejects.flush()
             })
     }
 
@@ -148,10 +155,8 @@ public final class FormatStage: @unchecked Sendable {  // output state is touche
             }
             try out.write(lines: bytes)
         }
-        if let rejects, r.rejects.count > 0 {
-            try rejects.write(lines: r.rejects.bytes)
-        }
-        for w in r.warnings where !options.quiet || rejects == nil { diagnostics.warn(w) }
+        try rejects.write(lines: r.rejects.bytes, count: r.rejectLines)
+        for w in r.warnings where !options.quiet { diagnostics.warn(w.message, fold: w.foldKey) }
         if let fatal = r.fatal { throw fatal }
     }
 }
@@ -162,7 +167,10 @@ final class BatchResult: @unchecked Sendable {
     let output = ByteBuffer(capacity: 1 << 16)
     let rejects = ByteBuffer(capacity: 1 << 10)
     var summary = FormatSummary()
-    var warnings: [String] = []
+    /// Lines in `rejects`.
+    var rejectLines = 0
+    /// Messages for stderr, each with the key repeats are folded by.
+    var warnings: [(message: String, foldKey: String)] = []
     var fatal: GRAError?
 }
 
@@ -270,37 +278,33 @@ struct FormatWorker: Sendable {
         r.summary.rejected += 1
         r.summary.reasons[reason, default: 0] += 1
         let full = detail.map { "\(reason): \($0)" } ?? reason
-        if options.rejectsPath != nil {
-            var entry = JSONObject()
-            entry.append("stage", .string("gra-format"))
-            entry.append("where", .string(place))
-            entry.append("reason", .string(full))
-            entry.append("record", .object(record))
-            JSONWriter.write(entry, to: r.rejects)
-            r.rejects.append(0x0A)
-        } else if !options.quiet {
-            r.warnings.append("\(place): rejected (\(full)); use --rejects FILE to keep rejected records")
-        }
+        var entry = JSONObject()
+        entry.append("stage", .string("gra-format"))
+        entry.append("where", .string(place))
+        entry.append("reason", .string(full))
+        entry.append("record", .object(record))
+        JSONWriter.write(entry, to: r.rejects)
+        r.rejects.append(0x0A)
+        r.rejectLines += 1
     }
 
     /// Malformed input: stop (exit 65) unless --skip-bad-input, then record it in rejects.
     private func badInput(_ r: BatchResult, where place: String, message: String,
                           raw: UnsafeBufferPointer<UInt8>? = nil, value: JSONValue? = nil) {
         guard options.skipBadInput else {
-            r.fatal = GRAError.badInput("\(place): \(message)")
+            r.fatal = GRAError.badRecord(place, message)
             return
         }
         r.summary.badInput += 1
-        r.warnings.append("\(place): \(message) (skipped)")
-        if options.rejectsPath != nil {
-            var entry = JSONObject()
-            entry.append("stage", .string("gra-format"))
-            entry.append("where", .string(place))
-            entry.append("reason", .string(message))
-            if let value { entry.append("value", value) }
-            if let raw { entry.append("raw", .string(String(decoding: raw, as: UTF8.self))) }
-            JSONWriter.write(entry, to: r.rejects)
-            r.rejects.append(0x0A)
-        }
+        r.warnings.append(("\(place): \(message) (skipped)", "\(message) (skipped)"))
+        var entry = JSONObject()
+        entry.append("stage", .string("gra-format"))
+        entry.append("where", .string(place))
+        entry.append("reason", .string(message))
+        if let value { entry.append("value", value) }
+        if let raw { entry.append("raw", .string(String(decoding: raw, as: UTF8.self))) }
+        JSONWriter.write(entry, to: r.rejects)
+        r.rejects.append(0x0A)
+        r.rejectLines += 1
     }
 }

@@ -67,6 +67,9 @@ public struct HTTPResponse: Sendable {
     /// libcurl's words for a transport failure.
     public var transportError: String?
     public var bodyTooLarge = false
+    /// True when the transfer failed before a connection was made (host not found, connection
+    /// refused, connect timeout): the server is not there, as opposed to a reply gone wrong.
+    public var connectFailed = false
     public var seconds: Double = 0
 
     public var isTransportFailure: Bool { curlCode != 0 }
@@ -712,6 +715,10 @@ final class HTTPEventLoop: @unchecked Sendable {
                 ? "response body over \(t.request.maxResponseBytes) bytes"
                 : String(cString: curl_easy_strerror(code))
             t.response.status = 0
+            var connectMicros: curl_off_t = 0
+            _ = gra_easy_getinfo_off(easy, CURLINFO_CONNECT_TIME_T, &connectMicros)
+            let notThere = code == CURLE_COULDNT_RESOLVE_HOST || code == CURLE_COULDNT_RESOLVE_PROXY || code == CURLE_COULDNT_CONNECT
+            t.response.connectFailed = notThere || (code == CURLE_OPERATION_TIMEDOUT && connectMicros == 0)
         } else {
             t.response.status = status
         }

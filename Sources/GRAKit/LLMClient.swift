@@ -54,20 +54,21 @@ public struct ChatRequest: Sendable {
         out.append(UInt8(ascii: "}"))
     }
 
-    /// SHA-256 of the canonical request: scheme version, the model's base URL, model, messages,
-    /// sorted parameters, response format, sample index and prompt version. Never the API key,
-    /// timeouts or concurrency.
+    /// SHA-256 of the canonical request: scheme version, model name (and cache namespace),
+    /// messages, sorted parameters, response format, sample index and prompt version. Never the
+    /// server's URL (replicas and a server that moved share entries), the API key, timeouts or
+    /// concurrency. (Scheme 1 held the base URL: its entries are not found by scheme 2.)
     public func cacheKey() -> [UInt8] {
         var o = JSONObject()
-        o.append("base", .string(model.cacheBaseURL))
         o.append("messages", .array(messages))
         o.append("model", .string(model.name))
+        if let ns = model.cacheNamespace { o.append("namespace", .string(ns)) }
         o.append("params", .object(JSONObject(parameters.fields.sorted { $0.key < $1.key })))
         if let promptVersion { o.append("prompt_version", .string(promptVersion)) }
         if reask > 0 { o.append("reask", .integer(reask)) }
         if let responseFormat { o.append("response_format", responseFormat) }
         o.append("sample", .integer(sampleIndex))
-        o.append("v", .integer(1))
+        o.append("v", .integer(2))
         let buffer = ByteBuffer(capacity: 960)
         JSONWriter.write(o, to: buffer)
         return SHA256.hash(buffer.bytes)
@@ -98,6 +99,8 @@ public struct RequestFailure: Error, Sendable, Equatable {
     public var attempts: Int
     /// True when it failed on something retrying cannot fix (400, 401, 403, 404).
     public var permanent: Bool
+    /// True when no connection could be made (the server is not there).
+    public var connectFailed = false
 }
 
 /// How failed requests are retried: 429, 5xx, timeouts, resets and malformed replies, with
@@ -179,8 +182,11 @@ public final class LLMClient: @unchecked Sendable {
     /// pair, counters and all, to look at its name.
     private var statsModels: [String] = []
     private var statsValues: [ModelStats] = []
-    /// Told when a retry is scheduled, for progress output.
-    public var onRetry: (@Sendable (String) -> Void)?
+    /// Told when a retry is scheduled, for progress output: the message, and the same message
+    /// without the attempt number and wait (for folding repeats).
+    public var onRetry: (@Sendable (_ message: String, _ foldKey: String) -> Void)?
+    /// Which models still get requests (the circuit breaker).
+    public let health = ModelHealth()
     /// Told of problems that do not fail a request (a cache write that failed).
     public var onWarning: (@Sendable (String) -> Void)?
 
@@ -221,10 +227,11 @@ public final class LLMClient: @unchecked Sendable {
         return t
     }
 
-    /// The replica with the fewest requests in flight.
+    /// The replica with the fewest requests in flight, among those that do not look down.
     private func pickBaseURL(_ model: ModelEndpoint) -> String {
         if model.baseURLs.count == 1 { return model.baseURLs[0] }
-        return model.baseURLs.min { http.inFlight(endpoint: $0) < http.inFlight(endpoint: $1) } ?? model.cacheBaseURL
+        let up = model.baseURLs.filter { !health.looksDown($0) }
+        return (up.isEmpty ? model.baseURLs : up).min { http.inFlight(endpoint: $0) < http.inFlight(endpoint: $1) } ?? model.baseURLs[0]
     }
 
     private let targetsLock = Mutex()
@@ -286,6 +293,10 @@ public final class LLMClient: @unchecked Sendable {
     private func post<T: Sendable>(_ path: String, model: ModelEndpoint, body: ByteBuffer, key: [UInt8], attempt: Int = 1, delay: Double = 0,
                                    decode: @escaping @Sendable ([UInt8]) -> Result<T, ReplyProblem>,
                                    completion: @escaping @Sendable (Result<(value: T, response: HTTPResponse, attempts: Int), RequestFailure>) -> Void) {
+        if let block = health.block(for: model.name) {
+            count(model.name) { $0.failures += 1 }
+            return completion(.failure(RequestFailure(message: block.message, status: nil, attempts: attempt - 1, permanent: true)))
+        }
         let base = pickBaseURL(model)
         let (url, headers) = target(base: base, path: path, model: model)
         var r = HTTPRequest(url: url, headers: headers, taking: body, endpoint: base)
@@ -297,16 +308,27 @@ public final class LLMClient: @unchecked Sendable {
         let handle: @Sendable (HTTPResponse) -> Void = { [self] response in
             switch classify(response, model: model, base: base, decode: decode) {
             case .success(let value):
+                health.reached(base)
                 count(model.name) { $0.record(latency: response.seconds) }
                 if let cache {
                     do { try cache.store(key, response.body) } catch { onWarning?("cache write failed: \(error)") }
                 }
                 completion(.success((value, response, attempt)))
             case .failure(let failure):
-                if !failure.permanent && attempt < retry.maxAttempts {
+                if response.connectFailed {
+                    health.connectFailed(base, model: model, message: failure.message, now: HTTPClient.now())
+                } else if !response.isTransportFailure {
+                    health.reached(base)
+                    if response.status == 401 || response.status == 403 {
+                        health.denied(model, message: "\(failure.message) — the key comes from $\(model.apiKeyVariable)"
+                                      + (apiKey(for: model) == nil ? ", which is not set" : ""))
+                    }
+                }
+                if !failure.permanent && attempt < retry.maxAttempts && health.block(for: model.name) == nil {
                     let wait = retry.delay(afterAttempt: attempt, retryAfter: response.retryAfter)
                     count(model.name) { $0.retries += 1 }
-                    onRetry?("\(model.name): \(failure.message); retry \(attempt + 1)/\(retry.maxAttempts) in \(String(format: "%.1f", wait)) s")
+                    onRetry?("\(model.name): \(failure.message); retry \(attempt + 1)/\(retry.maxAttempts) in \(String(format: "%.1f", wait)) s",
+                             "\(model.name): \(failure.message); retrying")
                     // The same bytes again: the buffer is the request's, never written to.
                     post(path, model: model, body: request.bodyBuffer!, key: key, attempt: attempt + 1, delay: wait, decode: decode, completion: completion)
                 } else {
@@ -323,11 +345,11 @@ public final class LLMClient: @unchecked Sendable {
     /// Sorts an HTTP outcome into a decoded reply, a retryable failure or a permanent one.
     private func classify<T>(_ response: HTTPResponse, model: ModelEndpoint, base: String,
                              decode: ([UInt8]) -> Result<T, ReplyProblem>) -> Result<T, RequestFailure> {
-        var whereText: String { "\(base) (model \(model.name))" }
+        var whereText: String { model.name.isEmpty ? base : "\(base) (model \(model.name))" }
         if response.isTransportFailure {
             let permanent = response.bodyTooLarge || !RetryPolicy.retryableCurlCodes.contains(response.curlCode)
             return .failure(RequestFailure(message: "\(whereText): \(response.transportError ?? "transfer failed")",
-                                           status: nil, attempts: 0, permanent: permanent))
+                                           status: nil, attempts: 0, permanent: permanent, connectFailed: response.connectFailed))
         }
         if response.status == 200 {
             switch decode(response.body) {
@@ -506,14 +528,15 @@ public final class LLMClient: @unchecked Sendable {
         }
     }
 
-    /// SHA-256 of the canonical embeddings request (kind, base URL, model, inputs).
+    /// SHA-256 of the canonical embeddings request (kind, model and its cache namespace,
+    /// inputs; not the URL).
     static func embeddingsCacheKey(model: ModelEndpoint, inputs: [String]) -> [UInt8] {
         var o = JSONObject()
-        o.append("base", .string(model.cacheBaseURL))
         o.append("input", .array(inputs.map { .string($0) }))
         o.append("kind", .string("embeddings"))
         o.append("model", .string(model.name))
-        o.append("v", .integer(1))
+        if let ns = model.cacheNamespace { o.append("namespace", .string(ns)) }
+        o.append("v", .integer(2))
         let buffer = ByteBuffer(capacity: 960)
         JSONWriter.write(o, to: buffer)
         return SHA256.hash(buffer.bytes)
@@ -565,7 +588,7 @@ public final class LLMClient: @unchecked Sendable {
             done.signal()
         }
         done.wait()
-        let model = ModelEndpoint(name: "-", baseURLs: [baseURL], apiKeyVariable: apiKeyVariable)
+        let model = ModelEndpoint(name: "", baseURLs: [baseURL], apiKeyVariable: apiKeyVariable)
         return classify(box.value!, model: model, base: baseURL) { body -> Result<[String], ReplyProblem> in
             guard let v = try? JSONParser.parse(body), case .object(let o) = v else { return .failure("not a JSON object") }
             var ids: [String] = []

@@ -10,15 +10,17 @@ public struct ModelEndpoint: Sendable, Equatable {
     public var baseURLs: [String]
     /// Name of the environment variable with the API key (the key itself is never stored here).
     public var apiKeyVariable: String
+    /// Set apart in cache keys (config `cache_namespace`, `--cache-namespace`): for different
+    /// weights served under one name. By default a model is known in the cache by its name
+    /// alone, so replicas, and a server that moved, share the cached replies.
+    public var cacheNamespace: String?
 
-    public init(name: String, baseURLs: [String], apiKeyVariable: String = "OPENAI_API_KEY") {
+    public init(name: String, baseURLs: [String], apiKeyVariable: String = "OPENAI_API_KEY", cacheNamespace: String? = nil) {
         self.name = name
         self.baseURLs = baseURLs
         self.apiKeyVariable = apiKeyVariable
+        self.cacheNamespace = cacheNamespace
     }
-
-    /// The URL that identifies this model in cache keys: replicas share one cache entry.
-    public var cacheBaseURL: String { baseURLs.first ?? "" }
 }
 
 /// The models a run may use, from `--model NAME@URL` flags, a `--config` file or the
@@ -66,16 +68,17 @@ public struct ModelPool: Sendable, Equatable {
         try add(name: name, baseURL: ModelPool.normalizeBaseURL(url), apiKeyVariable: apiKeyVariable)
     }
 
-    mutating func add(name: String, baseURL: String, apiKeyVariable: String) {
+    mutating func add(name: String, baseURL: String, apiKeyVariable: String, cacheNamespace: String? = nil) {
         if let i = models.firstIndex(where: { $0.name == name }) {
             if !models[i].baseURLs.contains(baseURL) { models[i].baseURLs.append(baseURL) }
+            if models[i].cacheNamespace == nil { models[i].cacheNamespace = cacheNamespace }
         } else {
-            models.append(ModelEndpoint(name: name, baseURLs: [baseURL], apiKeyVariable: apiKeyVariable))
+            models.append(ModelEndpoint(name: name, baseURLs: [baseURL], apiKeyVariable: apiKeyVariable, cacheNamespace: cacheNamespace))
         }
     }
 
     /// Reads a config file: `{"models": [{"name": "...", "base_urls": ["..."] (or "base_url"),
-    /// "api_key_env": "VAR"}]}`. Other top-level keys are left for the stages that use them.
+    /// "api_key_env": "VAR", "cache_namespace": "..."}]}`. Other top-level keys are left for the stages that use them.
     public mutating func load(configText text: String, source: String) throws(GRAError) {
         let root: JSONValue
         do { root = try JSONParser.parse(text) } catch {
@@ -102,13 +105,20 @@ public struct ModelPool: Sendable, Equatable {
             if m["api_key"] != nil {
                 throw GRAError.usage("\(source): models[\(i)] has 'api_key'; keys come from the environment only — name the variable with 'api_key_env'")
             }
-            for u in urls { add(name: name, baseURL: try ModelPool.normalizeBaseURL(u), apiKeyVariable: keyVar) }
+            var namespace: String?
+            if let ns = m["cache_namespace"] {
+                guard case .string(let n) = ns, !n.isEmpty else { throw GRAError.usage("\(source): models[\(i)].cache_namespace must be a non-empty string") }
+                namespace = n
+            }
+            for u in urls { add(name: name, baseURL: try ModelPool.normalizeBaseURL(u), apiKeyVariable: keyVar, cacheNamespace: namespace) }
         }
     }
 
     /// Builds the pool the way every LLM stage does: `--config` files, then `--model` flags,
     /// then, if still empty, `GRA_MODELS` (comma-separated specs) at `OPENAI_BASE_URL`.
-    public static func resolve(modelSpecs: [String], configPath: String?, environment: [String: String]) throws(GRAError) -> ModelPool {
+    /// `cacheNamespace` (`--cache-namespace`) applies to every model without one of its own.
+    public static func resolve(modelSpecs: [String], configPath: String?, environment: [String: String],
+                               cacheNamespace: String? = nil) throws(GRAError) -> ModelPool {
         var pool = ModelPool()
         let defaultBase = environment["OPENAI_BASE_URL"].flatMap { $0.isEmpty ? nil : $0 }
         if let configPath {
@@ -120,6 +130,9 @@ public struct ModelPool: Sendable, Equatable {
             for spec in list.split(separator: ",") {
                 try pool.add(spec: String(spec).trimmingWhitespace(), defaultBaseURL: defaultBase)
             }
+        }
+        if let cacheNamespace {
+            for i in pool.models.indices where pool.models[i].cacheNamespace == nil { pool.models[i].cacheNamespace = cacheNamespace }
         }
         return pool
     }

@@ -16,7 +16,7 @@ public struct InputFile: Sendable {
             label = ""
         } else {
             fd = open(path, O_RDONLY | O_CLOEXEC)
-            if fd < 0 { throw GRAError.io("cannot open \(path): \(String(cString: strerror(errno)))") }
+            if fd < 0 { throw GRAError.noInput("cannot open \(path): \(String(cString: strerror(errno)))") }
             label = path
         }
     }
@@ -79,6 +79,8 @@ public final class LineReader {
     /// Where the last line handed out starts, in bytes read from `fd` (add the descriptor's
     /// position when reading began for a file offset).
     public private(set) var lastLineOffset = 0
+    /// Bytes read from `fd` and handed out (or skipped) so far: where reading stands, for progress.
+    public var consumed: Int { bufferOffset + start }
 
     /// `nextElement`'s place in the array document.
     private enum ArrayState { case beforeOpen, afterOpen, beforeElement, afterElement, closed }
@@ -209,6 +211,72 @@ public final class LineReader {
             if try !fill() { eof = true }
             i = start + offset
         }
+    }
+
+    /// Reads once more without consuming anything; false at end of input.
+    private func readMore() throws(GRAError) -> Bool {
+        if eof { return false }
+        if try !fill() { eof = true }
+        return !eof
+    }
+
+    /// How an input is laid out: NDJSON, or one JSON array of records.
+    public enum Layout { case ndjson, array }
+
+    /// Looks at the start of the input: a JSON array or NDJSON. Input that is neither, but
+    /// recognisably something else, stops here with a message saying what it looks like and
+    /// what to do: compressed data (gzip, zstd, bzip2, xz, zip) and one JSON object printed
+    /// over several lines. `label` names the input ("" for standard input).
+    ///
+    /// Reads only as far as it must (a pipe fed slowly is not waited on for more than the
+    /// first line and the start of the second), and consumes nothing.
+    public func layout(label: String) throws(GRAError) -> Layout {
+        let name = label.isEmpty ? "standard input" : label
+        let file = label.isEmpty ? "FILE" : label
+        while end - start < 6, try readMore() {}
+        let magic: [(bytes: [UInt8], kind: String, tool: String)] = [
+            ([0x1F, 0x8B], "gzip", "zcat"), ([0x28, 0xB5, 0x2F, 0xFD], "zstd", "zstdcat"),
+            ([0x42, 0x5A, 0x68], "bzip2", "bzcat"), ([0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00], "xz", "xzcat"),
+            ([0x50, 0x4B, 0x03, 0x04], "zip", "unzip -p"),
+        ]
+        for m in magic where end - start >= m.bytes.count && (0..<m.bytes.count).allSatisfy({ buffer[start + $0] == m.bytes[$0] }) {
+            throw GRAError.badInput("\(name) looks \(m.kind)-compressed: decompress it first, e.g. \(m.tool) \(file) | \(Diagnostics.toolName) …")
+        }
+        func isSpace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 }
+        // Offsets from `start` (fill() may move the buffer).
+        var first = 0
+        while true {
+            while start + first < end && isSpace(buffer[start + first]) { first += 1 }
+            if start + first < end { break }
+            guard try readMore() else { return .ndjson }
+        }
+        if buffer[start + first] == UInt8(ascii: "[") { return .array }
+        guard buffer[start + first] == UInt8(ascii: "{") else { return .ndjson }
+        // A record that opens a line and does not end it: is the next line indented (a
+        // pretty-printed object)? Look at most 64 KiB ahead.
+        var newline = first
+        var next: UInt8?
+        while true {
+            while start + newline < end && buffer[start + newline] != 0x0A { newline += 1 }
+            if start + newline < end {
+                var k = newline + 1
+                while start + k < end && (buffer[start + k] == 0x0A || buffer[start + k] == 0x0D) { k += 1 }
+                if start + k < end {
+                    next = buffer[start + k]
+                    break
+                }
+            }
+            guard end - start < 1 << 16, try readMore() else { break }
+        }
+        guard start + newline < end else { return .ndjson }
+        var lineEnd = newline
+        while lineEnd > first && (buffer[start + lineEnd - 1] == 0x0D || buffer[start + lineEnd - 1] == 0x20 || buffer[start + lineEnd - 1] == 0x09) { lineEnd -= 1 }
+        let opensAlone = lineEnd == first + 1
+        let indentedNext = next == 0x20 || next == 0x09 || next == UInt8(ascii: "\"")
+        if opensAlone || (buffer[start + lineEnd - 1] != UInt8(ascii: "}") && indentedNext) {
+            throw GRAError.badInput("\(name) looks like one JSON object printed over several lines, not NDJSON (one record per line) or a JSON array of records: write one record per line (e.g. jq -c . \(file)), or put the records in [ … ]")
+        }
+        return .ndjson
     }
 
     // MARK: - JSON array documents

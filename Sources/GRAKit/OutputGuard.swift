@@ -23,8 +23,17 @@ public enum OutputGuard {
         }
     }
 
-    /// Throws `GRAError.usage` (exit 64) naming the clash.
+    /// Throws `GRAError.noInput` (exit 66) for an input that cannot be read (so a missing
+    /// second file is found before the first is processed), and `GRAError.usage` (exit 64)
+    /// naming a clash.
     public static func check(inputs: [String], outputs: [Output], stdoutIsOutput: Bool = true) throws(GRAError) {
+        for path in inputs where path != "-" {
+            var st = stat()
+            if stat(path, &st) != 0 || access(path, R_OK) != 0 {
+                throw GRAError.noInput("cannot read \(path): \(String(cString: strerror(errno)))")
+            }
+            if (st.st_mode & S_IFMT) == S_IFDIR { throw GRAError.noInput("\(path) is a directory, not an input file") }
+        }
         var ins: [(name: String, id: FileID)] = []
         for path in (inputs.isEmpty ? ["-"] : inputs) {
             if let id = path == "-" ? FileID(fd: 0) : FileID(path: path) { ins.append((path == "-" ? "standard input" : path, id)) }

@@ -39,8 +39,12 @@ public struct StageSummary: Sendable {
     /// Records left to other shards (`--shard`).
     public var otherShards = 0
 
-    /// The stage's exit status: 75 when some records failed (a rerun retries them), else 0.
-    public var exitStatus: Int32 { failed > 0 ? ExitCode.tempFailure : ExitCode.ok }
+    /// Set when the client stopped sending to a model (69: unreachable, 77: key refused).
+    public var blockedStatus: Int32?
+
+    /// The stage's exit status: when some records failed, 77 or 69 if a model was blocked
+    /// (its server is gone or refused the key), else 75 (a rerun retries them); else 0.
+    public var exitStatus: Int32 { failed > 0 ? blockedStatus ?? GRAExit.tempFailure : GRAExit.ok }
 }
 
 /// Why a piece of a record's work failed; becomes one line of the errors file.
@@ -163,8 +167,10 @@ public final class StageEngine: @unchecked Sendable {
     public let client: LLMClient
     private let out: OutputSink
     public let diagnostics: Diagnostics
-    private var errors: OutputSink?
-    private var rejects: OutputSink?
+    /// Failed records: the --errors file, or a default one made when the first comes.
+    public let errors: SideOutput
+    /// Rejected records: the --rejects file, or a default one made when the first comes.
+    public let rejects: SideOutput
     public private(set) var summary = StageSummary()
     /// Extra fields for the `--stats` file (the stage's own counts).
     public var extraStats: () -> JSONObject = { JSONObject() }
@@ -193,7 +199,14 @@ public final class StageEngine: @unchecked Sendable {
     private var nextToWrite = 0
     private let startTime = HTTPClient.now()
     private lazy var lastProgress = startTime
-    private let liveProgress = isatty(2) == 1
+    /// A status line redrawn in place on stderr (`--progress`, or stderr is a terminal), at
+    /// least twice a second; else a plain line every 30 s.
+    private let liveProgress: Bool
+    /// Bytes of all inputs when every one is a regular file (for the ETA), else nil.
+    private var inputBytes: Int?
+    /// Bytes of the inputs finished, and the reader of the current one.
+    private var inputBytesDone = 0
+    private var currentReader: LineReader?
 
     public init(name: String, io: StageIOOptions, client: LLMClient, output: OutputSink, diagnostics: Diagnostics) {
         self.name = name
@@ -201,7 +214,10 @@ public final class StageEngine: @unchecked Sendable {
         self.client = client
         self.out = output
         self.diagnostics = diagnostics
+        liveProgress = diagnostics.progress ?? (isatty(2) == 1 && !diagnostics.quiet)
         window = max(16, client.http.maxInFlight * 4)
+        errors = SideOutput(kind: "errors", tool: name, path: io.errorsPath)
+        rejects = SideOutput(kind: "rejects", tool: name, path: io.rejectsPath)
         tasks = TaskWindow(capacity: window, unordered: io.unordered)
     }
 
@@ -219,13 +235,12 @@ public final class StageEngine: @unchecked Sendable {
         defer { client.http.shutdown() }
         try OutputGuard.check(inputs: io.inputs, outputs: [.init("--errors", io.errorsPath), .init("--rejects", io.rejectsPath),
                                                            .init("--stats", io.statsPath)], stdoutIsOutput: out.fd == 1)
-        if let path = io.errorsPath { errors = try OutputSink(path: path) }
-        if let path = io.rejectsPath { rejects = try OutputSink(path: path) }
+        try errors.open()
+        try rejects.open()
+        inputBytes = Self.totalBytes(io.inputs.isEmpty ? ["-"] : io.inputs)
         defer {
-            for sink in [errors, rejects].compactMap({ $0 }) {
-                try? sink.flush()
-                sink.close()
-            }
+            errors.close()
+            rejects.close()
         }
         var failure: GRAError?
         do {
@@ -239,7 +254,9 @@ public final class StageEngine: @unchecked Sendable {
             failure = error
         }
         if failure != .brokenPipe { try? out.flush() }
+        summary.blockedStatus = client.health.exitStatus
         progress(final: true)
+        for note in [errors.defaultFileNote, rejects.defaultFileNote].compactMap({ $0 }) { diagnostics.warn(note) }
         if let statsPath = io.statsPath { writeStats(statsPath) }
         if let failure { throw failure }
         return summary
@@ -249,12 +266,17 @@ public final class StageEngine: @unchecked Sendable {
         let file = try InputFile(input)
         defer { file.close() }
         let reader = LineReader(fd: file.fd, maxLineBytes: io.maxLineBytes)
+        currentReader = reader
+        defer {
+            inputBytesDone += reader.consumed
+            currentReader = nil
+        }
         // NDJSON, or one JSON array of records (as Alpaca files are), like gra-format.
-        let isArray = try reader.peekFirstNonWhitespace() == UInt8(ascii: "[")
+        let isArray = try reader.layout(label: file.label) == .array
         while true {
             if Signals.interrupted { throw GRAError.interrupted }
             while tasks.count >= window { try waitAndWrite() }
-            guard let item = try isArray ? reader.nextElement() : reader.next() else { break }
+            guard let item = try nextItem(reader, isArray: isArray, fd: file.fd) else { break }
             let line: Int
             var element: Int?
             let bytes: UnsafeBufferPointer<UInt8>
@@ -292,24 +314,52 @@ public final class StageEngine: @unchecked Sendable {
             start(task)
             drainInbox()
             try writeReady()
+            progress(final: false)
         }
+    }
+
+    /// The next line or element. While records are in work and no complete one is buffered, it
+    /// waits for input in short polls and writes what finishes meanwhile: a slow producer
+    /// upstream (a pipe fed now and then) must not hold back records already answered.
+    private func nextItem(_ reader: LineReader, isArray: Bool, fd: Int32) throws(GRAError) -> LineReader.Item? {
+        while tasks.count > 0 {
+            if let item = try isArray ? reader.nextElement(mayRead: false) : reader.next(mayRead: false) { return item }
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            // Readable, hung up, an error or a signal: the read below tells which.
+            if poll(&p, 1, 50) != 0 { break }
+            drainInbox()
+            try writeReady()
+            progress(final: false)
+        }
+        return try isArray ? reader.nextElement() : reader.next()
+    }
+
+    /// The summed size of `inputs` when each is a regular file (standard input redirected
+    /// from one counts), else nil.
+    private static func totalBytes(_ inputs: [String]) -> Int? {
+        var total = 0
+        for input in inputs {
+            var st = stat()
+            let ok = input == "-" ? fstat(0, &st) == 0 : stat(input, &st) == 0
+            guard ok, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
+            total += Int(st.st_size)
+        }
+        return total
     }
 
     private func badInput(_ place: String, _ message: String) throws(GRAError) {
         guard io.skipBadInput else {
             // Everything before the bad line is written first.
             while tasks.count > 0 { try waitAndWrite() }
-            throw GRAError.badInput("\(place): \(message)")
+            throw GRAError.badRecord(place, message)
         }
         summary.badInput += 1
-        diagnostics.warn("\(place): \(message) (skipped)")
-        if let errors {
-            var e = JSONObject()
-            e.append("stage", .string(name))
-            e.append("where", .string(place))
-            e.append("reason", .string(message))
-            try errors.writeLine(e)
-        }
+        diagnostics.warn("\(place): \(message) (skipped)", fold: "\(message) (skipped)")
+        var e = JSONObject()
+        e.append("stage", .string(name))
+        e.append("where", .string(place))
+        e.append("reason", .string(message))
+        try errors.writeLine(e)
     }
 
     fileprivate func finish(_ task: StageTask, _ outcome: TaskOutcome) {
@@ -345,12 +395,12 @@ public final class StageEngine: @unchecked Sendable {
     /// Waits for at least one completion (or a progress tick), then writes what is ready.
     private func waitAndWrite() throws(GRAError) {
         if io.unordered ? !tasks.anyFinished : !tasks.isFinished(nextToWrite) {
-            let r = inboxSignal.wait(timeout: .now() + 0.5)
-            if r == .timedOut { progress(final: false) }
+            _ = inboxSignal.wait(timeout: .now() + 0.25)
             if Signals.interrupted { throw GRAError.interrupted }
         }
         drainInbox()
         try writeReady()
+        progress(final: false)
     }
 
     private func writeReady() throws(GRAError) {
@@ -384,17 +434,13 @@ public final class StageEngine: @unchecked Sendable {
         }
         for (record, reason) in outcome.rejects {
             summary.rejected += 1
-            if let rejects {
-                var e = JSONObject()
-                e.append("stage", .string(name))
-                e.append("where", .string(task.place))
-                if let id = record["id"] { e.append("id", id) }
-                e.append("reason", .string(reason))
-                e.append("record", .object(record))
-                try rejects.writeLine(e)
-            } else {
-                diagnostics.warn("\(task.place): rejected: \(reason) (use --rejects FILE to keep rejected records)")
-            }
+            var e = JSONObject()
+            e.append("stage", .string(name))
+            e.append("where", .string(task.place))
+            if let id = record["id"] { e.append("id", id) }
+            e.append("reason", .string(reason))
+            e.append("record", .object(record))
+            try rejects.writeLine(e)
         }
         for failure in outcome.failures {
             summary.failed += 1
@@ -412,19 +458,17 @@ public final class StageEngine: @unchecked Sendable {
             e.append("status", failure.status.map { .integer($0) } ?? .null)
             e.append("attempts", .integer(failure.attempts))
             e.append("record", .object(task.record))
-            if let errors {
-                try errors.writeLine(e)
-            } else {
-                diagnostics.warn("\(task.place): failed: \(failure.reason) (use --errors FILE to keep failed records)")
-            }
+            try errors.writeLine(e)
         }
     }
 
     // MARK: - Progress and stats
 
+    /// Prints the status line when it is due (every 0.4 s when live, 30 s otherwise), or the
+    /// final one. Cheap when not due: called after every record and every wait.
     private func progress(final: Bool) {
         let now = HTTPClient.now()
-        if !final && now - lastProgress < (liveProgress ? 0.5 : 30) { return }
+        if !final && now - lastProgress < (liveProgress ? 0.4 : 30) { return }
         lastProgress = now
         let stats = client.stats
         let requests = stats.values.reduce(0) { $0 + $1.requests }
@@ -436,15 +480,40 @@ public final class StageEngine: @unchecked Sendable {
         line += ", \(summary.cached) cached, \(summary.failed) failed, \(requests) requests"
         if retries > 0 { line += " (\(retries) retries)" }
         line += String(format: ", %.0f rec/s, %.0f tok/s", Double(summary.done) / elapsed, Double(tokensOut) / elapsed)
-        if !final { line += ", \(tasks.count) in progress" }
+        if !final {
+            line += ", \(tasks.count) in progress"
+            if let eta = eta(elapsed: elapsed) { line += eta }
+        }
         if final {
             if liveProgress { diagnostics.emitRaw("\r\u{1B}[K") }
+            diagnostics.reportFolded()
             diagnostics.info(line)
         } else if liveProgress {
             diagnostics.emitRaw("\r\u{1B}[K\(diagnostics.tool): \(line)")
         } else {
             diagnostics.info(line)
         }
+    }
+
+    /// ", 42%, ETA 3m05s" from the bytes read when the inputs are regular files: the records
+    /// in the inputs are estimated from the records read per byte so far.
+    private func eta(elapsed: Double) -> String? {
+        guard let total = inputBytes, total > 0, summary.done > 0 else { return nil }
+        let read = inputBytesDone + (currentReader?.consumed ?? 0)
+        guard read > 0 else { return nil }
+        let records = Double(summary.read + summary.otherShards + summary.badInput) * Double(total) / Double(read)
+        let ours = records * Double(summary.read) / Double(max(1, summary.read + summary.otherShards + summary.badInput))
+        let fraction = min(1, Double(summary.done) / max(ours, 1))
+        let seconds = elapsed * (1 - fraction) / fraction
+        return String(format: ", %.0f%%, ETA ", fraction * 100) + Self.duration(seconds)
+    }
+
+    /// "45s", "3m05s", "2h07m".
+    static func duration(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        if s < 60 { return "\(s)s" }
+        if s < 3600 { return String(format: "%dm%02ds", s / 60, s % 60) }
+        return String(format: "%dh%02dm", s / 3600, (s % 3600) / 60)
     }
 
     private func writeStats(_ path: String) {

@@ -80,7 +80,11 @@ public final class SummaryCompletionStage: @unchecked Sendable {
         first.to = .gra
         first.array = false
         first.stripMeta = false
-        let reading = FormatStage(options: first, output: OutputSink(fd: toSummaries[1]), diagnostics: diagnostics)
+        // Both format steps reject records (unreadable ones, ones the target cannot hold): into one file.
+        let rejects = SideOutput(kind: "rejects", tool: "gra-format", path: format.rejectsPath)
+        try rejects.open()
+        defer { rejects.close() }
+        let reading = FormatStage(options: first, output: OutputSink(fd: toSummaries[1]), diagnostics: diagnostics, rejects: rejects)
 
         var last = format
         last.from = .gra
@@ -89,7 +93,7 @@ public final class SummaryCompletionStage: @unchecked Sendable {
         last.skipBadInput = false
         last.shard = nil
         last.inputs = ["/dev/fd/\(toOutput[0])"]
-        let writing = FormatStage(options: last, output: output, diagnostics: diagnostics)
+        let writing = FormatStage(options: last, output: output, diagnostics: diagnostics, rejects: rejects)
 
         let summariesWriteEnd = toSummaries[1], outputReadEnd = toOutput[0]
         let results = ThreadResults()
@@ -128,7 +132,11 @@ public final class SummaryCompletionStage: @unchecked Sendable {
         if case .failure(let e) = middleResult { throw e }
         if case .failure(let e) = first1 { throw e }
         var summary = try! first1.get()
-        summary.written = (try? last1.get().written) ?? 0
+        let written = try! last1.get()
+        summary.written = written.written
+        summary.rejected += written.rejected
+        for (k, v) in written.reasons { summary.reasons[k, default: 0] += v }
+        if let note = rejects.defaultFileNote { summary.notes.append(note) }
         return (summary, try! middleResult.get(), middle.completed)
     }
 }

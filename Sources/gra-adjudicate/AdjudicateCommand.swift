@@ -21,7 +21,8 @@ struct AdjudicateCommand: ParsableCommand {
             Every input record ends up on stdout, in the --rejects file or in the --errors file. \
             Exit status: 0 success, 64 usage error, 65 malformed input, 74 I/O error, 75 some \
             records failed (see --errors; rerun to retry them), 130 interrupted.
-            """
+            """,
+        version: GRAVersion.string
     )
 
     @Option(name: .long, help: ArgumentHelp("Write rejected records here (NDJSON: stage, id, reason, record). Without it each rejection is reported on stderr.", valueName: "file"))
@@ -53,6 +54,7 @@ struct AdjudicateCommand: ParsableCommand {
             options.requests = roles.requestMaker(sampling)
             options.io = roles.io(input)
             options.io.rejectsPath = rejects
+            setup.checkModels(setup.pool.models, diagnostics)
             let summary = try AdjudicateStage(options: options, client: setup.client, output: OutputSink(fd: 1), diagnostics: diagnostics).run()
             return summary.exitStatus
         }

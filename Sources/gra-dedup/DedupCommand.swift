@@ -32,7 +32,8 @@ struct DedupCommand: ParsableCommand {
             Exit status: 0 success (also when the reader of stdout goes away), 64 usage error, \
             65 malformed input (stops at the bad line unless --skip-bad-input), 74 I/O error, \
             75 some embeddings failed (see --errors; rerun to retry them), 130 interrupted.
-            """
+            """,
+        version: GRAVersion.string
     )
 
     @Option(name: .long, help: ArgumentHelp("Methods to use, comma-separated: exact, minhash, semantic.", valueName: "list"))
@@ -153,7 +154,8 @@ struct DedupCommand: ParsableCommand {
             let stage = DedupStage(options: options, output: OutputSink(fd: 1), diagnostics: diagnostics, environment: environment)
             let s = try stage.run()
             diagnostics.info(s.report(methods: options.methods, marked: mark, references: !against.isEmpty))
-            return s.failed > 0 ? ExitCode.tempFailure : ExitCode.ok
+            for note in s.notes { diagnostics.warn(note) }
+            return s.exitStatus
         }
     }
 }

@@ -33,7 +33,8 @@ struct FormatCommand: ParsableCommand {
             Exit status: 0 success (also when the reader of stdout goes away), 64 usage error, \
             65 malformed input (stops at the bad line unless --skip-bad-input), 74 I/O error, \
             75 some summaries could not be completed (see --errors), 130 interrupted.
-            """
+            """,
+        version: GRAVersion.string
     )
 
     @Option(name: .long, help: ArgumentHelp("Input format (default: detect per record).", valueName: "gra|alpaca|sharegpt|openai"))
@@ -98,7 +99,7 @@ struct FormatCommand: ParsableCommand {
         let diagnostics = Diagnostics(tool: "gra-format", quiet: input.quiet)
         try StageRunner.run(diagnostics) { () throws(GRAError) -> Int32 in
             let s: FormatSummary
-            var status = ExitCode.ok
+            var status = GRAExit.ok
             if completeSummaries {
                 let environment = ProcessInfo.processInfo.environment
                 let setup = try StageSetup(client, diagnostics: diagnostics, environment: environment)
@@ -114,11 +115,12 @@ struct FormatCommand: ParsableCommand {
                                                                               output: OutputSink(fd: 1), diagnostics: diagnostics)
                 s = r.0
                 diagnostics.info("summaries: \(r.completed) completed, \(r.1.failed) failed, \(r.1.written - r.completed) already had them")
-                if r.1.failed > 0 { status = ExitCode.tempFailure }
+                status = r.1.exitStatus
             } else {
                 s = try FormatStage(options: options, output: OutputSink(fd: 1), diagnostics: diagnostics).run()
             }
             diagnostics.info(s.description)
+            for note in s.notes { diagnostics.warn(note) }
             return status
         }
     }

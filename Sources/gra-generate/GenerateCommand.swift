@@ -29,7 +29,8 @@ struct GenerateCommand: ParsableCommand {
 
             Exit status: 0 success, 64 usage error, 65 malformed input, 74 I/O error, 75 some \
             samples failed (see --errors; rerun to retry them), 130 interrupted.
-            """
+            """,
+        version: GRAVersion.string
     )
 
     @Option(name: .long, help: ArgumentHelp("New samples per seed.", valueName: "n"))

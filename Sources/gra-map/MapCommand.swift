@@ -28,7 +28,8 @@ struct MapCommand: ParsableCommand {
 
             Exit status: 0 success, 64 usage error, 65 malformed input, 74 I/O error, 75 some \
             records failed after retries (rerun to retry them), 130 interrupted.
-            """
+            """,
+        version: GRAVersion.string
     )
 
     @Option(name: .long, help: ArgumentHelp("Prompt template file (Mustache: {{field}}, {{a.b}}, {{#list}}…{{/list}}, {{^x}}…{{/x}}).", valueName: "file"))

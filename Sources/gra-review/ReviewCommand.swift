@@ -29,7 +29,8 @@ struct ReviewCommand: ParsableCommand {
             Exit status: 0 success, 64 usage error, 65 malformed input, 74 I/O error, 75 some \
             records failed (see --errors; rerun to retry them, answered requests come from the \
             cache), 130 interrupted.
-            """
+            """,
+        version: GRAVersion.string
     )
 
     @Option(name: .long, help: ArgumentHelp("Reviewers per record.", valueName: "k"))

@@ -51,7 +51,8 @@ struct TestServerCommand: ParsableCommand {
 
             Example script (fail twice with 429, then answer "hi"):
             {"rules":[{"times":2,"status":429,"headers":{"Retry-After":"1"}},{"reply":"hi"}]}
-            """
+            """,
+        version: GRAVersion.string
     )
 
     @Option(help: ArgumentHelp("Address to listen on: loopback only (127.0.0.0/8, ::1, localhost).", valueName: "addr"))
@@ -111,7 +112,7 @@ struct TestServerCommand: ParsableCommand {
         if let script {
             do { rules = try Script.load(path: script) } catch {
                 throw ServerFailure(description: "--script \(error.description)",
-                                    status: error.unreadable ? GRAKit.ExitCode.ioError : GRAKit.ExitCode.dataError)
+                                    status: error.unreadable ? GRAKit.GRAExit.ioError : GRAKit.GRAExit.dataError)
             }
         } else {
             rules = Script.empty
@@ -119,7 +120,7 @@ struct TestServerCommand: ParsableCommand {
         var requestLog: RequestLog?
         if let log {
             do { requestLog = try RequestLog(path: log, diagnostics: diagnostics) } catch {
-                throw ServerFailure(description: error.description, status: GRAKit.ExitCode.ioError)
+                throw ServerFailure(description: error.description, status: GRAKit.GRAExit.ioError)
             }
         }
         var config = Responder.Config()
@@ -136,7 +137,7 @@ struct TestServerCommand: ParsableCommand {
         if let portFile {
             do { try writeAtomically(url, to: portFile) } catch {
                 close(listener)
-                throw ServerFailure(description: "cannot write --port-file \(portFile): \(error.description)", status: GRAKit.ExitCode.ioError)
+                throw ServerFailure(description: "cannot write --port-file \(portFile): \(error.description)", status: GRAKit.GRAExit.ioError)
             }
         }
         let server = HTTPServer(listener: listener, signalFD: signalFD, responder: responder, diagnostics: diagnostics, idleTimeoutMs: idleTimeout)

@@ -3,6 +3,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import GRAKit
 
 
 let arguments = CommandLine.arguments
@@ -14,8 +15,9 @@ let ownDirectory: String = {
     return path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
 }()
 
-/// Every `gra-*` executable on PATH (and next to this binary), by stage name.
-func stages() -> [String: String] {
+/// Every `gra-*` executable on PATH (and next to this binary), by stage name; with
+/// `executable` false, the `gra-*` files found that cannot be run instead.
+func stages(executable: Bool = true) -> [String: String] {
     var found: [String: String] = [:]
     let path = (getenv("PATH").map { String(cString: $0) } ?? "").split(separator: ":").map(String.init)
     for dir in [ownDirectory] + path where !dir.isEmpty {
@@ -28,7 +30,7 @@ func stages() -> [String: String] {
             var st = stat()
             let full = dir + "/" + name
             guard name.hasPrefix("gra-"), name.count > 4, !name.contains("."), stat(full, &st) == 0,
-                  (st.st_mode & S_IFMT) == S_IFREG, access(full, X_OK) == 0 else { continue }
+                  (st.st_mode & S_IFMT) == S_IFREG, (access(full, X_OK) == 0) == executable else { continue }
             let stage = String(name.dropFirst(4))
             if found[stage] == nil { found[stage] = dir + "/" + name }
         }
@@ -40,6 +42,8 @@ func usage() -> String {
     let list = stages().keys.sorted().map { "  \($0)" }.joined(separator: "\n")
     return """
         usage: gra STAGE [ARGS...]    runs gra-STAGE (from PATH or next to gra) with ARGS
+               gra --list             the stages found, one per line
+               gra --version
 
         Stages found:
         \(list.isEmpty ? "  (none)" : list)
@@ -57,6 +61,22 @@ let stage = arguments[1]
 if stage == "-h" || stage == "--help" || stage == "help" {
     print(usage(), terminator: "")
     exit(0)
+}
+if stage == "--version" {
+    print(GRAVersion.string)
+    exit(0)
+}
+if stage == "--list" {
+    for name in stages().keys.sorted() { print(name) }
+    exit(0)
+}
+if stage.hasPrefix("-") {
+    FileHandle.standardError("gra: unknown option '\(stage)'\n\n" + usage())
+    exit(64)
+}
+if stages()[stage] == nil, let file = stages(executable: false)[stage] {
+    FileHandle.standardError("gra: \(file) exists but is not executable (chmod +x it to use it as a stage)\n")
+    exit(126)
 }
 guard let executable = stages()[stage] else {
     FileHandle.standardError("gra: '\(stage)' is not a gra stage: no gra-\(stage) on PATH\n\n" + usage())

@@ -380,9 +380,9 @@ struct DedupCLITests {
         #expect(r.stderr.contains(message), "\(r.stderr)")
     }
 
-    @Test func missingFilesExit74() throws {
+    @Test func missingFilesExit66() throws {
         let r = try ToolRunner.sh("gra-dedup --against nope.json < /dev/null")
-        #expect(r.status == 74)
-        #expect(r.stderr.contains("cannot open nope.json"))
+        #expect(r.status == 66)
+        #expect(r.stderr.contains("cannot read nope.json"))
     }
 }

@@ -116,6 +116,6 @@ struct DedupSemanticCLITests {
         let errors = lines.filter { $0.hasPrefix("{\"stage\"") }
         #expect(!errors.isEmpty)
         #expect(errors.allSatisfy { $0.contains(#""reason":"no embedding: "#) && $0.contains(#""status":500"#) })
-        #expect(r.stderr.contains("failed (see --errors)"))
+        #expect(r.stderr.contains(", 2 failed"))
     }
 }

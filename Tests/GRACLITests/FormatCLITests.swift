@@ -252,8 +252,8 @@ struct FormatCLITests {
         #expect(r.status == 64)
         #expect(r.stderr.contains("yaml"))
         let missing = try ToolRunner.sh("gra-format no-such-file.jsonl")
-        #expect(missing.status == 74)
-        #expect(missing.stderr.contains("cannot open no-such-file.jsonl"))
+        #expect(missing.status == 66)
+        #expect(missing.stderr.contains("cannot read no-such-file.jsonl"))
     }
 
     @Test func interruptFlushesAndExits130() throws {

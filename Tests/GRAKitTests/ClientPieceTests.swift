@@ -230,7 +230,7 @@ struct PoolTests {
         #expect(p.delay(afterAttempt: 1, retryAfter: 10_000) <= p.maxRetryAfter * 1.1)
     }
 
-    @Test func cacheKeyIgnoresReplicaButNotSampleOrPrompt() {
+    @Test func cacheKeyIgnoresServerURLButNotNamespaceSampleOrPrompt() {
         let m1 = ModelEndpoint(name: "m", baseURLs: ["http://a/v1", "http://b/v1"])
         let msg: [JSONValue] = [.object(["role": .string("user"), "content": .string("hi")])]
         let a = ChatRequest(model: m1, messages: msg, parameters: ["temperature": .number("0.7"), "seed": .integer(1)])
@@ -246,6 +246,17 @@ struct PoolTests {
         var e = a
         e.model.name = "other"
         #expect(a.cacheKey() != e.cacheKey())
+        // The server moved (127.0.0.1 → localhost, another host): the same entries.
+        var moved = a
+        moved.model.baseURLs = ["http://localhost:8000/v1"]
+        #expect(a.cacheKey() == moved.cacheKey())
+        // Other weights under the same name, kept apart on purpose.
+        var other = a
+        other.model.cacheNamespace = "finetune-2"
+        #expect(a.cacheKey() != other.cacheKey())
+        var otherToo = other
+        otherToo.model.baseURLs = ["http://c/v1"]
+        #expect(other.cacheKey() == otherToo.cacheKey())
     }
 }
 
