@@ -252,28 +252,31 @@ public final class LineReader {
         }
         if buffer[start + first] == UInt8(ascii: "[") { return .array }
         guard buffer[start + first] == UInt8(ascii: "{") else { return .ndjson }
-        // A record that opens a line and does not end it: is the next line indented (a
-        // pretty-printed object)? Look at most 64 KiB ahead.
+        // The first line: a record ends it with '}'. One that does not (a lone '{', or a
+        // record cut short) is a pretty-printed object when the next line is indented. Looks
+        // at most 64 KiB ahead, and past the first line only when that line does not settle it.
         var newline = first
-        var next: UInt8?
         while true {
             while start + newline < end && buffer[start + newline] != 0x0A { newline += 1 }
-            if start + newline < end {
-                var k = newline + 1
-                while start + k < end && (buffer[start + k] == 0x0A || buffer[start + k] == 0x0D) { k += 1 }
-                if start + k < end {
-                    next = buffer[start + k]
-                    break
-                }
-            }
-            guard end - start < 1 << 16, try readMore() else { break }
+            if start + newline < end { break }
+            guard end - start < 1 << 16, try readMore() else { return .ndjson }
         }
-        guard start + newline < end else { return .ndjson }
         var lineEnd = newline
         while lineEnd > first && (buffer[start + lineEnd - 1] == 0x0D || buffer[start + lineEnd - 1] == 0x20 || buffer[start + lineEnd - 1] == 0x09) { lineEnd -= 1 }
         let opensAlone = lineEnd == first + 1
+        if !opensAlone && buffer[start + lineEnd - 1] == UInt8(ascii: "}") { return .ndjson }
+        var next: UInt8?
+        while !opensAlone {
+            var k = newline + 1
+            while start + k < end && (buffer[start + k] == 0x0A || buffer[start + k] == 0x0D) { k += 1 }
+            if start + k < end {
+                next = buffer[start + k]
+                break
+            }
+            guard end - start < 1 << 16, try readMore() else { break }
+        }
         let indentedNext = next == 0x20 || next == 0x09 || next == UInt8(ascii: "\"")
-        if opensAlone || (buffer[start + lineEnd - 1] != UInt8(ascii: "}") && indentedNext) {
+        if opensAlone || indentedNext {
             throw GRAError.badInput("\(name) looks like one JSON object printed over several lines, not NDJSON (one record per line) or a JSON array of records: write one record per line (e.g. jq -c . \(file)), or put the records in [ … ]")
         }
         return .ndjson

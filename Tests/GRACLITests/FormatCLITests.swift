@@ -165,11 +165,25 @@ struct FormatCLITests {
         #expect(r.stderr.contains("6 records read, 1 written, 5 rejected"))
     }
 
-    @Test func withoutRejectsFileRejectionsAreReportedOnStderr() throws {
-        let r = try ToolRunner.sh("gra-format", stdin: #"{"instruction":"q","output":""}"# + "\n")
-        #expect(r.status == 0)
-        #expect(r.stdout.isEmpty)
-        #expect(r.stderr.contains("line 1: rejected (empty response)"))
+    /// Without --rejects, rejected records are kept whole in ./gra-format.rejects.ndjson (never
+    /// overwriting one that exists), and the summary names the file.
+    @Test func withoutRejectsFileRejectionsGoToTheDefaultFile() throws {
+        let dir = ToolRunner.scratch()
+        try Data((#"{"instruction":"q","output":""}"# + "\n").utf8).write(to: dir.appendingPathComponent("in.ndjson"))
+        let r = try ToolRunner.sh("""
+            gra-format < in.ndjson > out1.ndjson 2> err1.txt; echo "status $?"
+            gra-format < in.ndjson > out2.ndjson 2> err2.txt; echo "status $?"
+            gra-format --rejects /dev/null < in.ndjson > out3.ndjson; echo "status $?"
+            ls | grep -c rejects
+            """, in: dir)
+        #expect(r.stdoutLines == ["status 0", "status 0", "status 0", "2"], "\(r.stdoutText) \(r.stderr)")
+        let kept = try jsonLines(Data(contentsOf: dir.appendingPathComponent("gra-format.rejects.ndjson")))
+        #expect(kept.count == 1 && kept[0]["reason"] as? String == "empty response" && kept[0]["where"] as? String == "line 1")
+        #expect((kept[0]["record"] as? [String: Any])?["instruction"] as? String == "q")
+        let said = (try? String(contentsOf: dir.appendingPathComponent("err1.txt"), encoding: .utf8)) ?? ""
+        #expect(said.contains("1 rejected record(s) written to ./gra-format.rejects.ndjson"), "\(said)")
+        let again = (try? String(contentsOf: dir.appendingPathComponent("err2.txt"), encoding: .utf8)) ?? ""
+        #expect(again.contains("./gra-format.rejects.2.ndjson"), "\(again)")
     }
 
     /// `| head -1` must end the tool quietly with status 0 even with far more than a pipe's

@@ -1,0 +1,176 @@
+import Foundation
+import GRAKit
+import Testing
+
+/// What a user meets at the edges of a run (issue 13), through the built binaries: a server
+/// that goes away mid-run, the live status line on a real terminal, repeated messages, a
+/// server that moved, input that is not NDJSON, and the `gra` front door.
+@Suite("Trust at the edges")
+struct EdgeCLITests {
+    static let prelude = MapCLITests.prelude
+
+    func setUp(records n: Int, script: String = #"{"rules":[]}"#) throws -> URL {
+        let dir = ToolRunner.scratch()
+        try Data("Say {{instruction}}".utf8).write(to: dir.appendingPathComponent("p.txt"))
+        try Data(script.utf8).write(to: dir.appendingPathComponent("script.json"))
+        let records = (0..<n).map { #"{"id":"r\#($0)","instruction":"question \#($0)"}"# }
+        try Data((records.joined(separator: "\n") + "\n").utf8).write(to: dir.appendingPathComponent("in.ndjson"))
+        return dir
+    }
+
+    func text(_ dir: URL, _ name: String) -> String {
+        (try? String(contentsOf: dir.appendingPathComponent(name), encoding: .utf8)) ?? ""
+    }
+
+    /// The server dies mid-run: once every endpoint has failed --max-connect-failures
+    /// connections in a row (for GRA_BREAKER_SECONDS), the rest fail at once into the errors
+    /// file and the run ends with 69, every record accounted for exactly once.
+    @Test func circuitBreakerStopsAModelWhoseServerWentAway() throws {
+        let dir = try setUp(records: 400, script: #"{"rules":[{"path":"/v1/chat/completions","delay_ms":20}]}"#)
+        let r = try ToolRunner.sh(Self.prelude + """
+            start_server --script script.json
+            ( sleep 0.8; kill $SERVER_PID ) &
+            start=$(date +%s)
+            gra-map --prompt p.txt --into x --model m1@$URL --no-cache --max-in-flight 4 --max-connect-failures 3 \
+                --errors err.ndjson in.ndjson > out.ndjson 2> stderr.txt
+            echo "status $?"
+            echo "seconds $(( $(date +%s) - start ))"
+            """, in: dir, env: ["GRA_BREAKER_SECONDS": "0.3", "GRA_RETRY_BASE_DELAY": "0.02"])
+        #expect(r.stdoutLines.first == "status 69", "\(r.stdoutText) \(text(dir, "stderr.txt"))")
+        let seconds = Int(r.stdoutLines.last?.split(separator: " ").last ?? "") ?? 99
+        #expect(seconds <= 8)
+        let out = try jsonLines(Data(contentsOf: dir.appendingPathComponent("out.ndjson")))
+        let failed = try jsonLines(Data(contentsOf: dir.appendingPathComponent("err.ndjson")))
+        #expect(!out.isEmpty, "the server answered for 0.8 s")
+        #expect(failed.count > 100, "most records came after the server died")
+        let ids = out.compactMap { $0["id"] as? String } + failed.compactMap { ($0["record"] as? [String: Any])?["id"] as? String }
+        #expect(ids.count == 400 && Set(ids).count == 400)
+        #expect(failed.contains { ($0["reason"] as? String)?.contains("is unreachable") == true })
+        let stderr = text(dir, "stderr.txt")
+        #expect(stderr.components(separatedBy: "is unreachable").count == 2, "one message: \(stderr)")
+        #expect(stderr.split(separator: "\n").count <= 10, "\(stderr)")
+    }
+
+    /// On a real terminal (script(1)) the status line is redrawn at least twice a second while
+    /// replies stream in steadily, with percent and ETA; --no-progress turns it off there, and
+    /// --progress turns it on for a file.
+    @Test func liveStatusLineOnATerminal() throws {
+        let dir = try setUp(records: 300, script: #"{"rules":[{"path":"/v1/chat/completions","delay_ms":30}]}"#)
+        let map = "gra-map --prompt p.txt --into x --model m1@$URL --no-cache --max-in-flight 4"
+        let r = try ToolRunner.sh(Self.prelude + """
+            start_server --script script.json
+            command -v script > /dev/null || { echo "no script(1)"; exit 0; }
+            start=$(date +%s.%N)
+            script -qfec "\(map) in.ndjson > out1.ndjson" tty1.txt > /dev/null
+            echo "seconds $(awk "BEGIN { print $(date +%s.%N) - $start }")"
+            script -qfec "\(map) --no-progress in.ndjson > out2.ndjson" tty2.txt > /dev/null
+            \(map) --progress in.ndjson > out3.ndjson 2> file3.txt
+            """, in: dir)
+        #expect(r.stdoutLines.first?.hasPrefix("seconds") == true, "\(r.stdoutText) \(r.stderr)")
+        let seconds = Double(r.stdoutLines.first?.split(separator: " ").last ?? "") ?? 0
+        let redraw = "\r\u{1B}[K"
+        let tty = text(dir, "tty1.txt")
+        let redraws = tty.components(separatedBy: redraw).count - 1
+        // Every 0.4 s at most; at least twice a second, less the start-up and the end.
+        #expect(seconds > 1.5, "the run was too short to show anything: \(seconds) s")
+        #expect(Double(redraws) >= (seconds - 1) * 2, "\(redraws) redraws in \(seconds) s: \(tty.debugDescription)")
+        #expect(tty.contains("%, ETA "), "\(tty.debugDescription)")
+        #expect(tty.contains("300/300 done, 300 written"))
+        #expect(!text(dir, "tty2.txt").contains(redraw), "--no-progress drew a status line")
+        #expect(text(dir, "file3.txt").contains(redraw), "--progress drew no status line into a file")
+        #expect(try jsonLines(Data(contentsOf: dir.appendingPathComponent("out1.ndjson"))).count == 300)
+    }
+
+    /// The same failure for every record is said once, then counted.
+    @Test func repeatedMessagesAreFolded() throws {
+        let dir = try setUp(records: 20, script: #"{"rules":[{"path":"/v1/chat/completions","status":503}]}"#)
+        let r = try ToolRunner.sh(Self.prelude + """
+            start_server --script script.json
+            gra-map --prompt p.txt --into x --model m1@$URL --no-cache --max-attempts 3 --errors err.ndjson in.ndjson > out.ndjson
+            echo "status $?"
+            """, in: dir, env: ["GRA_RETRY_BASE_DELAY": "0.01"])
+        #expect(r.stdoutLines == ["status 75"], "\(r.stderr)")
+        let lines = r.stderr.split(separator: "\n")
+        // 20 records × 2 retries: the first said, 39 folded.
+        #expect(lines.filter { $0.contains("HTTP 503") }.count == 2, "\(r.stderr)")
+        #expect(r.stderr.contains("… and 39 more like this: m1: HTTP 503"), "\(r.stderr)")
+    }
+
+    /// Replies are cached by model name and request: a server that moved (another port, or
+    /// localhost for 127.0.0.1) is not asked again; --cache-namespace (or a config's
+    /// cache_namespace) keeps other weights under the same name apart.
+    @Test func theCacheSurvivesAMovedServer() throws {
+        let dir = try setUp(records: 10)
+        let r = try ToolRunner.sh(Self.prelude + """
+            start_server --script script.json
+            A=$URL
+            mv log.ndjson log-a.ndjson
+            gra-testserver --port 0 --port-file url-b.txt --log log-b.ndjson 2> server-b.err &
+            B_PID=$!
+            i=0; while [ ! -s url-b.txt ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+            B=$(cat url-b.txt)
+            M="gra-map --prompt p.txt --into x --cache cache -q"
+            $M --model m1@$A in.ndjson > first.ndjson
+            $M --model m1@$B in.ndjson > moved.ndjson
+            $M --model m1@$(echo $A | sed 's/127.0.0.1/localhost/') in.ndjson > localhost.ndjson
+            $M --model m1@$B --cache-namespace finetune in.ndjson > namespaced.ndjson
+            echo '{"models":[{"name":"m1","base_url":"'$B'","cache_namespace":"other-weights"}]}' > gra.json
+            $M --config gra.json in.ndjson > configured.ndjson
+            kill $B_PID
+            echo "a $(grep -c chat/completions log-a.ndjson) b $(grep -c chat/completions log-b.ndjson)"
+            cmp -s first.ndjson moved.ndjson && cmp -s first.ndjson localhost.ndjson && echo same
+            """, in: dir)
+        // A: the first run's 10. B: 0 for the moved run, 10 namespaced, 10 configured.
+        #expect(r.stdoutLines == ["a 10 b 20", "same"], "\(r.stdoutText) \(r.stderr)")
+    }
+
+    /// Input that is not NDJSON or a JSON array says what it looks like and what to do.
+    @Test(arguments: ["gra-format", "gra-dedup", "gra-map --prompt p.txt --into x --model m1@http://127.0.0.1:9/v1"])
+    func inputThatIsSomethingElseSaysWhat(_ command: String) throws {
+        let dir = try setUp(records: 3)
+        let r = try ToolRunner.sh("""
+            gzip -c in.ndjson > in.ndjson.gz
+            \(command) in.ndjson.gz; echo "gzip $?"
+            printf '{\\n  "instruction": "a",\\n  "output": "b"\\n}\\n' > pretty.json
+            \(command) < pretty.json; echo "pretty $?"
+            """, in: dir)
+        #expect(r.stdoutLines == ["gzip 65", "pretty 65"], "\(r.stderr)")
+        #expect(r.stderr.contains("in.ndjson.gz looks gzip-compressed: decompress it first, e.g. zcat in.ndjson.gz |"), "\(r.stderr)")
+        #expect(r.stderr.contains("standard input looks like one JSON object printed over several lines"), "\(r.stderr)")
+    }
+
+    /// Skipped bad lines are kept in the errors file (the default one when none is named).
+    @Test func skippedBadInputIsKept() throws {
+        let dir = try setUp(records: 2)
+        let r = try ToolRunner.sh(Self.prelude + """
+            start_server --script script.json
+            { head -1 in.ndjson; echo 'not json'; tail -n +2 in.ndjson; } > bad.ndjson
+            gra-map --prompt p.txt --into x --model m1@$URL --no-cache --skip-bad-input bad.ndjson > out.ndjson
+            echo "status $?"
+            """, in: dir)
+        #expect(r.stdoutLines == ["status 0"], "\(r.stderr)")
+        let kept = try jsonLines(Data(contentsOf: dir.appendingPathComponent("gra-map.errors.ndjson")))
+        #expect(kept.count == 1)
+        #expect(kept.first?["where"] as? String == "bad.ndjson:2")
+        #expect(r.stderr.contains("1 failed record(s) written to ./gra-map.errors.ndjson"), "\(r.stderr)")
+    }
+
+    /// `gra --list` prints the stages one per line; a stage file that cannot be run is named.
+    @Test func graListsItsStages() throws {
+        let r = try ToolRunner.sh("""
+            gra --list
+            gra --version
+            mkdir extra && printf '#!/bin/sh\\necho hi\\n' > extra/gra-mine && chmod 644 extra/gra-mine
+            PATH="$PWD/extra:$PATH" gra mine; echo "status $?"
+            chmod 755 extra/gra-mine
+            PATH="$PWD/extra:$PATH" gra mine; echo "status $?"
+            PATH="$PWD/extra:$PATH" gra --list | grep -x mine
+            """)
+        for stage in ["adjudicate", "dedup", "format", "generate", "map", "review"] {
+            #expect(r.stdoutLines.contains(stage), "\(r.stdoutText)")
+        }
+        #expect(r.stdoutLines.contains(GRAVersion.string))
+        #expect(r.stdoutLines.suffix(4) == ["status 126", "hi", "status 0", "mine"], "\(r.stdoutText)")
+        #expect(r.stderr.contains("gra-mine exists but is not executable"), "\(r.stderr)")
+    }
+}
