@@ -11,25 +11,25 @@ public struct ClientOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("A JSON config file with the model pool: {\"models\": [{\"name\", \"base_urls\", \"api_key_env\"}]}.", valueName: "file"))
     public var config: String?
 
-    @Option(name: .long, help: ArgumentHelp("Requests in flight at most, in total.", valueName: "n"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Requests in flight at most, in total.", valueName: "n"))
     public var maxInFlight: Int = 64
 
-    @Option(name: .long, help: ArgumentHelp("Requests in flight at most per base URL (default: --max-in-flight).", valueName: "n"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Requests in flight at most per base URL (default: --max-in-flight).", valueName: "n"))
     public var maxPerEndpoint: Int?
 
-    @Option(name: .long, help: ArgumentHelp("Seconds to wait for a connection.", valueName: "s"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Seconds to wait for a connection.", valueName: "s"))
     public var connectTimeout: Double = 10
 
-    @Option(name: .long, help: ArgumentHelp("Seconds a whole request may take (local models are slow; no low-speed limit applies).", valueName: "s"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Seconds a whole request may take (local models are slow; no low-speed limit applies).", valueName: "s"))
     public var timeout: Double = 600
 
-    @Option(name: .long, help: ArgumentHelp("Attempts per request for 429, 5xx, timeouts, resets and malformed replies (400/401/403/404 are never retried).", valueName: "n"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Attempts per request for 429, 5xx, timeouts, resets and malformed replies (400/401/403/404 are never retried).", valueName: "n"))
     public var maxAttempts: Int = 5
 
-    @Option(name: .long, help: ArgumentHelp("Stop sending to a model once every endpoint of it has failed this many connection attempts in a row over at least 10 s (its server went away): the records that need it go to the errors file and the stage exits 69. 0: never.", valueName: "n"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Stop sending to a model once every endpoint of it has failed this many connection attempts in a row over at least 10 s (its server went away): the records that need it go to the errors file and the stage exits 69. 0: never.", valueName: "n"))
     public var maxConnectFailures: Int = 16
 
-    @Option(name: .long, help: ArgumentHelp("Largest response body accepted, in bytes.", valueName: "n"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Largest response body accepted, in bytes.", valueName: "n"))
     public var maxResponseBytes: Int = 16 << 20
 
     @Option(name: .long, help: ArgumentHelp("Response cache directory (default: $XDG_CACHE_HOME/gra or ~/.cache/gra).", valueName: "dir"))
@@ -51,6 +51,8 @@ public struct ClientOptions: ParsableArguments {
         if let m = maxPerEndpoint, m <= 0 { throw ValidationError("--max-per-endpoint must be positive") }
         guard maxAttempts > 0 else { throw ValidationError("--max-attempts must be positive") }
         guard maxConnectFailures >= 0 else { throw ValidationError("--max-connect-failures must be ≥ 0") }
+        if noCache && cache != nil { throw ValidationError("--cache and --no-cache contradict each other: give one") }
+        if noCache && cacheNamespace != nil { throw ValidationError("--cache-namespace has no effect with --no-cache") }
         guard timeout > 0, connectTimeout > 0 else { throw ValidationError("timeouts must be positive") }
     }
 

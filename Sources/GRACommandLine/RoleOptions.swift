@@ -4,22 +4,26 @@ import GRAKit
 
 /// Sampling flags sent to the server as they are.
 public struct SamplingOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Sampling temperature.", valueName: "t"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Sampling temperature.", valueName: "t"))
     public var temperature: Double?
 
-    @Option(name: .long, help: ArgumentHelp("Nucleus sampling top_p.", valueName: "p"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Nucleus sampling top_p.", valueName: "p"))
     public var topP: Double?
 
-    @Option(name: .long, help: ArgumentHelp("Most tokens in a reply.", valueName: "n"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Most tokens in a reply.", valueName: "n"))
     public var maxTokens: Int?
 
     @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("A stop sequence (repeatable).", valueName: "text"))
     public var stop: [String] = []
 
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Sampling seed sent to the server with every request (the server's 'seed'; not --seed, which draws roles).", valueName: "n"))
+    public var samplingSeed: Int?
+
     public init() {}
 
-    /// The parameters for the request body (`seed` is the server's sampling seed, if any).
-    public func parameters(seed: Int?) -> JSONObject {
+    /// The parameters for the request body.
+    public func parameters() -> JSONObject {
+        let seed = samplingSeed
         var parameters = JSONObject()
         if let temperature { parameters.append("temperature", .number(String(temperature))) }
         if let topP { parameters.append("top_p", .number(String(topP))) }
@@ -36,16 +40,13 @@ public struct RoleStageOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Prompt files: a directory whose NAME.txt files replace the built-in ones, or 'en' (default) / 'zh' for a built-in set.", valueName: "dir"))
     public var prompts: String?
 
-    @Option(name: .long, help: ArgumentHelp("Seed of the role assignment (and of few-shot draws): the same seed gives the same roles and, from the cache, the same output.", valueName: "n"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Seed of the role assignment (and of few-shot draws): the same seed gives the same roles and, from the cache, the same output.", valueName: "n"))
     public var seed: Int = 0
-
-    @Option(name: .long, help: ArgumentHelp("Sampling seed sent to the server with every request.", valueName: "n"))
-    public var samplingSeed: Int?
 
     @Flag(name: .long, help: "Do not send JSON schemas as response_format (for servers that reject it); replies are still parsed and checked strictly.")
     public var noResponseFormat = false
 
-    @Option(name: .long, help: ArgumentHelp("Times a reply that is not the JSON asked for (or is out of range) is re-asked before it becomes an error.", valueName: "n"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Times a reply that is not the JSON asked for (or is out of range) is re-asked before it becomes an error.", valueName: "n"))
     public var parseRetries: Int = 2
 
     @Option(name: .long, help: ArgumentHelp("Write records that failed (request failed after retries, reply never parsed, field missing) here, as NDJSON with the reason.", valueName: "file"))
@@ -67,7 +68,7 @@ public struct RoleStageOptions: ParsableArguments {
 
     public func requestMaker(_ sampling: SamplingOptions) -> RoleRequestMaker {
         var maker = RoleRequestMaker()
-        maker.parameters = sampling.parameters(seed: samplingSeed)
+        maker.parameters = sampling.parameters()
         maker.sendResponseFormat = !noResponseFormat
         maker.parseRetries = parseRetries
         return maker

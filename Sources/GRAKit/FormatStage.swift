@@ -11,6 +11,8 @@ public struct FormatOptions: Sendable {
     /// Write one JSON array instead of JSON lines.
     public var array = false
     public var stripMeta = false
+    /// With `stripMeta`: extra fields to carry anyway (`--keep`).
+    public var keep: Set<String> = []
     /// Apply `TextNormalizer` to every text (on by default).
     public var normalizeText = true
     public var rejectsPath: String?
@@ -265,7 +267,7 @@ struct FormatWorker: Sendable {
             reject(r, record, reason: "empty response", detail: nil, place: place)
             return
         }
-        let converted = FormatConverter.encode(sample, extras: extras, as: options.to, stripMeta: options.stripMeta)
+        let converted = FormatConverter.encode(sample, extras: extras, as: options.to, stripMeta: options.stripMeta, keep: options.keep)
         for key in converted.displaced { r.summary.displaced[key, default: 0] += 1 }
         for key in converted.dropped { r.summary.dropped[key, default: 0] += 1 }
         if options.array { r.output.append(",\n") }

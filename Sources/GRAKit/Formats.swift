@@ -497,9 +497,12 @@ public enum FormatConverter {
     }
 
     /// Builds the record for `sample` in `format`, with `extras` carried over.
-    /// `stripMeta` drops the `gra` metadata object. The fields the format writes itself win
-    /// over extras of the same name (see `Encoded`).
-    public static func encode(_ sample: Sample, extras: JSONObject, as format: RecordFormat, stripMeta: Bool) -> Encoded {
+    /// `stripMeta` makes a training file: the `gra` metadata object goes, and for a training
+    /// format (not gra) every other field the format does not define goes too, except those
+    /// named in `keep`. The fields the format writes itself win over extras of the same name
+    /// (see `Encoded`).
+    public static func encode(_ sample: Sample, extras: JSONObject, as format: RecordFormat, stripMeta: Bool,
+                              keep: Set<String> = []) -> Encoded {
         var out = JSONObject()
         out.fields.reserveCapacity(extras.count + 6)
         // One pass: the fields gra places itself (for the gra format) and `gra`; the rest in order.
@@ -514,10 +517,11 @@ public enum FormatConverter {
             case "domain" where placeCanonical: domain = f.value
             case "keywords" where placeCanonical: keywords = f.value
             case "summary" where placeCanonical: summary = f.value
-            default: rest.fields.append(f)
+            default:
+                if !stripMeta || format == .gra || keep.contains(f.key) { rest.fields.append(f) }
             }
         }
-        if stripMeta { meta = nil }
+        if stripMeta && !keep.contains("gra") { meta = nil }
         precondition(format.cannotHold(sample) == nil, "check RecordFormat.cannotHold first")
         switch format {
         case .gra, .alpaca:

@@ -51,10 +51,10 @@ struct DedupCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Jaccard similarity at or above which records are near duplicates.", valueName: "j"))
     var threshold = 0.8
 
-    @Option(name: .long, help: ArgumentHelp("LSH bands (default: chosen from --threshold to favour recall; see the man page).", valueName: "b"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("LSH bands (default: chosen from --threshold to favour recall; see the man page).", valueName: "b"))
     var bands: Int?
 
-    @Option(name: .long, help: ArgumentHelp("LSH rows per band (default: chosen from --threshold).", valueName: "r"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("LSH rows per band (default: chosen from --threshold).", valueName: "r"))
     var rows: Int?
 
     @Option(name: .long, help: ArgumentHelp("Cosine similarity at or above which records are semantic duplicates.", valueName: "c"))

@@ -46,8 +46,11 @@ struct FormatCommand: ParsableCommand {
     @Flag(name: .long, help: "Write one JSON array instead of JSON lines.")
     var array = false
 
-    @Flag(name: .long, help: "Drop the 'gra' metadata object (for training files).")
+    @Flag(name: .long, help: "Write a training file: only the fields the target format defines (alpaca: instruction, input, output, system, history, tools; sharegpt: conversations, tools; openai: messages, tools), no 'gra' metadata and no other field unless --keep names it. With --to gra: drop only 'gra'.")
     var stripMeta = false
+
+    @Option(name: .long, help: ArgumentHelp("With --strip-meta: carry these fields anyway (comma-separated, e.g. id,source).", valueName: "field,..."))
+    var keep: String?
 
     @Flag(name: .long, help: "Keep texts exactly as read (no trimming, NFC or blank-line folding).")
     var noNormalize = false
@@ -67,7 +70,7 @@ struct FormatCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("With --complete-summaries: write records whose extraction failed here, as NDJSON with the reason.", valueName: "file"))
     var errors: String?
 
-    @Option(name: .long, help: ArgumentHelp("With --complete-summaries: times a reply that is not the JSON asked for is re-asked before the record fails.", valueName: "n"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("With --complete-summaries: times a reply that is not the JSON asked for is re-asked before the record fails.", valueName: "n"))
     var parseRetries: Int = 2
 
     @Flag(name: .long, help: "With --complete-summaries: do not send the JSON schema as response_format (replies are still checked).")
@@ -82,6 +85,14 @@ struct FormatCommand: ParsableCommand {
     @OptionGroup(title: "Summary completion: models, concurrency and cache")
     var client: ClientOptions
 
+    func validate() throws {
+        if keep != nil && !stripMeta { throw ValidationError("--keep only applies with --strip-meta") }
+        if !completeSummaries {
+            let given = [("--errors", errors != nil), ("--prompts", prompts != nil), ("--stats", stats != nil)].filter(\.1).map(\.0)
+            if let first = given.first { throw ValidationError("\(first) only applies with --complete-summaries") }
+        }
+    }
+
     func run() throws {
         Signals.install()
         var options = FormatOptions()
@@ -89,6 +100,7 @@ struct FormatCommand: ParsableCommand {
         options.to = to
         options.array = array
         options.stripMeta = stripMeta
+        options.keep = Set((keep ?? "").split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
         options.normalizeText = !noNormalize
         options.rejectsPath = rejects
         options.skipBadInput = input.skipBadInput
@@ -105,7 +117,7 @@ struct FormatCommand: ParsableCommand {
                 let setup = try StageSetup(client, diagnostics: diagnostics, environment: environment)
                 defer { setup.client.http.shutdown() }
                 var completion = SummaryCompletionOptions(pool: setup.pool, prompts: try PromptSet(prompts))
-                completion.requests.parameters = sampling.parameters(seed: nil)
+                completion.requests.parameters = sampling.parameters()
                 completion.requests.sendResponseFormat = !noResponseFormat
                 completion.requests.parseRetries = max(0, parseRetries)
                 completion.errorsPath = errors

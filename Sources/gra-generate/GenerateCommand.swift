@@ -33,10 +33,10 @@ struct GenerateCommand: ParsableCommand {
         version: GRAVersion.string
     )
 
-    @Option(name: .long, help: ArgumentHelp("New samples per seed.", valueName: "n"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("New samples per seed.", valueName: "n"))
     var perSeed: Int = 1
 
-    @Option(name: .long, help: ArgumentHelp("Same-domain examples shown to the generator.", valueName: "k"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Same-domain examples shown to the generator.", valueName: "k"))
     var shots: Int = 2
 
     @Option(name: .long, help: ArgumentHelp("Domain of seeds that have none (no classification call).", valueName: "name"))
@@ -48,7 +48,7 @@ struct GenerateCommand: ParsableCommand {
     @Flag(name: .long, help: "Also write each seed (before its samples), marked gra.origin.is_seed, with its domain and extracted keywords/summary.")
     var keepSeeds = false
 
-    @Option(name: .long, help: ArgumentHelp("GRA round number, recorded in gra.origin.round.", valueName: "n"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("GRA round number, recorded in gra.origin.round.", valueName: "n"))
     var round: Int?
 
     @OptionGroup(title: "Roles, prompts and replies")

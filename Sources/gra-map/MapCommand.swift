@@ -47,14 +47,16 @@ struct MapCommand: ParsableCommand {
     @Flag(name: .long, help: "Do not send the schema as response_format (for servers that reject it); still validate the reply.")
     var noResponseFormat = false
 
-    @Option(name: .long, help: ArgumentHelp("Times an unparseable or non-conforming JSON reply is re-asked before the record fails.", valueName: "n"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Times an unparseable or non-conforming JSON reply is re-asked before the record fails.", valueName: "n"))
     var parseRetries: Int = 2
 
     @Option(name: .long, help: ArgumentHelp("Which model of the pool to use (default: the first).", valueName: "name"))
     var use: String?
 
-    @Option(name: .long, help: ArgumentHelp("Sampling seed sent to the server.", valueName: "n"))
-    var seed: Int?
+    /// Before 0.5 gra-map's --seed was the server's seed; it is --sampling-seed now, as in
+    /// every stage (--seed draws roles there). Kept to say so.
+    @Option(name: .long, help: .hidden)
+    var seed: String?
 
     @OptionGroup(title: "Sampling")
     var sampling: SamplingOptions
@@ -73,6 +75,10 @@ struct MapCommand: ParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp("Write a JSON summary (per model: requests, cache hits, retries, tokens, latency p50/p95) here.", valueName: "file"))
     var stats: String?
+
+    func validate() throws {
+        if seed != nil { throw ValidationError("gra-map has no --seed: the server's sampling seed is --sampling-seed (as in every gra stage, where --seed draws roles)") }
+    }
 
     func run() throws {
         Signals.install()
@@ -100,7 +106,7 @@ struct MapCommand: ParsableCommand {
             }
             options.sendResponseFormat = !noResponseFormat
             options.parseRetries = max(0, parseRetries)
-            options.parameters = sampling.parameters(seed: seed)
+            options.parameters = sampling.parameters()
             options.io = input.ioOptions
             options.io.errorsPath = errors
             options.io.unordered = unordered

@@ -33,13 +33,13 @@ struct ReviewCommand: ParsableCommand {
         version: GRAVersion.string
     )
 
-    @Option(name: .long, help: ArgumentHelp("Reviewers per record.", valueName: "k"))
-    var reviewers: Int = 3
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Reviewers per record (default 3).", valueName: "k"))
+    var reviewers: Int?
 
-    @Option(name: .long, help: ArgumentHelp("A round whose mean score is below this (with variance at most --max-variance) rejects.", valueName: "x"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("A round whose mean score is below this (with variance at most --max-variance) rejects.", valueName: "x"))
     var minScore: Double = 7
 
-    @Option(name: .long, help: ArgumentHelp("A round whose score variance exceeds this is a dispute.", valueName: "x"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("A round whose score variance exceeds this is a dispute.", valueName: "x"))
     var maxVariance: Double = 2
 
     @Flag(name: .long, help: "Re-decide from the scores stored in gra.review with the thresholds given; no request is sent.")
@@ -58,9 +58,10 @@ struct ReviewCommand: ParsableCommand {
     var input: InputOptions
 
     func validate() throws {
-        guard reviewers > 0 else { throw ValidationError("--reviewers must be positive") }
+        if let reviewers, reviewers <= 0 { throw ValidationError("--reviewers must be positive") }
+        if rescore && reviewers != nil { throw ValidationError("--rescore asks no reviewer: it re-decides from the stored scores, so --reviewers has no effect") }
         guard (1...10).contains(minScore) else { throw ValidationError("--min-score must be between 1 and 10") }
-        guard maxVariance >= 0 else { throw ValidationError("--max-variance must be 0 or more") }
+        guard maxVariance >= 0 else { throw ValidationError("--max-variance must be ≥ 0") }
     }
 
     func run() throws {
@@ -84,7 +85,7 @@ struct ReviewCommand: ParsableCommand {
             let setup = try StageSetup(client, diagnostics: diagnostics, environment: environment)
             defer { setup.client.http.shutdown() }
             var options = ReviewOptions(pool: setup.pool, prompts: prompts)
-            options.reviewers = reviewers
+            options.reviewers = reviewers ?? 3
             options.seed = roles.seed
             options.thresholds = thresholds
             options.roles = try RoleConfig.load(configPath: client.config, pool: setup.pool)
