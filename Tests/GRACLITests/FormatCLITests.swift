@@ -133,9 +133,12 @@ struct FormatCLITests {
         #expect(r.stdoutLines.last?.contains("truncated: response has an unclosed code fence") == true)
     }
 
-    @Test func stripMetaDropsGraBlock() throws {
-        let r = try ToolRunner.sh("gra-format --to alpaca --strip-meta", stdin: #"{"instruction":"q","response":"a","gra":{"x":1},"keep":2}"# + "\n")
-        #expect(r.stdoutText == #"{"instruction":"q","input":"","output":"a","keep":2}"# + "\n")
+    @Test func stripMetaDropsGraBlockAndExtras() throws {
+        let record = #"{"instruction":"q","response":"a","gra":{"x":1},"keep":2}"# + "\n"
+        let r = try ToolRunner.sh("gra-format --to alpaca --strip-meta", stdin: record)
+        #expect(r.stdoutText == #"{"instruction":"q","input":"","output":"a"}"# + "\n")
+        let kept = try ToolRunner.sh("gra-format --to alpaca --strip-meta --keep keep", stdin: record)
+        #expect(kept.stdoutText == #"{"instruction":"q","input":"","output":"a","keep":2}"# + "\n")
     }
 
     @Test func rejectsFileNamesReasons() throws {

@@ -242,7 +242,7 @@ struct GRAStagesCLITests {
         try Data("{{instruction}}\n".utf8).write(to: dir.appendingPathComponent("prompt.txt"))
         let r = try ToolRunner.sh(Self.prelude + """
             start_server --script script.json --models m1
-            gra-map --model m1@$URL --no-cache --prompt prompt.txt --into x --temperature 0.2 --top-p 0.9 --max-tokens 64 --seed 7 --stop '###' --stop END < in.ndjson > /dev/null; echo "map $?"
+            gra-map --model m1@$URL --no-cache --prompt prompt.txt --into x --temperature 0.2 --top-p 0.9 --max-tokens 64 --sampling-seed 7 --stop '###' --stop END < in.ndjson > /dev/null; echo "map $?"
             gra-review --model m1@$URL --no-cache --reviewers 1 --temperature 0 --sampling-seed 3 --max-tokens 100 < in.ndjson > /dev/null 2>&1; echo "review $?"
             """, in: dir)
         #expect(r.stdoutLines == ["map 0", "review 0"], "\(r.stderr)")

@@ -27,8 +27,11 @@ struct FormatTests {
         let extras: JSONObject = ["gra": .object([:]), "zeta": .bool(true), "summary": .string("s"), "id": .string("i"), "domain": .string("math")]
         let r = FormatConverter.encode(Sample(instruction: "q", response: "a"), extras: extras, as: .gra, stripMeta: false).record
         #expect(r.keys == ["id", "domain", "instruction", "input", "response", "summary", "zeta", "gra"])
+        // A training file holds the format's fields only, and what --keep names, in input order.
         let stripped = FormatConverter.encode(Sample(instruction: "q", response: "a"), extras: extras, as: .alpaca, stripMeta: true).record
-        #expect(stripped.keys == ["instruction", "input", "output", "zeta", "summary", "id", "domain"])
+        #expect(stripped.keys == ["instruction", "input", "output"])
+        let kept = FormatConverter.encode(Sample(instruction: "q", response: "a"), extras: extras, as: .alpaca, stripMeta: true, keep: ["id", "zeta"]).record
+        #expect(kept.keys == ["instruction", "input", "output", "zeta", "id"])
     }
 
     @Test(arguments: [
@@ -78,7 +81,11 @@ struct FormatTests {
         #expect(e.displaced == ["output"] && e.dropped.isEmpty)
         let stripped = FormatConverter.encode(sample, extras: extras, as: .alpaca, stripMeta: true)
         #expect(JSONWriter.string(.object(stripped.record)) == #"{"instruction":"q","input":"","output":"new"}"#)
-        #expect(stripped.dropped == ["output"] && stripped.displaced.isEmpty)
+        // --strip-meta drops every extra before any clash: nothing displaced, nothing counted.
+        #expect(stripped.dropped.isEmpty && stripped.displaced.isEmpty)
+        let keptClash = FormatConverter.encode(sample, extras: extras, as: .alpaca, stripMeta: true, keep: ["output"])
+        #expect(JSONWriter.string(.object(keptClash.record)) == #"{"instruction":"q","input":"","output":"new"}"#)
+        #expect(keptClash.dropped == ["output"] && keptClash.displaced.isEmpty)
         // The same value twice loses nothing: dropped, no metadata made for it.
         let same = try #require(try JSONParser.parse(#"{"instruction":"q","output":"a","response":"a"}"#).objectValue)
         let (s2, x2) = try FormatConverter.decode(same, as: .gra)

@@ -78,7 +78,7 @@ with tempfile.TemporaryDirectory() as tmp:
     for fmt, rule in (("alpaca", llamafactory_alpaca_ok), ("sharegpt", llamafactory_sharegpt_ok)):
         for array in (False, True):
             out = os.path.join(tmp, f"train.{fmt}.{'json' if array else 'jsonl'}")
-            run(["--to", fmt, "--strip-meta"] + (["--array"] if array else []), base, out)
+            run(["--to", fmt, "--strip-meta", "--keep", "id"] + (["--array"] if array else []), base, out)
             label = f"{fmt} {'array' if array else 'jsonl'}"
             try:
                 ds = datasets.load_dataset("json", data_files=out, split="train")
