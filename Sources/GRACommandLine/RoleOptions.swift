@@ -34,8 +34,8 @@ public struct SamplingOptions: ParsableArguments {
     }
 }
 
-/// Flags the GRA role stages (generate, review, adjudicate) share: prompts, the role seed,
-/// reply parsing, where failures go, and stats.
+/// Flags the GRA role stages (generate, review, adjudicate) share: the prompts and the role
+/// seed.
 public struct RoleStageOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Prompt files: a directory whose NAME.txt files replace the built-in ones, or 'en' (default) / 'zh' for a built-in set.", valueName: "dir"))
     public var prompts: String?
@@ -43,13 +43,41 @@ public struct RoleStageOptions: ParsableArguments {
     @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Seed of the role assignment (and of few-shot draws): the same seed gives the same roles and, from the cache, the same output.", valueName: "n"))
     public var seed: Int = 0
 
+    public init() {}
+
+    public func promptSet() throws(GRAError) -> PromptSet { try PromptSet(prompts) }
+
+    /// How requests are made: sampling parameters and the reply settings.
+    public func requestMaker(_ sampling: SamplingOptions, _ replies: ReplyOptions) -> RoleRequestMaker {
+        var maker = RoleRequestMaker()
+        maker.parameters = sampling.parameters()
+        maker.sendResponseFormat = !replies.noResponseFormat
+        maker.parseRetries = replies.parseRetries
+        return maker
+    }
+}
+
+/// How structured replies are asked for and checked: the same two flags in every tool that
+/// parses replies (gra-map, gra-format --complete-summaries, the role stages), so their help
+/// cannot drift apart.
+public struct ReplyOptions: ParsableArguments {
     @Flag(name: .long, help: "Do not send JSON schemas as response_format (for servers that reject it); replies are still parsed and checked strictly.")
     public var noResponseFormat = false
 
-    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Times a reply that is not the JSON asked for (or is out of range) is re-asked before it becomes an error.", valueName: "n"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Times a reply that is not the JSON asked for (or is out of range) is re-asked before the record fails.", valueName: "n"))
     public var parseRetries: Int = 2
 
-    @Option(name: .long, help: ArgumentHelp("Write records that failed (request failed after retries, reply never parsed, field missing) here, as NDJSON with the reason.", valueName: "file"))
+    public init() {}
+
+    public func validate() throws {
+        guard parseRetries >= 0 else { throw ValidationError("--parse-retries must be ≥ 0") }
+    }
+}
+
+/// Where a record-at-a-time LLM stage's failed records and statistics go, and the output
+/// order: the same flags in gra-map and every role stage.
+public struct RunOutputOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Write records that failed (request failed after retries, reply never parsed, field missing) here, whole, as NDJSON with the reason. Default: ./gra-STAGE.errors.ndjson, made when the first one comes (never overwriting a file); /dev/null drops them.", valueName: "file"))
     public var errors: String?
 
     @Flag(name: .long, help: "Write records as they finish instead of in input order.")
@@ -60,20 +88,7 @@ public struct RoleStageOptions: ParsableArguments {
 
     public init() {}
 
-    public func validate() throws {
-        guard parseRetries >= 0 else { throw ValidationError("--parse-retries must be 0 or more") }
-    }
-
-    public func promptSet() throws(GRAError) -> PromptSet { try PromptSet(prompts) }
-
-    public func requestMaker(_ sampling: SamplingOptions) -> RoleRequestMaker {
-        var maker = RoleRequestMaker()
-        maker.parameters = sampling.parameters()
-        maker.sendResponseFormat = !noResponseFormat
-        maker.parseRetries = parseRetries
-        return maker
-    }
-
+    /// The stage's I/O options: the input settings with these.
     public func io(_ input: InputOptions) -> StageIOOptions {
         var io = input.ioOptions
         io.errorsPath = errors

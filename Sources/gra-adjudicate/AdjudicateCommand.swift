@@ -28,8 +28,11 @@ struct AdjudicateCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Write rejected records here (NDJSON: stage, id, reason, record). Without it each rejection is reported on stderr.", valueName: "file"))
     var rejects: String?
 
-    @OptionGroup(title: "Roles, prompts and replies")
+    @OptionGroup(title: "Roles and prompts")
     var roles: RoleStageOptions
+
+    @OptionGroup(title: "Replies")
+    var replies: ReplyOptions
 
     @OptionGroup(title: "Sampling")
     var sampling: SamplingOptions
@@ -39,6 +42,9 @@ struct AdjudicateCommand: ParsableCommand {
 
     @OptionGroup(title: "Input")
     var input: InputOptions
+
+    @OptionGroup(title: "Failed records and statistics")
+    var outputs: RunOutputOptions
 
     func run() throws {
         Signals.install()
@@ -51,8 +57,8 @@ struct AdjudicateCommand: ParsableCommand {
             var options = AdjudicateOptions(pool: setup.pool, prompts: prompts)
             options.seed = roles.seed
             options.roles = try RoleConfig.load(configPath: client.config, pool: setup.pool)
-            options.requests = roles.requestMaker(sampling)
-            options.io = roles.io(input)
+            options.requests = roles.requestMaker(sampling, replies)
+            options.io = outputs.io(input)
             options.io.rejectsPath = rejects
             setup.checkModels(setup.pool.models, diagnostics)
             let summary = try AdjudicateStage(options: options, client: setup.client, output: OutputSink(fd: 1), diagnostics: diagnostics).run()

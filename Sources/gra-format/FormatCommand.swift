@@ -61,29 +61,26 @@ struct FormatCommand: ParsableCommand {
     @Flag(name: .long, help: "Fill in missing keywords/summary with one model call per record (for seeding the next GRA round).")
     var completeSummaries = false
 
-    @OptionGroup(title: "Input")
-    var input: InputOptions
-
     @Option(name: .long, help: ArgumentHelp("With --complete-summaries: prompt files (a directory whose extract.txt replaces the built-in one, or en / zh).", valueName: "dir"))
     var prompts: String?
 
     @Option(name: .long, help: ArgumentHelp("With --complete-summaries: write records whose extraction failed here, as NDJSON with the reason.", valueName: "file"))
     var errors: String?
 
-    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("With --complete-summaries: times a reply that is not the JSON asked for is re-asked before the record fails.", valueName: "n"))
-    var parseRetries: Int = 2
-
-    @Flag(name: .long, help: "With --complete-summaries: do not send the JSON schema as response_format (replies are still checked).")
-    var noResponseFormat = false
-
     @Option(name: .long, help: ArgumentHelp("With --complete-summaries: write a JSON summary of the requests (per model) here.", valueName: "file"))
     var stats: String?
+
+    @OptionGroup(title: "Summary completion: replies")
+    var replies: ReplyOptions
 
     @OptionGroup(title: "Summary completion: sampling")
     var sampling: SamplingOptions
 
     @OptionGroup(title: "Summary completion: models, concurrency and cache")
     var client: ClientOptions
+
+    @OptionGroup(title: "Input")
+    var input: InputOptions
 
     func validate() throws {
         if keep != nil && !stripMeta { throw ValidationError("--keep only applies with --strip-meta") }
@@ -118,8 +115,8 @@ struct FormatCommand: ParsableCommand {
                 defer { setup.client.http.shutdown() }
                 var completion = SummaryCompletionOptions(pool: setup.pool, prompts: try PromptSet(prompts))
                 completion.requests.parameters = sampling.parameters()
-                completion.requests.sendResponseFormat = !noResponseFormat
-                completion.requests.parseRetries = max(0, parseRetries)
+                completion.requests.sendResponseFormat = !replies.noResponseFormat
+                completion.requests.parseRetries = replies.parseRetries
                 completion.errorsPath = errors
                 completion.statsPath = stats
                 setup.checkModels(setup.pool.models, diagnostics)

@@ -51,8 +51,11 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("GRA round number, recorded in gra.origin.round.", valueName: "n"))
     var round: Int?
 
-    @OptionGroup(title: "Roles, prompts and replies")
+    @OptionGroup(title: "Roles and prompts")
     var roles: RoleStageOptions
+
+    @OptionGroup(title: "Replies")
+    var replies: ReplyOptions
 
     @OptionGroup(title: "Sampling")
     var sampling: SamplingOptions
@@ -62,6 +65,9 @@ struct GenerateCommand: ParsableCommand {
 
     @OptionGroup(title: "Input")
     var input: InputOptions
+
+    @OptionGroup(title: "Failed records and statistics")
+    var outputs: RunOutputOptions
 
     func validate() throws {
         guard perSeed > 0 else { throw ValidationError("--per-seed must be positive") }
@@ -90,8 +96,8 @@ struct GenerateCommand: ParsableCommand {
             options.generatorsByDomain = try RoleConfig.load(configPath: client.config, pool: setup.pool).generatorsByDomain
             options.keepSeeds = keepSeeds
             options.round = round
-            options.requests = roles.requestMaker(sampling)
-            options.io = roles.io(input)
+            options.requests = roles.requestMaker(sampling, replies)
+            options.io = outputs.io(input)
             setup.checkModels(setup.pool.models, diagnostics)
             let summary = try GenerateStage(options: options, client: setup.client, output: OutputSink(fd: 1), diagnostics: diagnostics).run()
             return summary.exitStatus

@@ -44,12 +44,6 @@ struct MapCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("JSON schema file: the reply must be JSON that conforms to it.", valueName: "file"))
     var jsonSchema: String?
 
-    @Flag(name: .long, help: "Do not send the schema as response_format (for servers that reject it); still validate the reply.")
-    var noResponseFormat = false
-
-    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Times an unparseable or non-conforming JSON reply is re-asked before the record fails.", valueName: "n"))
-    var parseRetries: Int = 2
-
     @Option(name: .long, help: ArgumentHelp("Which model of the pool to use (default: the first).", valueName: "name"))
     var use: String?
 
@@ -57,6 +51,9 @@ struct MapCommand: ParsableCommand {
     /// every stage (--seed draws roles there). Kept to say so.
     @Option(name: .long, help: .hidden)
     var seed: String?
+
+    @OptionGroup(title: "Replies")
+    var replies: ReplyOptions
 
     @OptionGroup(title: "Sampling")
     var sampling: SamplingOptions
@@ -67,14 +64,8 @@ struct MapCommand: ParsableCommand {
     @OptionGroup(title: "Input")
     var input: InputOptions
 
-    @Option(name: .long, help: ArgumentHelp("Write records whose request failed here, as NDJSON with the reason.", valueName: "file"))
-    var errors: String?
-
-    @Flag(name: .long, help: "Write records as their replies arrive instead of in input order.")
-    var unordered = false
-
-    @Option(name: .long, help: ArgumentHelp("Write a JSON summary (per model: requests, cache hits, retries, tokens, latency p50/p95) here.", valueName: "file"))
-    var stats: String?
+    @OptionGroup(title: "Failed records and statistics")
+    var outputs: RunOutputOptions
 
     func validate() throws {
         if seed != nil { throw ValidationError("gra-map has no --seed: the server's sampling seed is --sampling-seed (as in every gra stage, where --seed draws roles)") }
@@ -104,13 +95,10 @@ struct MapCommand: ParsableCommand {
                     throw GRAError.usage("--json-schema \(jsonSchema): invalid JSON: \(e)")
                 } catch let e as GRAError { throw e } catch { throw GRAError.usage("--json-schema \(jsonSchema): \(error)") }
             }
-            options.sendResponseFormat = !noResponseFormat
-            options.parseRetries = max(0, parseRetries)
+            options.sendResponseFormat = !replies.noResponseFormat
+            options.parseRetries = replies.parseRetries
             options.parameters = sampling.parameters()
-            options.io = input.ioOptions
-            options.io.errorsPath = errors
-            options.io.unordered = unordered
-            options.io.statsPath = stats
+            options.io = outputs.io(input)
             setup.checkModels([model], diagnostics)
             let stage = MapStage(options: options, client: llm, output: OutputSink(fd: 1), diagnostics: diagnostics)
             let summary = try stage.run()

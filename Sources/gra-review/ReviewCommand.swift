@@ -45,8 +45,11 @@ struct ReviewCommand: ParsableCommand {
     @Flag(name: .long, help: "Re-decide from the scores stored in gra.review with the thresholds given; no request is sent.")
     var rescore = false
 
-    @OptionGroup(title: "Roles, prompts and replies")
+    @OptionGroup(title: "Roles and prompts")
     var roles: RoleStageOptions
+
+    @OptionGroup(title: "Replies")
+    var replies: ReplyOptions
 
     @OptionGroup(title: "Sampling")
     var sampling: SamplingOptions
@@ -56,6 +59,9 @@ struct ReviewCommand: ParsableCommand {
 
     @OptionGroup(title: "Input")
     var input: InputOptions
+
+    @OptionGroup(title: "Failed records and statistics")
+    var outputs: RunOutputOptions
 
     func validate() throws {
         if let reviewers, reviewers <= 0 { throw ValidationError("--reviewers must be positive") }
@@ -76,7 +82,7 @@ struct ReviewCommand: ParsableCommand {
                 var options = ReviewOptions(pool: ModelPool(), prompts: prompts)
                 options.thresholds = thresholds
                 options.rescore = true
-                options.io = roles.io(input)
+                options.io = outputs.io(input)
                 let llm = LLMClient(http: HTTPClient(maxInFlight: 1), cache: nil, environment: environment)
                 defer { llm.http.shutdown() }
                 let summary = try ReviewStage(options: options, client: llm, output: OutputSink(fd: 1), diagnostics: diagnostics).run()
@@ -89,8 +95,8 @@ struct ReviewCommand: ParsableCommand {
             options.seed = roles.seed
             options.thresholds = thresholds
             options.roles = try RoleConfig.load(configPath: client.config, pool: setup.pool)
-            options.requests = roles.requestMaker(sampling)
-            options.io = roles.io(input)
+            options.requests = roles.requestMaker(sampling, replies)
+            options.io = outputs.io(input)
             setup.checkModels(setup.pool.models, diagnostics)
             let summary = try ReviewStage(options: options, client: setup.client, output: OutputSink(fd: 1), diagnostics: diagnostics).run()
             return summary.exitStatus
