@@ -86,6 +86,9 @@ public struct RunOutputOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Write a JSON summary (counts; per model: requests, cache hits, retries, tokens, latency p50/p95) here.", valueName: "file"))
     public var stats: String?
 
+    @Flag(name: .long, help: "Send nothing: write the requests the stage would send to stdout as NDJSON ({stage, where, model, cached, cache_key, request}). Replies in the cache are used, so the requests that follow them are listed too.")
+    public var dryRun = false
+
     public init() {}
 
     /// The stage's I/O options: the input settings with these.
@@ -94,6 +97,7 @@ public struct RunOutputOptions: ParsableArguments {
         io.errorsPath = errors
         io.unordered = unordered
         io.statsPath = stats
+        io.dryRun = dryRun
         return io
     }
 }

@@ -258,6 +258,13 @@ public final class LLMClient: @unchecked Sendable {
         }
     }
 
+    /// The cached reply to `request`, if the cache holds one that decodes (what `chat` would
+    /// answer without the network).
+    public func cachedReply(_ request: ChatRequest) -> ChatReply? {
+        guard let cache, let body = try? cache.lookup(request.cacheKey()) else { return nil }
+        return try? LLMClient.decodeChat(body).get()
+    }
+
     /// Sends a chat completion (or answers it from the cache, synchronously).
     public func chat(_ request: ChatRequest, completion: @escaping @Sendable (Result<ChatReply, RequestFailure>) -> Void) {
         let key = cache == nil ? [] : request.cacheKey()

@@ -47,6 +47,15 @@ public final class MapStage: @unchecked Sendable {
             return ReplyJSON.extract(reply.content ?? "", schema: schema)
         }
         engine = StageEngine(name: "gra-map", io: options.io, client: client, output: output, diagnostics: diagnostics)
+        engine.checkFirstRecord = { record in
+            var missing: [String] = []
+            _ = options.template.render(.object(record), missing: &missing)
+            _ = options.systemTemplate?.render(.object(record), missing: &missing)
+            guard !missing.isEmpty else { return nil }
+            let names = Array(Set(missing)).sorted().map { "'\($0)'" }.joined(separator: ", ")
+            let fields = record.fields.prefix(12).map(\.key).joined(separator: ", ")
+            return "the prompt uses \(names), which the first record lacks (its fields: \(fields)); nothing was sent. Fix the template, or wrap a field only some records have in {{#name}}…{{/name}}"
+        }
     }
 
     public func run() throws(GRAError) -> StageSummary {

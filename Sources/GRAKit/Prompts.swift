@@ -51,6 +51,17 @@ public struct PromptSet: Sendable {
 
     public subscript(name: Name) -> PromptTemplate { templates[name]! }
 
+    /// Stops a run whose `--prompts` directory holds none of the prompts `tool` uses (a wrong
+    /// directory, or files meant for another stage), before any request: one message, exit 64.
+    /// A directory with some of them is fine: the rest stay built in, as documented.
+    public func require(_ names: [Name], for tool: String) throws(GRAError) {
+        guard names.allSatisfy({ sources[$0]?.hasPrefix("built-in") == true }),
+              let dir = sources.values.first(where: { !$0.hasPrefix("built-in") }).map({ String($0.prefix(upTo: $0.lastIndex(of: "/") ?? $0.endIndex)) })
+        else { return }
+        let has = Name.allCases.filter { sources[$0]?.hasPrefix("built-in") == false }.map(\.fileName)
+        throw GRAError.usage("--prompts \(dir) holds none of the prompts \(tool) uses (\(names.map(\.fileName).joined(separator: ", "))); it has \(has.joined(separator: ", "))")
+    }
+
     private static func parse(_ text: String, what: String) throws(GRAError) -> PromptTemplate {
         do { return try PromptTemplate(text) } catch { throw GRAError.usage("prompt \(what): \(error)") }
     }

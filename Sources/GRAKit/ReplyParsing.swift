@@ -76,7 +76,51 @@ public struct JSONSchema: Sendable {
 
     public init(_ schema: JSONValue) throws(GRAError) {
         guard case .object = schema else { throw GRAError.usage("a JSON schema must be an object") }
+        if let problem = JSONSchema.problem(in: schema, at: "$") { throw GRAError.usage("not a valid JSON Schema: \(problem)") }
         self.schema = schema
+    }
+
+    static let typeNames: Set<String> = ["null", "boolean", "integer", "number", "string", "array", "object"]
+
+    /// The first thing in `schema` that JSON Schema does not allow, for the keywords gra
+    /// checks (a misspelt type, `required` that is not a list of names, …), so that a broken
+    /// schema stops the run once instead of failing every record.
+    static func problem(in schema: JSONValue, at path: String) -> String? {
+        guard case .object(let s) = schema else {
+            if case .bool = schema { return nil }   // true / false are schemas too
+            return "\(path) should be a schema (an object), not \(schema.kindDescription)"
+        }
+        if let t = s["type"] {
+            let names: [JSONValue]
+            switch t {
+            case .string: names = [t]
+            case .array(let list) where !list.isEmpty: names = list
+            default: return "\(path).type should be a type name or a list of them"
+            }
+            for n in names {
+                guard let name = n.stringValue, typeNames.contains(name) else {
+                    return "\(path).type: \(JSONWriter.string(n)) is not a JSON Schema type (\(typeNames.sorted().joined(separator: ", ")))"
+                }
+            }
+        }
+        if let p = s["properties"] {
+            guard case .object(let props) = p else { return "\(path).properties should be an object" }
+            for f in props.fields {
+                if let problem = problem(in: f.value, at: "\(path).properties.\(f.key)") { return problem }
+            }
+        }
+        if let r = s["required"] {
+            guard case .array(let names) = r, names.allSatisfy({ $0.stringValue != nil }) else { return "\(path).required should be a list of field names" }
+        }
+        if let items = s["items"], let problem = problem(in: items, at: "\(path).items") { return problem }
+        if let a = s["additionalProperties"] {
+            if case .bool = a {} else if let problem = problem(in: a, at: "\(path).additionalProperties") { return problem }
+        }
+        if let e = s["enum"], e.arrayValue == nil { return "\(path).enum should be a list" }
+        for key in ["minimum", "maximum", "minLength", "maxLength", "minItems", "maxItems"] {
+            if let v = s[key], v.doubleValue == nil { return "\(path).\(key) should be a number" }
+        }
+        return nil
     }
 
     /// Nil when `value` conforms; else the first violation, with its path.

@@ -18,6 +18,8 @@ public struct StageIOOptions: Sendable {
     public var statsPath: String?
     /// Handle only this share of the records (`--shard`).
     public var shard: Shard?
+    /// `--dry-run`: write the requests the stage would send to stdout, send nothing.
+    public var dryRun = false
 
     public init() {}
 }
@@ -118,6 +120,13 @@ public final class StageTask: @unchecked Sendable {
                                  parse: @escaping @Sendable (ChatReply) -> Result<T, ReplyProblem>,
                                  done: @escaping @Sendable (Result<(value: T, reply: ChatReply), TaskFailure>) -> Void) {
         asked += 1
+        if engine.io.dryRun {
+            // Listed, then answered from the cache when it can be (so the requests that depend on
+            // it are listed too), else not sent at all.
+            let cached = engine.client.cachedReply(request) != nil
+            engine.listDryRun(request, place: place, cached: cached)
+            guard cached else { return done(.failure(TaskFailure(reason: "dry run: not sent", model: request.model.name))) }
+        }
         engine.client.chat(request) { [self] result in
             switch result {
             case .failure(let f):
@@ -174,6 +183,9 @@ public final class StageEngine: @unchecked Sendable {
     public private(set) var summary = StageSummary()
     /// Extra fields for the `--stats` file (the stage's own counts).
     public var extraStats: () -> JSONObject = { JSONObject() }
+    /// Checks the first record before anything is asked (a template variable it lacks, say):
+    /// a message stops the run with exit 65 instead of failing every record the same way.
+    public var checkFirstRecord: ((JSONObject) -> String?)?
 
     /// A reply and the work that completes it.
     ///
@@ -223,6 +235,28 @@ public final class StageEngine: @unchecked Sendable {
 
     /// The most records read ahead of the oldest unwritten one (the capacity of `tasks`).
     private let window: Int
+
+    /// Requests listed by `--dry-run`, and how many of them the cache answers.
+    private var dryRunListed = 0, dryRunCached = 0
+
+    /// One line of `--dry-run` output: where the request comes from, the model, whether the
+    /// cache answers it, its cache key, and the request body as it would be sent.
+    fileprivate func listDryRun(_ request: ChatRequest, place: String, cached: Bool) {
+        dryRunListed += 1
+        if cached { dryRunCached += 1 }
+        let b = out.buffer
+        b.append(#"{"stage":"#)
+        JSONWriter.writeString(name, to: b)
+        b.append(#","where":"#)
+        JSONWriter.writeString(place, to: b)
+        b.append(#","model":"#)
+        JSONWriter.writeString(request.model.name, to: b)
+        b.append(cached ? #","cached":true,"cache_key":""# : #","cached":false,"cache_key":""#)
+        b.append(SHA256.hexString(request.cacheKey()))
+        b.append(#"","request":"#)
+        request.writeBody(to: b)
+        b.append("}\n")
+    }
 
     /// Runs the stage: `start` is called once per record (after `--shard`), on this thread.
     ///
@@ -306,6 +340,9 @@ public final class StageEngine: @unchecked Sendable {
             if let shard = io.shard, !shard.contains(record) {
                 summary.otherShards += 1
                 continue
+            }
+            if seq == 0, let check = checkFirstRecord, let problem = check(record) {
+                throw GRAError.badInput("\(file.place(line, element: element)): \(problem)")
             }
             summary.read += 1
             let task = StageTask(seq: seq, record: record, inputLabel: file.label, line: line, element: element, engine: self)
@@ -426,6 +463,7 @@ public final class StageEngine: @unchecked Sendable {
 
     private func write(_ outcome: TaskOutcome, of task: StageTask) throws(GRAError) {
         summary.done += 1
+        if io.dryRun { return }   // the requests are the output
         if task.allCached && task.asked > 0 { summary.cached += 1 }
         for record in outcome.outputs {
             JSONWriter.write(record, to: out.buffer)
@@ -484,7 +522,10 @@ public final class StageEngine: @unchecked Sendable {
             line += ", \(tasks.count) in progress"
             if let eta = eta(elapsed: elapsed) { line += eta }
         }
-        if final {
+        if final && io.dryRun {
+            if liveProgress { diagnostics.emitRaw("\r\u{1B}[K") }
+            diagnostics.info("dry run: \(summary.read) records, \(dryRunListed) requests listed (\(dryRunCached) answered from the cache, so the requests that follow them are listed too); nothing was sent")
+        } else if final {
             if liveProgress { diagnostics.emitRaw("\r\u{1B}[K") }
             diagnostics.reportFolded()
             diagnostics.info(line)

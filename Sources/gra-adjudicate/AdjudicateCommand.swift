@@ -43,7 +43,7 @@ struct AdjudicateCommand: ParsableCommand {
     @OptionGroup(title: "Input")
     var input: InputOptions
 
-    @OptionGroup(title: "Failed records and statistics")
+    @OptionGroup(title: "Failed records, statistics, dry run")
     var outputs: RunOutputOptions
 
     func run() throws {
@@ -52,6 +52,7 @@ struct AdjudicateCommand: ParsableCommand {
         let environment = ProcessInfo.processInfo.environment
         try StageRunner.run(diagnostics) { () throws(GRAError) -> Int32 in
             let prompts = try roles.promptSet()
+            try prompts.require([.adjudicate], for: "gra-adjudicate")
             let setup = try StageSetup(client, diagnostics: diagnostics, environment: environment)
             defer { setup.client.http.shutdown() }
             var options = AdjudicateOptions(pool: setup.pool, prompts: prompts)
@@ -60,7 +61,7 @@ struct AdjudicateCommand: ParsableCommand {
             options.requests = roles.requestMaker(sampling, replies)
             options.io = outputs.io(input)
             options.io.rejectsPath = rejects
-            setup.checkModels(setup.pool.models, diagnostics)
+            if !outputs.dryRun { setup.checkModels(setup.pool.models, diagnostics) }
             let summary = try AdjudicateStage(options: options, client: setup.client, output: OutputSink(fd: 1), diagnostics: diagnostics).run()
             return summary.exitStatus
         }

@@ -111,9 +111,11 @@ struct FormatCommand: ParsableCommand {
             var status = GRAExit.ok
             if completeSummaries {
                 let environment = ProcessInfo.processInfo.environment
+                let promptSet = try PromptSet(prompts)
+                try promptSet.require([.extract], for: "gra-format --complete-summaries")
                 let setup = try StageSetup(client, diagnostics: diagnostics, environment: environment)
                 defer { setup.client.http.shutdown() }
-                var completion = SummaryCompletionOptions(pool: setup.pool, prompts: try PromptSet(prompts))
+                var completion = SummaryCompletionOptions(pool: setup.pool, prompts: promptSet)
                 completion.requests.parameters = sampling.parameters()
                 completion.requests.sendResponseFormat = !replies.noResponseFormat
                 completion.requests.parseRetries = replies.parseRetries

@@ -66,7 +66,7 @@ struct GenerateCommand: ParsableCommand {
     @OptionGroup(title: "Input")
     var input: InputOptions
 
-    @OptionGroup(title: "Failed records and statistics")
+    @OptionGroup(title: "Failed records, statistics, dry run")
     var outputs: RunOutputOptions
 
     func validate() throws {
@@ -85,6 +85,7 @@ struct GenerateCommand: ParsableCommand {
         let environment = ProcessInfo.processInfo.environment
         try StageRunner.run(diagnostics) { () throws(GRAError) -> Int32 in
             let prompts = try roles.promptSet()
+            try prompts.require([.classify, .extract, .generate], for: "gra-generate")
             let setup = try StageSetup(client, diagnostics: diagnostics, environment: environment)
             defer { setup.client.http.shutdown() }
             var options = GenerateOptions(pool: setup.pool, prompts: prompts)
@@ -98,7 +99,7 @@ struct GenerateCommand: ParsableCommand {
             options.round = round
             options.requests = roles.requestMaker(sampling, replies)
             options.io = outputs.io(input)
-            setup.checkModels(setup.pool.models, diagnostics)
+            if !outputs.dryRun { setup.checkModels(setup.pool.models, diagnostics) }
             let summary = try GenerateStage(options: options, client: setup.client, output: OutputSink(fd: 1), diagnostics: diagnostics).run()
             return summary.exitStatus
         }

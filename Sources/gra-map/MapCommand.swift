@@ -64,7 +64,7 @@ struct MapCommand: ParsableCommand {
     @OptionGroup(title: "Input")
     var input: InputOptions
 
-    @OptionGroup(title: "Failed records and statistics")
+    @OptionGroup(title: "Failed records, statistics, dry run")
     var outputs: RunOutputOptions
 
     func validate() throws {
@@ -93,13 +93,13 @@ struct MapCommand: ParsableCommand {
                 guard let text = readTextFile(jsonSchema) else { throw GRAError.usage("cannot read --json-schema \(jsonSchema)") }
                 do { options.schema = try JSONSchema(JSONParser.parse(text)) } catch let e as JSONParseError {
                     throw GRAError.usage("--json-schema \(jsonSchema): invalid JSON: \(e)")
-                } catch let e as GRAError { throw e } catch { throw GRAError.usage("--json-schema \(jsonSchema): \(error)") }
+                } catch let e as GRAError { throw GRAError.usage("--json-schema \(jsonSchema): \(e.description)") } catch { throw GRAError.usage("--json-schema \(jsonSchema): \(error)") }
             }
             options.sendResponseFormat = !replies.noResponseFormat
             options.parseRetries = replies.parseRetries
             options.parameters = sampling.parameters()
             options.io = outputs.io(input)
-            setup.checkModels([model], diagnostics)
+            if !outputs.dryRun { setup.checkModels([model], diagnostics) }
             let stage = MapStage(options: options, client: llm, output: OutputSink(fd: 1), diagnostics: diagnostics)
             let summary = try stage.run()
             return summary.exitStatus

@@ -60,7 +60,7 @@ struct ReviewCommand: ParsableCommand {
     @OptionGroup(title: "Input")
     var input: InputOptions
 
-    @OptionGroup(title: "Failed records and statistics")
+    @OptionGroup(title: "Failed records, statistics, dry run")
     var outputs: RunOutputOptions
 
     func validate() throws {
@@ -76,6 +76,7 @@ struct ReviewCommand: ParsableCommand {
         let environment = ProcessInfo.processInfo.environment
         try StageRunner.run(diagnostics) { () throws(GRAError) -> Int32 in
             let prompts = try roles.promptSet()
+            if !rescore { try prompts.require([.reviewInstruction, .reviewResponse], for: "gra-review") }
             let thresholds = ReviewRule.Thresholds(minScore: minScore, maxVariance: maxVariance)
             if rescore {
                 // No model is asked: no pool, no server, no cache needed.
@@ -97,7 +98,7 @@ struct ReviewCommand: ParsableCommand {
             options.roles = try RoleConfig.load(configPath: client.config, pool: setup.pool)
             options.requests = roles.requestMaker(sampling, replies)
             options.io = outputs.io(input)
-            setup.checkModels(setup.pool.models, diagnostics)
+            if !outputs.dryRun { setup.checkModels(setup.pool.models, diagnostics) }
             let summary = try ReviewStage(options: options, client: setup.client, output: OutputSink(fd: 1), diagnostics: diagnostics).run()
             return summary.exitStatus
         }

@@ -256,3 +256,29 @@ struct FilterContractTests {
         }
     }
 }
+
+extension FilterContractTests {
+    /// --dry-run lists the requests as NDJSON and sends nothing, not even the start-up probe.
+    @Test(arguments: modelTools)
+    func dryRunListsRequestsAndSendsNothing(_ tool: Tool) throws {
+        let (r, dir) = try run(tool, """
+            before=$(wc -l < log.ndjson)
+            $T --dry-run in.ndjson > dry.ndjson 2> err.txt; echo "status $?"
+            echo "sent $(( $(wc -l < log.ndjson) - before ))"
+            """)
+        #expect(r.stdoutLines == ["status 0", "sent 0"], "\(r.stdoutText) \(r.stderr) \(text(dir, "err.txt"))")
+        let listed = try jsonLines(Data(contentsOf: dir.appendingPathComponent("dry.ndjson")))
+        #expect(listed.count >= 6, "\(listed.count) requests listed")
+        for line in listed {
+            #expect(line["stage"] as? String == tool.name)
+            #expect((line["where"] as? String)?.hasPrefix("in.ndjson:") == true)
+            #expect(line["cached"] as? Bool == false)
+            #expect((line["cache_key"] as? String)?.count == 64)
+            let request = line["request"] as? [String: Any]
+            #expect(request?["model"] as? String == line["model"] as? String)
+            #expect((request?["messages"] as? [[String: Any]])?.isEmpty == false)
+        }
+        #expect(text(dir, "err.txt").contains("nothing was sent"))
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("\(tool.name).errors.ndjson").path))
+    }
+}
