@@ -29,7 +29,7 @@ let package = Package(
         .target(
             name: "GRAKit",
             dependencies: ["CCurl", "CSQLite"],
-            resources: [.embedInCode("Prompts")],
+            resources: [.embedInCode("Resources/Prompts")],
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
         ),
         // Flags shared by the LLM stages (model pool, concurrency, cache) and exit handling.

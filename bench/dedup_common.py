@@ -1,5 +1,5 @@
 """Shared by bench/dedup_gen.py, dedup_peers.py and dedup_score.py: the text a record is
-compared on and its shingles, mirroring gra-dedup's (Sources/GRAKit/DedupText.swift) so that
+compared on and its shingles, mirroring gra-dedup's (Sources/GRAKit/Dedup/DedupText.swift) so that
 all tools hash the same sets.
 
 Text: the chosen fields (default instruction,input,response), each normalized, the non-empty

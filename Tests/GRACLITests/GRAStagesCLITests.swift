@@ -276,7 +276,7 @@ struct GRAStagesCLITests {
         #expect(log.suffix(12).allSatisfy { $0.prompt.hasPrefix("Rate this instruction from 1 to 10") })
     }
 
-    /// DESIGN §4 on reviewer replies: <think> blocks and fenced JSON are read; prose, a score
+    /// Reviewer replies (docs/ARCHITECTURE.md, "Replies"): <think> blocks and fenced JSON are read; prose, a score
     /// of 11 and a score of "seven" are re-asked and then errors, never scores.
     @Test func replyParsing() throws {
         let r1 = Self.round1

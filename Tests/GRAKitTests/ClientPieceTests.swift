@@ -115,7 +115,7 @@ struct TemplateTests {
     }
 }
 
-@Suite("Reply parsing (DESIGN §4)")
+@Suite("Reply parsing (docs/ARCHITECTURE.md, Replies)")
 struct ReplyParsingTests {
     let schema = try! JSONSchema(JSONParser.parse(#"{"type":"object","properties":{"score":{"type":"integer","minimum":1,"maximum":10},"comment":{"type":"string"}},"required":["score","comment"],"additionalProperties":false}"#))
 
@@ -148,7 +148,7 @@ struct ReplyParsingTests {
     }
 }
 
-@Suite("Decoding what servers send (WIRE.md)")
+@Suite("Decoding what servers send (docs/SERVERS.md)")
 struct WireDecodingTests {
     func decode(_ text: String) -> Result<ChatReply, ReplyProblem> { LLMClient.decodeChat(Array(text.utf8)) }
 

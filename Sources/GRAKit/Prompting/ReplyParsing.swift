@@ -1,4 +1,4 @@
-/// Gets the JSON a model was asked for out of its reply, strictly (DESIGN §4).
+/// Gets the JSON a model was asked for out of its reply, strictly (docs/ARCHITECTURE.md, "Replies").
 ///
 /// In order: the whole text (after any `<think>` block) as JSON; else the last fenced code
 /// block (```json or ```) that parses; else the last balanced `{…}` object that parses.

@@ -75,7 +75,7 @@ public struct ChatRequest: Sendable {
     }
 }
 
-/// A model's answer, read tolerantly (every server variant in WIRE.md).
+/// A model's answer, read tolerantly (every server variant in docs/SERVERS.md).
 public struct ChatReply: Sendable {
     /// The reply text with any leading `<think>…</think>` block moved to `reasoning`; nil when
     /// the server sent no content.
@@ -371,7 +371,7 @@ public final class LLMClient: @unchecked Sendable {
                                        status: response.status, attempts: 0, permanent: permanent))
     }
 
-    // MARK: - Decoding (tolerant of every server in WIRE.md)
+    // MARK: - Decoding (tolerant of every server in docs/SERVERS.md)
 
     /// The human-readable message of an error body in any of the shapes servers send.
     public static func errorMessage(_ body: [UInt8]) -> String {

@@ -1,7 +1,7 @@
 /// The prompt files of GRA's roles (one per role and round), built into the binary in English
 /// and Chinese and overridable file by file from a directory (`--prompts DIR`).
 ///
-/// The shipped files live in `Sources/GRAKit/Prompts/{en,zh}/`; copy one of those directories,
+/// The shipped files live in `Sources/GRAKit/Resources/Prompts/{en,zh}/`; copy one of those directories,
 /// edit, and pass it with `--prompts`: a file present there replaces the built-in one of the
 /// same name (`generate.txt`, `review-instruction.txt`, …), the others stay built in. A prompt's
 /// version (part of every cache key) is the hash of its text, so an edited prompt re-asks only

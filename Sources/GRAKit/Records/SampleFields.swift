@@ -1,4 +1,4 @@
-/// The parts of a record the GRA stages read (DESIGN §3): id, instruction, input and response
+/// The parts of a record the GRA stages read (docs/ARCHITECTURE.md, "The record"): id, instruction, input and response
 /// (`output` is accepted for `response`, as in Alpaca files), with clear failures naming the
 /// field that is missing or of the wrong type.
 public struct SampleFields: Sendable {
@@ -92,7 +92,7 @@ extension JSONObject {
         self["gra"] = .object(gra)
     }
 
-    /// Sets `id` when the record had none (a content hash; DESIGN §3).
+    /// Sets `id` when the record had none (a content hash; docs/ARCHITECTURE.md, "The record").
     mutating func ensureID(_ fields: SampleFields) {
         if !fields.hadID { self["id"] = .string(fields.id) }
     }
