@@ -43,6 +43,10 @@ public struct StageSetup {
 
     private let environment: [String: String]
 
+    /// Ends the client: requests in flight are abandoned and its loop threads joined. Safe to
+    /// call more than once (the stage engine also shuts the client down when its run ends).
+    public func shutdown() { client.http.shutdown() }
+
     /// Asks each replica which models it serves. A model none of whose replicas can be
     /// connected to, or whose key a server refuses (401/403), is blocked in the client's
     /// `health`: its requests fail at once and the stage ends with 69 or 77 (replies in the

@@ -54,7 +54,7 @@ struct AdjudicateCommand: ParsableCommand {
             let prompts = try roles.promptSet()
             try prompts.require([.adjudicate], for: "gra-adjudicate")
             let setup = try StageSetup(client, diagnostics: diagnostics, environment: environment)
-            defer { setup.client.http.shutdown() }
+            defer { setup.shutdown() }
             var options = AdjudicateOptions(pool: setup.pool, prompts: prompts)
             options.seed = roles.seed
             options.roles = try RoleConfig.load(configPath: client.config, pool: setup.pool)

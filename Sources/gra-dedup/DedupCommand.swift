@@ -143,7 +143,7 @@ struct DedupCommand: ParsableCommand {
             options.errorsPath = errors
             let environment = ProcessInfo.processInfo.environment
             var setup: StageSetup?
-            defer { setup?.client.http.shutdown() }
+            defer { setup?.shutdown() }
             if options.methods.contains(.semantic) {
                 let s = try StageSetup(client, diagnostics: diagnostics, environment: environment)
                 setup = s

@@ -114,7 +114,7 @@ struct FormatCommand: ParsableCommand {
                 let promptSet = try PromptSet(prompts)
                 try promptSet.require([.extract], for: "gra-format --complete-summaries")
                 let setup = try StageSetup(client, diagnostics: diagnostics, environment: environment)
-                defer { setup.client.http.shutdown() }
+                defer { setup.shutdown() }
                 var completion = SummaryCompletionOptions(pool: setup.pool, prompts: promptSet)
                 completion.requests.parameters = sampling.parameters()
                 completion.requests.sendResponseFormat = !replies.noResponseFormat

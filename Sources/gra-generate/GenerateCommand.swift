@@ -87,7 +87,7 @@ struct GenerateCommand: ParsableCommand {
             let prompts = try roles.promptSet()
             try prompts.require([.classify, .extract, .generate], for: "gra-generate")
             let setup = try StageSetup(client, diagnostics: diagnostics, environment: environment)
-            defer { setup.client.http.shutdown() }
+            defer { setup.shutdown() }
             var options = GenerateOptions(pool: setup.pool, prompts: prompts)
             options.seed = roles.seed
             options.perSeed = perSeed

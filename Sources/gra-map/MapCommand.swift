@@ -79,7 +79,7 @@ struct MapCommand: ParsableCommand {
             let setup = try StageSetup(client, diagnostics: diagnostics, environment: environment)
             let pool = setup.pool
             let llm = setup.client
-            defer { llm.http.shutdown() }
+            defer { setup.shutdown() }
             let model: ModelEndpoint
             if let use {
                 guard let m = pool.model(named: use) else { throw GRAError.usage("--use \(use): no such model in the pool (\(pool.models.map(\.name).joined(separator: ", ")))") }

@@ -90,7 +90,7 @@ struct ReviewCommand: ParsableCommand {
                 return summary.exitStatus
             }
             let setup = try StageSetup(client, diagnostics: diagnostics, environment: environment)
-            defer { setup.client.http.shutdown() }
+            defer { setup.shutdown() }
             var options = ReviewOptions(pool: setup.pool, prompts: prompts)
             options.reviewers = reviewers ?? 3
             options.seed = roles.seed

@@ -268,18 +268,11 @@ final class Responder {
     /// A deterministic unit vector for `text`: component j comes from the FNV-1a hash of the
     /// text's UTF-8 mixed with j (splitmix64), mapped to [-1, 1]; then L2-normalized.
     private func writeVector(of text: String, dim: Int, to b: ByteBuffer) {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for c in text.utf8 {
-            h ^= UInt64(c)
-            h = h &* 0x0000_0100_0000_01b3
-        }
+        let h = StableHash.fnv1a(text)
         if vector.count < dim { vector = Array(repeating: 0, count: dim) }
         var sum = 0.0
         for j in 0..<dim {
-            var x = h &+ (UInt64(j) &+ 1) &* 0x9E37_79B9_7F4A_7C15
-            x = (x ^ (x >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            x = (x ^ (x >> 27)) &* 0x94D0_49BB_1331_11EB
-            x ^= x >> 31
+            let x = StableHash.mix(h &+ (UInt64(j) &+ 1) &* 0x9E37_79B9_7F4A_7C15)
             let d = Double(x >> 11) * (2.0 / 9_007_199_254_740_992.0) - 1.0
             vector[j] = d
             sum += d * d

@@ -82,9 +82,10 @@ final class Script: @unchecked Sendable {
     /// Reads and checks a script file.
     static func load(path: String) throws(ScriptError) -> Script {
         let bytes: [UInt8]
-        do { bytes = try readFile(path) } catch {
-            throw ScriptError(description: "\(path): \(error.description)", unreadable: true)
+        guard let read = readFileBytes(path) else {
+            throw ScriptError(description: "\(path): \(String(cString: strerror(errno)))", unreadable: true)
         }
+        bytes = read
         let value: JSONValue
         do { value = try JSONParser.parse(bytes) } catch {
             throw ScriptError(description: "\(path): invalid JSON: \(error.description)")
@@ -243,17 +244,3 @@ final class Script: @unchecked Sendable {
     }
 }
 
-/// Reads a whole file with read(2).
-func readFile(_ path: String) throws(GRAError) -> [UInt8] {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { throw GRAError.io(String(cString: strerror(errno))) }
-    defer { close(fd) }
-    var out: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 1 << 16)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n > 0 { out.append(contentsOf: chunk[0..<n]) }
-        else if n == 0 { return out }
-        else if errno != EINTR { throw GRAError.io(String(cString: strerror(errno))) }
-    }
-}

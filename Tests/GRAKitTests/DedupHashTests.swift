@@ -9,6 +9,13 @@ import Testing
 /// the documented algorithms.
 @Suite("Dedup hashing")
 struct DedupHashTests {
+    /// FNV-1a 64 (what --shard places records by): the published reference values.
+    @Test func fnv1aMatchesTheReferenceValues() {
+        #expect(StableHash.fnv1a("") == 0xcbf2_9ce4_8422_2325)
+        #expect(StableHash.fnv1a("a") == 0xaf63_dc4c_8601_ec8c)
+        #expect(StableHash.fnv1a("foobar") == 0x8594_4171_f739_67e8)
+    }
+
     @Test func splitmixAndByteHashMatchReference() {
         #expect(StableHash.mix(1) == 0x5692_161d_100b_05e5)
         let seed = DedupPreparer.exactSeed

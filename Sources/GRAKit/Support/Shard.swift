@@ -22,15 +22,6 @@ public struct Shard: Sendable, Equatable {
         if count == 1 { return true }
         let key: String
         if case .string(let id)? = record["id"] { key = id } else { key = JSONWriter.string(.object(record)) }
-        return Int(Shard.fnv1a(key) % UInt64(count)) == index
-    }
-
-    static func fnv1a(_ s: String) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in s.utf8 {
-            h ^= UInt64(b)
-            h &*= 0x0000_0100_0000_01B3
-        }
-        return h
+        return Int(StableHash.fnv1a(key) % UInt64(count)) == index
     }
 }

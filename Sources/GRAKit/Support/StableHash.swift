@@ -50,6 +50,17 @@ public enum StableHash {
         return bytes(base, count: buffer.count, seed: seed)
     }
 
+    /// FNV-1a, 64-bit, over a string's UTF-8: what `--shard` places records by (and the test
+    /// server seeds its embeddings with). Simple enough to recompute anywhere.
+    public static func fnv1a(_ s: String) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in s.utf8 {
+            h ^= UInt64(b)
+            h &*= 0x0000_0100_0000_01B3
+        }
+        return h
+    }
+
     /// `bytes` over a string's UTF-8.
     public static func string(_ s: String, seed: UInt64) -> UInt64 {
         var s = s
