@@ -84,9 +84,7 @@ struct ReviewCommand: ParsableCommand {
                 options.thresholds = thresholds
                 options.rescore = true
                 options.io = outputs.io(input)
-                let llm = LLMClient(http: HTTPClient(maxInFlight: 1), cache: nil, environment: environment)
-                defer { llm.http.shutdown() }
-                let summary = try ReviewStage(options: options, client: llm, output: OutputSink(fd: 1), diagnostics: diagnostics).run()
+                let summary = try ReviewStage(options: options, client: nil, output: OutputSink(fd: 1), diagnostics: diagnostics).run()
                 return summary.exitStatus
             }
             let setup = try StageSetup(client, diagnostics: diagnostics, environment: environment)

@@ -29,7 +29,8 @@ public final class ReviewStage: @unchecked Sendable {
     private var relaxedSaid: Set<String> = []
     public private(set) var decisions: [ReviewRule.Decision: Int] = [:]
 
-    public init(options: ReviewOptions, client: LLMClient, output: OutputSink, diagnostics: Diagnostics) {
+    /// `client`: nil with `rescore` (no model is asked).
+    public init(options: ReviewOptions, client: LLMClient?, output: OutputSink, diagnostics: Diagnostics) {
         self.options = options
         engine = StageEngine(name: "gra-review", io: options.io, client: client, output: output, diagnostics: diagnostics)
         engine.extraStats = { [unowned self] in

@@ -123,11 +123,12 @@ public final class StageTask: @unchecked Sendable {
         if engine.io.dryRun {
             // Listed, then answered from the cache when it can be (so the requests that depend on
             // it are listed too), else not sent at all.
-            let cached = engine.client.cachedReply(request) != nil
+            let cached = engine.client!.cachedReply(request) != nil
             engine.listDryRun(request, place: place, cached: cached)
             guard cached else { return done(.failure(TaskFailure(reason: "dry run: not sent", model: request.model.name))) }
         }
-        engine.client.chat(request) { [self] result in
+        guard let client = engine.client else { preconditionFailure("a stage without a client asked a model") }
+        client.chat(request) { [self] result in
             switch result {
             case .failure(let f):
                 allCached = false
@@ -173,7 +174,9 @@ public final class StageTask: @unchecked Sendable {
 public final class StageEngine: @unchecked Sendable {
     public let name: String
     public let io: StageIOOptions
-    public let client: LLMClient
+    /// The client the stage's requests go through; nil for a stage that asks no model
+    /// (`gra-review --rescore`).
+    public let client: LLMClient?
     private let out: OutputSink
     public let diagnostics: Diagnostics
     /// Failed records: the --errors file, or a default one made when the first comes.
@@ -220,17 +223,19 @@ public final class StageEngine: @unchecked Sendable {
     private var inputBytesDone = 0
     private var currentReader: LineReader?
 
-    public init(name: String, io: StageIOOptions, client: LLMClient, output: OutputSink, diagnostics: Diagnostics) {
+    /// `window`: the most records in work at once (default: four per request the client may
+    /// have in flight, at least 16).
+    public init(name: String, io: StageIOOptions, client: LLMClient?, window: Int? = nil, output: OutputSink, diagnostics: Diagnostics) {
         self.name = name
         self.io = io
         self.client = client
         self.out = output
         self.diagnostics = diagnostics
         liveProgress = diagnostics.progress ?? (isatty(2) == 1 && !diagnostics.quiet)
-        window = max(16, client.http.maxInFlight * 4)
+        self.window = window ?? max(16, (client?.http.maxInFlight ?? 4) * 4)
         errors = SideOutput(kind: "errors", tool: name, path: io.errorsPath)
         rejects = SideOutput(kind: "rejects", tool: name, path: io.rejectsPath)
-        tasks = TaskWindow(capacity: window, unordered: io.unordered)
+        tasks = TaskWindow(capacity: self.window, unordered: io.unordered)
     }
 
     /// The most records read ahead of the oldest unwritten one (the capacity of `tasks`).
@@ -264,9 +269,9 @@ public final class StageEngine: @unchecked Sendable {
     /// its start, and its end shuts the client down (loop threads joined), so no late reply,
     /// such as the start-up `/models` probe's, can call into an engine that is gone.
     public func run(_ start: (StageTask) -> Void) throws(GRAError) -> StageSummary {
-        client.executor = { [unowned self] handle, response in self.enqueue(handle, response) }
-        client.http.afterCompletions = { [unowned self] in self.wakeIfQueued() }
-        defer { client.http.shutdown() }
+        client?.executor = { [unowned self] handle, response in self.enqueue(handle, response) }
+        client?.http.afterCompletions = { [unowned self] in self.wakeIfQueued() }
+        defer { client?.http.shutdown() }
         try OutputGuard.check(inputs: io.inputs, outputs: [.init("--errors", io.errorsPath), .init("--rejects", io.rejectsPath),
                                                            .init("--stats", io.statsPath)], stdoutIsOutput: out.fd == 1)
         try errors.open()
@@ -288,7 +293,7 @@ public final class StageEngine: @unchecked Sendable {
             failure = error
         }
         if failure != .brokenPipe { try? out.flush() }
-        summary.blockedStatus = client.health.exitStatus
+        summary.blockedStatus = client?.health.exitStatus
         progress(final: true)
         for note in [errors.defaultFileNote, rejects.defaultFileNote].compactMap({ $0 }) { diagnostics.warn(note) }
         if let statsPath = io.statsPath { writeStats(statsPath) }
@@ -508,7 +513,7 @@ public final class StageEngine: @unchecked Sendable {
         let now = HTTPClient.now()
         if !final && now - lastProgress < (liveProgress ? 0.4 : 30) { return }
         lastProgress = now
-        let stats = client.stats
+        let stats = client?.stats ?? [:]
         let requests = stats.values.reduce(0) { $0 + $1.requests }
         let retries = stats.values.reduce(0) { $0 + $1.retries }
         let tokensOut = stats.values.reduce(0) { $0 + $1.completionTokens }
@@ -559,7 +564,7 @@ public final class StageEngine: @unchecked Sendable {
 
     private func writeStats(_ path: String) {
         var models = JSONObject()
-        for (name, s) in client.stats.sorted(by: { $0.key < $1.key }) {
+        for (name, s) in (client?.stats ?? [:]).sorted(by: { $0.key < $1.key }) {
             var o = JSONObject()
             o.append("requests", .integer(s.requests))
             o.append("cache_hits", .integer(s.cacheHits))
