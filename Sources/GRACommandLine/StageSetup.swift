@@ -20,7 +20,7 @@ public struct StageSetup {
                 llm.http.shutdown()
                 if case .failure(let f) = listed {
                     if f.connectFailed { throw GRAError.unavailable("cannot reach OPENAI_BASE_URL: \(f.message)") }
-                    if f.status == 401 || f.status == 403 { throw GRAError.noPermission("\(f.message) — the key comes from $OPENAI_API_KEY") }
+                    if f.status == 401 || f.status == 403 { throw GRAError.noPermission("\(f.message) — \(llm.keySource("OPENAI_API_KEY"))") }
                 }
                 throw GRAError.usage("no model configured and \(url) lists none: use --model NAME@BASE_URL or GRA_MODELS")
             }
@@ -38,10 +38,7 @@ public struct StageSetup {
         llm.health.maxConnectFailures = options.maxConnectFailures
         self.pool = pool
         self.client = llm
-        self.environment = environment
     }
-
-    private let environment: [String: String]
 
     /// Ends the client: requests in flight are abandoned and its loop threads joined. Safe to
     /// call more than once (the stage engine also shuts the client down when its run ends).
@@ -69,8 +66,7 @@ public struct StageSetup {
                 case .failure(let f) where f.connectFailed:
                     if client.health.probeFailed(base, model: model, message: f.message) { note(&unreachable, base, f.message, model.name) }
                 case .failure(let f) where f.status == 401 || f.status == 403:
-                    let key = environment[model.apiKeyVariable].map { $0.isEmpty ? ", which is empty" : "" } ?? ", which is not set"
-                    let message = "\(f.message) — the key comes from $\(model.apiKeyVariable)\(key)"
+                    let message = "\(f.message) — \(client.keySource(model.apiKeyVariable))"
                     client.health.denied(model, message: "model '\(model.name)': \(message)", report: false)
                     note(&refused, base, message, model.name)
                 case .failure(let f):

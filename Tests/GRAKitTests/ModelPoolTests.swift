@@ -6,6 +6,15 @@ import Glibc
 
 @Suite("Model pool and retry policy")
 struct PoolTests {
+    /// A refused key's message says which variable it came from, and never shows the key.
+    @Test func keySourceNamesTheVariableNeverTheKey() {
+        let client = LLMClient(http: HTTPClient(maxInFlight: 1), cache: nil, environment: ["SET": "sk-secret-1234", "EMPTY": ""])
+        defer { client.http.shutdown() }
+        #expect(client.keySource("SET") == "the key comes from $SET")
+        #expect(client.keySource("EMPTY") == "the key comes from $EMPTY, which is empty")
+        #expect(client.keySource("MISSING") == "the key comes from $MISSING, which is not set")
+    }
+
     @Test func specsConfigAndEnvironment() throws {
         var pool = ModelPool()
         try pool.add(spec: "qwen@http://GPU1:8000/", defaultBaseURL: nil)

@@ -219,6 +219,13 @@ public final class LLMClient: @unchecked Sendable {
         return k
     }
 
+    /// Where the key sent with `apiKeyVariable`'s requests comes from, for a refusal's message:
+    /// "the key comes from $VAR" (", which is not set" / ", which is empty"). Never the key.
+    public func keySource(_ apiKeyVariable: String) -> String {
+        let state = environment[apiKeyVariable].map { $0.isEmpty ? ", which is empty" : "" } ?? ", which is not set"
+        return "the key comes from $\(apiKeyVariable)\(state)"
+    }
+
     /// Removes the API key from any text that might be shown (servers echo parts of it).
     private func redact(_ text: String, model: ModelEndpoint) -> String {
         guard let key = apiKey(for: model), key.count >= 4 else { return text }
@@ -327,8 +334,7 @@ public final class LLMClient: @unchecked Sendable {
                 } else if !response.isTransportFailure {
                     health.reached(base)
                     if response.status == 401 || response.status == 403 {
-                        health.denied(model, message: "\(failure.message) — the key comes from $\(model.apiKeyVariable)"
-                                      + (apiKey(for: model) == nil ? ", which is not set" : ""))
+                        health.denied(model, message: "\(failure.message) — \(keySource(model.apiKeyVariable))")
                     }
                 }
                 if !failure.permanent && attempt < retry.maxAttempts && health.block(for: model.name) == nil {
