@@ -320,9 +320,10 @@ public final class LLMClient: @unchecked Sendable {
         let request = r
         count(model.name) { $0.requests += 1 }
         let handle: @Sendable (HTTPResponse) -> Void = { [self] response in
+            // Any HTTP answer ends the endpoint's streak of connection failures.
+            if !response.isTransportFailure { health.reached(base) }
             switch classify(response, model: model, base: base, decode: decode) {
             case .success(let value):
-                health.reached(base)
                 count(model.name) { $0.record(latency: response.seconds) }
                 if let cache {
                     do { try cache.store(key, response.body) } catch { onWarning?("cache write failed: \(error)") }
@@ -331,11 +332,8 @@ public final class LLMClient: @unchecked Sendable {
             case .failure(let failure):
                 if response.connectFailed {
                     health.connectFailed(base, model: model, message: failure.message, now: HTTPClient.now())
-                } else if !response.isTransportFailure {
-                    health.reached(base)
-                    if response.status == 401 || response.status == 403 {
-                        health.denied(model, message: "\(failure.message) — \(keySource(model.apiKeyVariable))")
-                    }
+                } else if response.status == 401 || response.status == 403 {
+                    health.denied(model, message: "\(failure.message) — \(keySource(model.apiKeyVariable))")
                 }
                 if !failure.permanent && attempt < retry.maxAttempts && health.block(for: model.name) == nil {
                     let wait = retry.delay(afterAttempt: attempt, retryAfter: response.retryAfter)

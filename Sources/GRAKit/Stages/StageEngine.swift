@@ -541,14 +541,13 @@ public final class StageEngine: @unchecked Sendable {
         }
     }
 
-    /// ", 42%, ETA 3m05s" from the bytes read when the inputs are regular files: the records
-    /// in the inputs are estimated from the records read per byte so far.
+    /// ", 42%, ETA 3m05s" from the bytes read when the inputs are regular files: this stage's
+    /// records in the inputs are estimated from its records per byte read so far.
     private func eta(elapsed: Double) -> String? {
         guard let total = inputBytes, total > 0, summary.done > 0 else { return nil }
         let read = inputBytesDone + (currentReader?.consumed ?? 0)
         guard read > 0 else { return nil }
-        let records = Double(summary.read + summary.otherShards + summary.badInput) * Double(total) / Double(read)
-        let ours = records * Double(summary.read) / Double(max(1, summary.read + summary.otherShards + summary.badInput))
+        let ours = Double(summary.read) * Double(total) / Double(read)
         let fraction = min(1, Double(summary.done) / max(ours, 1))
         let seconds = elapsed * (1 - fraction) / fraction
         return String(format: ", %.0f%%, ETA ", fraction * 100) + Self.duration(seconds)
