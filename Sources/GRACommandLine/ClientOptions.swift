@@ -61,7 +61,8 @@ public struct ClientOptions: ParsableArguments {
         try ModelPool.resolve(modelSpecs: models, configPath: config, environment: environment, cacheNamespace: cacheNamespace)
     }
 
-    /// A client with these settings (and the cache unless --no-cache).
+    /// A client with these settings (and the cache unless --no-cache), telling `diagnostics`
+    /// of retries, blocked models and cache trouble.
     public func makeClient(environment: [String: String], diagnostics: Diagnostics) throws(GRAError) -> LLMClient {
         var cacheStore: ResponseCache?
         if !noCache {
@@ -72,10 +73,16 @@ public struct ClientOptions: ParsableArguments {
         retry.maxAttempts = maxAttempts
         if let base = environment["GRA_RETRY_BASE_DELAY"], let d = Double(base) { retry.baseDelay = d }
         let http = HTTPClient(maxInFlight: maxInFlight, maxPerEndpoint: maxPerEndpoint)
-        let client = LLMClient(http: http, cache: cacheStore, retry: retry, environment: environment)
-        client.connectTimeout = connectTimeout
-        client.totalTimeout = timeout
-        client.maxResponseBytes = maxResponseBytes
-        return client
+        var limits = RequestLimits()
+        limits.connectTimeout = connectTimeout
+        limits.totalTimeout = timeout
+        limits.maxResponseBytes = maxResponseBytes
+        var breakerSeconds = 10.0
+        if let n = environment["GRA_BREAKER_SECONDS"], let seconds = Double(n) { breakerSeconds = seconds }
+        let health = ModelHealth(maxConnectFailures: maxConnectFailures, minimumSeconds: breakerSeconds,
+                                 onBlock: { _, block in diagnostics.error(block.message) })
+        return LLMClient(http: http, cache: cacheStore, retry: retry, limits: limits, health: health, environment: environment,
+                         onRetry: { message, key in diagnostics.info(message, fold: key) },
+                         onWarning: { message in diagnostics.warn(message) })
     }
 }

@@ -31,11 +31,6 @@ public struct StageSetup {
             llm.http.shutdown()
             throw GRAError.usage("no model configured: use --model NAME@BASE_URL, --config FILE, or GRA_MODELS with OPENAI_BASE_URL")
         }
-        llm.onRetry = { message, key in diagnostics.info(message, fold: key) }
-        llm.onWarning = { message in diagnostics.warn(message) }
-        llm.health.onBlock = { _, block in diagnostics.error(block.message) }
-        if let n = environment["GRA_BREAKER_SECONDS"], let seconds = Double(n) { llm.health.minimumSeconds = seconds }
-        llm.health.maxConnectFailures = options.maxConnectFailures
         self.pool = pool
         self.client = llm
     }

@@ -133,14 +133,10 @@ struct DedupCommand: ParsableCommand {
             options.against = against
             options.keep = keep
             options.mark = mark
-            options.rejectsPath = rejects
-            options.skipBadInput = input.skipBadInput
-            options.maxLineBytes = input.maxLineBytes
-            options.inputs = input.files
-            options.quiet = input.quiet
-            options.shard = input.shardValue
+            options.io = input.ioOptions
+            options.io.rejectsPath = rejects
+            options.io.errorsPath = errors
             options.cosine = cosine
-            options.errorsPath = errors
             let environment = ProcessInfo.processInfo.environment
             var setup: StageSetup?
             defer { setup?.shutdown() }
@@ -152,10 +148,7 @@ struct DedupCommand: ParsableCommand {
                 options.embedder = DedupEmbedder(client: s.client, model: model, batchSize: embeddingBatchSize)
             }
             let stage = DedupStage(options: options, output: OutputSink(fd: 1), diagnostics: diagnostics, environment: environment)
-            let s = try stage.run()
-            diagnostics.info(s.report(methods: options.methods, marked: mark, references: !against.isEmpty))
-            for note in s.notes { diagnostics.warn(note) }
-            return s.exitStatus
+            return try stage.run().exitStatus
         }
     }
 }

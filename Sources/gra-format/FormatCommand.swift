@@ -99,40 +99,29 @@ struct FormatCommand: ParsableCommand {
         options.stripMeta = stripMeta
         options.keep = Set((keep ?? "").split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
         options.normalizeText = !noNormalize
-        options.rejectsPath = rejects
-        options.skipBadInput = input.skipBadInput
-        options.maxLineBytes = input.maxLineBytes
-        options.inputs = input.files
-        options.quiet = input.quiet
-        options.shard = input.shardValue
+        options.io = input.ioOptions
+        options.io.rejectsPath = rejects
         let diagnostics = Diagnostics(tool: "gra-format", quiet: input.quiet)
         try StageRunner.run(diagnostics) { () throws(GRAError) -> Int32 in
-            let s: FormatSummary
-            var status = GRAExit.ok
-            if completeSummaries {
-                let environment = ProcessInfo.processInfo.environment
-                let promptSet = try PromptSet(prompts)
-                try promptSet.require([.extract], for: "gra-format --complete-summaries")
-                let setup = try StageSetup(client, diagnostics: diagnostics, environment: environment)
-                defer { setup.shutdown() }
-                var completion = SummaryCompletionOptions(pool: setup.pool, prompts: promptSet)
-                completion.requests.parameters = sampling.parameters()
-                completion.requests.sendResponseFormat = !replies.noResponseFormat
-                completion.requests.parseRetries = replies.parseRetries
-                completion.errorsPath = errors
-                completion.statsPath = stats
-                setup.checkModels(setup.pool.models, diagnostics)
-                let r = try SummaryCompletionStage.formatCompletingSummaries(format: options, completion: completion, client: setup.client,
-                                                                              output: OutputSink(fd: 1), diagnostics: diagnostics)
-                s = r.0
-                diagnostics.info("summaries: \(r.completed) completed, \(r.1.failed) failed, \(r.1.written - r.completed) already had them")
-                status = r.1.exitStatus
-            } else {
-                s = try FormatStage(options: options, output: OutputSink(fd: 1), diagnostics: diagnostics).run()
+            guard completeSummaries else {
+                _ = try FormatStage(options: options, output: OutputSink(fd: 1), diagnostics: diagnostics).run()
+                return GRAExit.ok
             }
-            diagnostics.info(s.description)
-            for note in s.notes { diagnostics.warn(note) }
-            return status
+            let environment = ProcessInfo.processInfo.environment
+            let promptSet = try PromptSet(prompts)
+            try promptSet.require([.extract], for: "gra-format --complete-summaries")
+            let setup = try StageSetup(client, diagnostics: diagnostics, environment: environment)
+            defer { setup.shutdown() }
+            var completion = SummaryCompletionOptions(pool: setup.pool, prompts: promptSet)
+            completion.requests.parameters = sampling.parameters()
+            completion.requests.sendResponseFormat = !replies.noResponseFormat
+            completion.requests.parseRetries = replies.parseRetries
+            completion.errorsPath = errors
+            completion.statsPath = stats
+            setup.checkModels(setup.pool.models, diagnostics)
+            let run = try SummaryCompletionStage.formatCompletingSummaries(format: options, completion: completion, client: setup.client,
+                                                                            output: OutputSink(fd: 1), diagnostics: diagnostics)
+            return run.1.exitStatus
         }
     }
 }

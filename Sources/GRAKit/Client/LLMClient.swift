@@ -157,24 +157,26 @@ public struct ModelStats: Sendable {
     }
 }
 
+/// The limits the client puts on every HTTP exchange (`--connect-timeout`, `--timeout`,
+/// `--max-response-bytes`).
+public struct RequestLimits: Sendable {
+    public var connectTimeout = 10.0
+    public var totalTimeout = 600.0
+    public var maxResponseBytes = 16 << 20
+    public init() {}
+}
+
 /// The OpenAI-compatible client every LLM stage uses: cache first, then HTTP through
 /// `HTTPClient` with retries, replica choice (least in flight) and tolerant decoding.
+///
+/// Everything it does is set when it is made; the one choice left per call is where the work
+/// after each reply runs (`via`: a stage hands it to its own thread).
 public final class LLMClient: @unchecked Sendable {
     public let http: HTTPClient
     public let cache: ResponseCache?
     public let retry: RetryPolicy
-    public var connectTimeout = 10.0
-    public var totalTimeout = 600.0
-    public var maxResponseBytes = 16 << 20
+    public let limits: RequestLimits
     private let environment: [String: String]
-    /// Runs the work that follows each HTTP reply (decoding, caching, retry decisions, the
-    /// caller's completion): `handle` with the response. By default at once, on the
-    /// event-loop thread; a stage sets it to hand the work to its own thread. Set it before
-    /// the first request. (The handler is made when the request is sent, so nothing is
-    /// allocated or copied on the event-loop thread when a reply comes.)
-    public var executor: HTTPClient.Executor = { handle, response in
-        handle(response)
-    }
     private let statsLock = Mutex()
     /// Per model, in order of first use: a pool has a handful, and the same name string comes
     /// back on every request, so a scan is cheaper than hashing it three times per request.
@@ -184,17 +186,24 @@ public final class LLMClient: @unchecked Sendable {
     private var statsValues: [ModelStats] = []
     /// Told when a retry is scheduled, for progress output: the message, and the same message
     /// without the attempt number and wait (for folding repeats).
-    public var onRetry: (@Sendable (_ message: String, _ foldKey: String) -> Void)?
+    public let onRetry: (@Sendable (_ message: String, _ foldKey: String) -> Void)?
     /// Which models still get requests (the circuit breaker).
-    public let health = ModelHealth()
+    public let health: ModelHealth
     /// Told of problems that do not fail a request (a cache write that failed).
-    public var onWarning: (@Sendable (String) -> Void)?
+    public let onWarning: (@Sendable (String) -> Void)?
 
-    public init(http: HTTPClient, cache: ResponseCache?, retry: RetryPolicy = RetryPolicy(), environment: [String: String]) {
+    public init(http: HTTPClient, cache: ResponseCache?, retry: RetryPolicy = RetryPolicy(), limits: RequestLimits = RequestLimits(),
+                health: ModelHealth = ModelHealth(), environment: [String: String],
+                onRetry: (@Sendable (_ message: String, _ foldKey: String) -> Void)? = nil,
+                onWarning: (@Sendable (String) -> Void)? = nil) {
         self.http = http
         self.cache = cache
         self.retry = retry
+        self.limits = limits
+        self.health = health
         self.environment = environment
+        self.onRetry = onRetry
+        self.onWarning = onWarning
     }
 
     public var stats: [String: ModelStats] {
@@ -272,8 +281,12 @@ public final class LLMClient: @unchecked Sendable {
         return try? LLMClient.decodeChat(body).get()
     }
 
-    /// Sends a chat completion (or answers it from the cache, synchronously).
-    public func chat(_ request: ChatRequest, completion: @escaping @Sendable (Result<ChatReply, RequestFailure>) -> Void) {
+    /// Sends a chat completion (or answers it from the cache, synchronously). The work after
+    /// the reply, `completion` included, runs through `executor` (nil: on the event-loop
+    /// thread). The handler is made when the request is sent, so nothing is allocated or
+    /// copied on the event-loop thread when a reply comes.
+    public func chat(_ request: ChatRequest, via executor: HTTPClient.Executor? = nil,
+                     completion: @escaping @Sendable (Result<ChatReply, RequestFailure>) -> Void) {
         let key = cache == nil ? [] : request.cacheKey()
         if let cache, let body = try? cache.lookup(key), let decoded = try? LLMClient.decodeChat(body).get() {
             var reply = decoded
@@ -287,7 +300,7 @@ public final class LLMClient: @unchecked Sendable {
         let buffer = ByteBuffer(capacity: 960)
         request.writeBody(to: buffer)
         let model = request.model
-        post("/chat/completions", model: model, body: buffer, key: key, decode: LLMClient.decodeChat) { [self] result in
+        post("/chat/completions", model: model, body: buffer, key: key, via: executor, decode: LLMClient.decodeChat) { [self] result in
             completion(result.map { outcome in
                 var reply = outcome.value
                 reply.attempts = outcome.attempts
@@ -303,8 +316,9 @@ public final class LLMClient: @unchecked Sendable {
 
     /// POSTs `body` to `path` on the least busy replica of `model`, retrying as `retry` says.
     /// On success the raw body is cached under `key` and the latency recorded. Everything after
-    /// the HTTP exchange runs through `executor`, off the event-loop thread.
+    /// the HTTP exchange runs through `executor` (retries included).
     private func post<T: Sendable>(_ path: String, model: ModelEndpoint, body: ByteBuffer, key: [UInt8], attempt: Int = 1, delay: Double = 0,
+                                   via executor: HTTPClient.Executor?,
                                    decode: @escaping @Sendable ([UInt8]) -> Result<T, ReplyProblem>,
                                    completion: @escaping @Sendable (Result<(value: T, response: HTTPResponse, attempts: Int), RequestFailure>) -> Void) {
         if let block = health.block(for: model.name) {
@@ -314,9 +328,9 @@ public final class LLMClient: @unchecked Sendable {
         let base = pickBaseURL(model)
         let (url, headers) = target(base: base, path: path, model: model)
         var r = HTTPRequest(url: url, headers: headers, taking: body, endpoint: base)
-        r.connectTimeout = connectTimeout
-        r.totalTimeout = totalTimeout
-        r.maxResponseBytes = maxResponseBytes
+        r.connectTimeout = limits.connectTimeout
+        r.totalTimeout = limits.totalTimeout
+        r.maxResponseBytes = limits.maxResponseBytes
         let request = r
         count(model.name) { $0.requests += 1 }
         let handle: @Sendable (HTTPResponse) -> Void = { [self] response in
@@ -341,7 +355,8 @@ public final class LLMClient: @unchecked Sendable {
                     onRetry?("\(model.name): \(failure.message); retry \(attempt + 1)/\(retry.maxAttempts) in \(String(format: "%.1f", wait)) s",
                              "\(model.name): \(failure.message); retrying")
                     // The same bytes again: the buffer is the request's, never written to.
-                    post(path, model: model, body: request.bodyBuffer!, key: key, attempt: attempt + 1, delay: wait, decode: decode, completion: completion)
+                    post(path, model: model, body: request.bodyBuffer!, key: key, attempt: attempt + 1, delay: wait, via: executor,
+                         decode: decode, completion: completion)
                 } else {
                     count(model.name) { $0.failures += 1 }
                     var f = failure
@@ -533,7 +548,7 @@ public final class LLMClient: @unchecked Sendable {
             let buffer = ByteBuffer(capacity: 960)
             JSONWriter.write(body, to: buffer)
             let expected = batch.count
-            post("/embeddings", model: model, body: buffer, key: key, decode: { LLMClient.decodeEmbeddings($0, expected: expected) }) {
+            post("/embeddings", model: model, body: buffer, key: key, via: nil, decode: { LLMClient.decodeEmbeddings($0, expected: expected) }) {
                 collector.set(i, $0.map(\.value))
             }
         }
@@ -590,8 +605,8 @@ public final class LLMClient: @unchecked Sendable {
         var headers = ["Accept: application/json"]
         if let k = environment[apiKeyVariable], !k.isEmpty { headers.append("Authorization: Bearer \(k)") }
         var r = HTTPRequest(url: baseURL + "/models", headers: headers, endpoint: baseURL)
-        r.connectTimeout = connectTimeout
-        r.totalTimeout = min(totalTimeout, 30)
+        r.connectTimeout = limits.connectTimeout
+        r.totalTimeout = min(limits.totalTimeout, 30)
         let done = DispatchSemaphore(value: 0)
         let box = ResultBox<HTTPResponse>()
         http.send(r) { response in

@@ -36,12 +36,12 @@ public final class ModelHealth: @unchecked Sendable {
 
     /// Connection failures in a row, per endpoint, that count an endpoint as gone; 0 turns the
     /// breaker off (the probe and refused keys still block).
-    public var maxConnectFailures = 16
+    public let maxConnectFailures: Int
     /// The shortest span of such a streak: a server restarting for a moment is waited out by
     /// the retries instead.
-    public var minimumSeconds = 10.0
+    public let minimumSeconds: Double
     /// Told once per blocked model, with the model's name and why.
-    public var onBlock: (@Sendable (String, Block) -> Void)?
+    public let onBlock: (@Sendable (String, Block) -> Void)?
 
     private let lock = Mutex()
     /// Per endpoint: connection failures in a row and when the first of them happened.
@@ -50,7 +50,11 @@ public final class ModelHealth: @unchecked Sendable {
     private var probedDown: Set<String> = []
     private var blocks: [(model: String, block: Block)] = []
 
-    public init() {}
+    public init(maxConnectFailures: Int = 16, minimumSeconds: Double = 10, onBlock: (@Sendable (String, Block) -> Void)? = nil) {
+        self.maxConnectFailures = maxConnectFailures
+        self.minimumSeconds = minimumSeconds
+        self.onBlock = onBlock
+    }
 
     /// Why `model` gets no more requests, or nil when it still does.
     public func block(for model: String) -> Block? {

@@ -29,14 +29,9 @@ public struct DedupOptions: Sendable {
     public var keep = DedupKeep.first
     /// Annotate duplicates with `gra.dedup` and write them instead of dropping them.
     public var mark = false
-    public var rejectsPath: String?
-    public var errorsPath: String?
-    public var skipBadInput = false
-    public var maxLineBytes = LineReader.defaultMaxLineBytes
-    /// Input files; empty (or "-") means standard input.
-    public var inputs: [String] = []
-    public var quiet = false
-    public var shard: Shard?
+    /// Inputs, malformed lines, `--shard`, and the rejects (duplicates) and errors (failed
+    /// embeddings) files, as every tool takes them (stats, order and dry run do not apply).
+    public var io = StageIOOptions()
     /// Directory for the spool files (`--keep best`; texts of kept records that cannot be
     /// read again from their input, for `minhash`) (default `$TMPDIR` or /tmp).
     public var spoolDirectory: String?
@@ -89,7 +84,7 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
     private let diagnostics: Diagnostics
     private var rejects: OutputSink?
     /// Records whose embedding failed: --errors, or a default file made when the first comes.
-    public private(set) lazy var errors = SideOutput(kind: "errors", tool: "gra-dedup", path: options.errorsPath)
+    public private(set) lazy var errors = SideOutput(kind: "errors", tool: "gra-dedup", path: options.io.errorsPath)
     let index: DedupIndex
     private let hasher: MinHasher
     private let lsh: HyperplaneLSH?
@@ -124,12 +119,12 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
     }
 
     /// Runs over the reference sets, then every input; flushes complete output before
-    /// returning or throwing.
+    /// returning or throwing. The end-of-run summary goes to stderr (unless --quiet).
     public func run() throws(GRAError) -> DedupSummary {
-        try OutputGuard.check(inputs: options.inputs + options.against,
-                              outputs: [.init("--rejects", options.rejectsPath), .init("--errors", options.errorsPath)],
+        try OutputGuard.check(inputs: options.io.inputs + options.against,
+                              outputs: [.init("--rejects", options.io.rejectsPath), .init("--errors", options.io.errorsPath)],
                               stdoutIsOutput: out.fd == 1)
-        if let path = options.rejectsPath { rejects = try OutputSink(path: path) }
+        if let path = options.io.rejectsPath { rejects = try OutputSink(path: path) }
         try errors.open()
         defer {
             if let rejects {
@@ -144,7 +139,7 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
                 try process(input: path, role: .reference(file: i))
             }
             if options.keep == .best { bestState = KeepBestState(spool: try DedupSpool(directory: options.spoolDirectory, environment: environment)) }
-            let inputs = options.inputs.isEmpty ? ["-"] : options.inputs
+            let inputs = options.io.inputs.isEmpty ? ["-"] : options.io.inputs
             for input in inputs { try process(input: input, role: .input) }
             if bestState != nil { try writeBest() }
             try out.flush()
@@ -154,17 +149,19 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
         }
         summary.blockedStatus = options.embedder?.client.health.exitStatus
         if let note = errors.defaultFileNote { summary.notes.append(note) }
-        if !options.quiet && rejects == nil && !options.mark && reportedDrops > Self.reportedDropsLimit {
+        if !diagnostics.quiet && rejects == nil && !options.mark && reportedDrops > Self.reportedDropsLimit {
             diagnostics.warn("\(reportedDrops - Self.reportedDropsLimit) more duplicates dropped without a report: use --rejects FILE to keep them")
         }
+        diagnostics.info(summary.report(methods: options.methods, marked: options.mark, references: !options.against.isEmpty))
+        for note in summary.notes { diagnostics.warn(note) }
         return summary
     }
 
     private func preparer(for role: Role) -> DedupPreparer {
         var shard: Shard?
-        if case .input = role { shard = options.shard }
+        if case .input = role { shard = options.io.shard }
         return DedupPreparer(fields: options.fields, methods: options.methods, shingle: options.shingle, hasher: hasher,
-                             banding: options.banding, skipBadInput: options.skipBadInput, maxLineBytes: options.maxLineBytes,
+                             banding: options.banding, skipBadInput: options.io.skipBadInput, maxLineBytes: options.io.maxLineBytes,
                              shard: shard, wantScore: options.keep == .best)
     }
 
@@ -173,7 +170,7 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
         defer { file.close() }
         // Where reading starts (standard input may be a file read from the middle); −1 for pipes.
         let startOffset = Int(lseek(file.fd, 0, SEEK_CUR))
-        let reader = LineReader(fd: file.fd, maxLineBytes: options.maxLineBytes)
+        let reader = LineReader(fd: file.fd, maxLineBytes: options.io.maxLineBytes)
         let preparer = preparer(for: role)
         let isArray = try reader.layout(label: file.label) == .array
         // minhash verification reads kept records again from a regular file, by offset (not

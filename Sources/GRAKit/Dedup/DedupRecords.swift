@@ -95,31 +95,43 @@ struct DedupPreparer: Sendable {
                 switch line {
                 case .tooLong(let number, let bytes, let element):
                     bad(out, line: number, element: element.map { $0 + 1 },
-                        LineReader.tooLongMessage(bytes: bytes, element: element, limit: maxLineBytes), start: 0, count: 0)
+                        InputLine.tooLongMessage(bytes: bytes, element: element, limit: maxLineBytes), start: 0, count: 0)
                 case .text(let number, let start, var count):
-                    let bytes = UnsafeBufferPointer(rebasing: all[start..<(start + count)])
-                    if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+                    let sorted = InputLine.classify(UnsafeBufferPointer(rebasing: all[start..<(start + count)]))
+                    if case .blank = sorted { continue }
                     while count > 0 && all[start + count - 1] == 0x0D { count -= 1 }
-                    switch JSONParser.parseResult(bytes) {
-                    case .failure(let e):
-                        bad(out, line: number, element: nil, "invalid JSON: \(e)", start: start, count: count)
-                    case .success(let value):
+                    switch sorted {
+                    case .blank:
+                        continue
+                    case .bad(let problem, _):
+                        bad(out, line: number, element: nil, problem, start: start, count: count)
+                    case .record(let record):
                         let before = out.records.count
-                        add(out, value, line: number, element: nil, start: start, count: count, scratch: &scratch, keepText: keepTexts)
+                        add(out, record, line: number, element: nil, start: start, count: count, scratch: &scratch, keepText: keepTexts)
                         if let offsets, out.records.count > before { out.records[before].fileOffset = offsets[i] }
                     }
                 case .element(let index, let number, let start, let count):
-                    // An element may span lines: its record text is the element re-serialized
-                    // on one line, after the batch's input bytes.
-                    switch JSONParser.parseResult(UnsafeBufferPointer(rebasing: all[start..<(start + count)])) {
-                    case .failure(let e):
-                        bad(out, line: number, element: index + 1, "invalid JSON: \(e)", start: 0, count: 0)
-                    case .success(let value):
-                        element.removeAll()
-                        JSONWriter.write(value, to: element)
-                        let rawStart = out.bytes.count
-                        out.bytes.append(contentsOf: element.bytes)
-                        add(out, value, line: number, element: index + 1, start: rawStart, count: element.count, scratch: &scratch, keepText: true)
+                    // An element may span lines: its record text (and a bad element's, for the
+                    // rejects file) is the value re-serialized on one line, after the batch's
+                    // input bytes.
+                    let sorted = InputLine.classify(UnsafeBufferPointer(rebasing: all[start..<(start + count)]), isElement: true)
+                    let value: JSONValue
+                    switch sorted {
+                    case .record(let record): value = .object(record)
+                    case .bad(_, let notAnObject?): value = notAnObject
+                    case .bad(let problem, nil):
+                        bad(out, line: number, element: index + 1, problem, start: 0, count: 0)
+                        continue
+                    case .blank: continue
+                    }
+                    element.removeAll()
+                    JSONWriter.write(value, to: element)
+                    let rawStart = out.bytes.count
+                    out.bytes.append(contentsOf: element.bytes)
+                    if case .record(let record) = sorted {
+                        add(out, record, line: number, element: index + 1, start: rawStart, count: element.count, scratch: &scratch, keepText: true)
+                    } else if case .bad(let problem, _) = sorted {
+                        bad(out, line: number, element: index + 1, problem, start: rawStart, count: element.count)
                     }
                 }
             }
@@ -151,11 +163,7 @@ struct DedupPreparer: Sendable {
         out.records.append(PreparedRecord(status: .bad(message), line: line, element: element, rawStart: start, rawCount: count, id: ""))
     }
 
-    private func add(_ out: PreparedBatch, _ value: JSONValue, line: Int, element: Int?, start: Int, count: Int, scratch: inout Scratch, keepText: Bool) {
-        guard case .object(let record) = value else {
-            bad(out, line: line, element: element, "expected a JSON object (one record per line), found \(value.kindDescription)", start: start, count: count)
-            return
-        }
+    private func add(_ out: PreparedBatch, _ record: JSONObject, line: Int, element: Int?, start: Int, count: Int, scratch: inout Scratch, keepText: Bool) {
         var r = PreparedRecord(status: .record, line: line, element: element, rawStart: start, rawCount: count, id: "")
         if let shard, !shard.contains(record) {
             r.status = .otherShard

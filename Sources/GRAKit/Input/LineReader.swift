@@ -27,10 +27,6 @@ public final class LineReader {
 
     public static let defaultMaxLineBytes = 64 << 20
 
-    /// The message for a `.tooLong` item: "line is N bytes, over the M-byte limit (…)".
-    public static func tooLongMessage(bytes: Int, element: Int?, limit: Int) -> String {
-        "\(element == nil ? "line" : "element") is \(bytes) bytes, over the \(limit)-byte limit (--max-line-bytes)"
-    }
     public static let defaultReadSize = 1 << 20
 
     public let fd: Int32

@@ -15,14 +15,9 @@ public struct FormatOptions: Sendable {
     public var keep: Set<String> = []
     /// Apply `TextNormalizer` to every text (on by default).
     public var normalizeText = true
-    public var rejectsPath: String?
-    public var skipBadInput = false
-    public var maxLineBytes = LineReader.defaultMaxLineBytes
-    /// Input files; empty (or "-") means standard input.
-    public var inputs: [String] = []
-    public var quiet = false
-    /// Handle only this share of the records (`--shard i/n`).
-    public var shard: Shard?
+    /// Inputs, malformed lines, `--shard` and the rejects file, as every tool takes them
+    /// (the errors, stats, order and dry-run settings do not apply).
+    public var io = StageIOOptions()
 
     public init() {}
 }
@@ -44,6 +39,12 @@ public struct FormatSummary: Equatable, Sendable, CustomStringConvertible {
     public var dropped: [String: Int] = [:]
     /// Sentences for stderr after the summary line (where records went without --rejects).
     public var notes: [String] = []
+
+    /// Writes the end-of-run line (unless --quiet) and the notes on stderr.
+    public func report(to diagnostics: Diagnostics) {
+        diagnostics.info(description)
+        for note in notes { diagnostics.warn(note) }
+    }
 
     /// The end-of-run line: "N records read, N written, N rejected (reason: N, …)" and what
     /// else happened.
@@ -81,25 +82,28 @@ public final class FormatStage: @unchecked Sendable {  // output state is touche
     static let batchBytes = 1 << 20
     static let batchesInFlight = 6
 
-    /// `rejects`: a rejects file shared with another stage (else one for `options.rejectsPath`).
+    /// `rejects`: given when this stage is a step of a larger run (`--complete-summaries`),
+    /// whose rejects file it shares and which reports the summary; else the stage is the whole
+    /// run, with a rejects file for `options.io.rejectsPath`.
     public init(options: FormatOptions, output: OutputSink, diagnostics: Diagnostics, rejects: SideOutput? = nil) {
         self.options = options
         self.out = output
         self.diagnostics = diagnostics
-        self.rejects = rejects ?? SideOutput(kind: "rejects", tool: "gra-format", path: options.rejectsPath)
-        ownsRejects = rejects == nil
+        self.rejects = rejects ?? SideOutput(kind: "rejects", tool: "gra-format", path: options.io.rejectsPath)
+        isWholeRun = rejects == nil
     }
 
-    private let ownsRejects: Bool
+    private let isWholeRun: Bool
 
-    /// Runs over every input; flushes complete output before returning or throwing.
+    /// Runs over every input; flushes complete output before returning or throwing. As the
+    /// whole run, it reports the summary on stderr at the end (unless --quiet).
     public func run() throws(GRAError) -> FormatSummary {
-        try OutputGuard.check(inputs: options.inputs, outputs: [.init("--rejects", options.rejectsPath)], stdoutIsOutput: out.fd == 1)
+        try OutputGuard.check(inputs: options.io.inputs, outputs: [.init("--rejects", options.io.rejectsPath)], stdoutIsOutput: out.fd == 1)
         try rejects.open()
-        defer { if ownsRejects { rejects.close() } }
+        defer { if isWholeRun { rejects.close() } }
         do {
             if options.array { out.buffer.append("[") }
-            let inputs = options.inputs.isEmpty ? ["-"] : options.inputs
+            let inputs = options.io.inputs.isEmpty ? ["-"] : options.io.inputs
             for input in inputs { try process(input: input) }
             if options.array { out.buffer.append(wroteFirstArrayItem ? "\n]\n" : "]\n") }
             try out.flush()
@@ -107,14 +111,17 @@ public final class FormatStage: @unchecked Sendable {  // output state is touche
             if error != .brokenPipe { try? out.flush() }
             throw error
         }
-        if ownsRejects, let note = rejects.defaultFileNote { summary.notes.append(note) }
+        if isWholeRun {
+            if let note = rejects.defaultFileNote { summary.notes.append(note) }
+            summary.report(to: diagnostics)
+        }
         return summary
     }
 
     private func process(input: String) throws(GRAError) {
         let file = try InputFile(input)
         defer { file.close() }
-        let reader = LineReader(fd: file.fd, maxLineBytes: options.maxLineBytes)
+        let reader = LineReader(fd: file.fd, maxLineBytes: options.io.maxLineBytes)
         let worker = FormatWorker(options: options, input: file)
         let isArray = try reader.layout(label: file.label) == .array
         try convertInParallel(reader: reader, worker: worker, arrayElements: isArray)
@@ -158,7 +165,7 @@ public final class FormatStage: @unchecked Sendable {  // output state is touche
             try out.write(lines: bytes)
         }
         try rejects.write(lines: r.rejects.bytes, count: r.rejectLines)
-        for w in r.warnings where !options.quiet { diagnostics.warn(w.message, fold: w.foldKey) }
+        for w in r.warnings where !diagnostics.quiet { diagnostics.warn(w.message, fold: w.foldKey) }
         if let fatal = r.fatal { throw fatal }
     }
 }
@@ -191,39 +198,37 @@ struct FormatWorker: Sendable {
                 switch line {
                 case .tooLong(let number, let bytes, let element):
                     badInput(r, where: input.place(number, element: element.map { $0 + 1 }),
-                             message: LineReader.tooLongMessage(bytes: bytes, element: element, limit: options.maxLineBytes))
+                             message: InputLine.tooLongMessage(bytes: bytes, element: element, limit: options.io.maxLineBytes))
                 case .text(let number, let start, let count):
-                    let bytes = UnsafeBufferPointer(rebasing: all[start..<(start + count)])
-                    if isBlank(bytes) { continue }
-                    parseAndHandle(r, bytes, where: input.place(number))
+                    sortAndHandle(r, UnsafeBufferPointer(rebasing: all[start..<(start + count)]), isElement: false,
+                                  where: input.place(number))
                 case .element(let index, let number, let start, let count):
-                    parseAndHandle(r, UnsafeBufferPointer(rebasing: all[start..<(start + count)]),
-                                   where: input.place(number, element: index + 1))
+                    sortAndHandle(r, UnsafeBufferPointer(rebasing: all[start..<(start + count)]), isElement: true,
+                                  where: input.place(number, element: index + 1))
                 }
             }
         }
         return r
     }
 
-    private func parseAndHandle(_ r: BatchResult, _ bytes: UnsafeBufferPointer<UInt8>, where place: String) {
-        switch JSONParser.parseResult(bytes) {
-        case .success(let value): handle(r, value, where: place)
-        case .failure(let error): badInput(r, where: place, message: "invalid JSON: \(error)", raw: bytes)
-        }
-    }
-
-    private func isBlank(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-        for c in bytes where !(c == 0x20 || c == 0x09 || c == 0x0D) { return false }
-        return true
-    }
-
-    private func handle(_ r: BatchResult, _ value: JSONValue, where place: String) {
-        r.summary.read += 1
-        guard case .object(let record) = value else {
-            badInput(r, where: place, message: "expected a JSON object (one record per line), found \(value.kindDescription)", value: value)
+    private func sortAndHandle(_ r: BatchResult, _ bytes: UnsafeBufferPointer<UInt8>, isElement: Bool, where place: String) {
+        switch InputLine.classify(bytes, isElement: isElement) {
+        case .blank:
             return
+        case .record(let record):
+            r.summary.read += 1
+            handle(r, record, where: place)
+        case .bad(let problem, let value?):
+            // JSON that is not an object counts as read (and as bad input).
+            r.summary.read += 1
+            badInput(r, where: place, message: problem, value: value)
+        case .bad(let problem, nil):
+            badInput(r, where: place, message: problem, raw: bytes)
         }
-        if let shard = options.shard, !shard.contains(record) {
+    }
+
+    private func handle(_ r: BatchResult, _ record: JSONObject, where place: String) {
+        if let shard = options.io.shard, !shard.contains(record) {
             r.summary.read -= 1
             r.summary.otherShards += 1
             return
@@ -293,7 +298,7 @@ struct FormatWorker: Sendable {
     /// Malformed input: stop (exit 65) unless --skip-bad-input, then record it in rejects.
     private func badInput(_ r: BatchResult, where place: String, message: String,
                           raw: UnsafeBufferPointer<UInt8>? = nil, value: JSONValue? = nil) {
-        guard options.skipBadInput else {
+        guard options.io.skipBadInput else {
             r.fatal = GRAError.badRecord(place, message)
             return
         }

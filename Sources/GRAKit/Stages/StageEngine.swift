@@ -128,7 +128,7 @@ public final class StageTask: @unchecked Sendable {
             guard cached else { return done(.failure(TaskFailure(reason: "dry run: not sent", model: request.model.name))) }
         }
         guard let client = engine.client else { preconditionFailure("a stage without a client asked a model") }
-        client.chat(request) { [self] result in
+        client.chat(request, via: engine.replyExecutor) { [self] result in
             switch result {
             case .failure(let f):
                 allCached = false
@@ -169,7 +169,7 @@ public final class StageTask: @unchecked Sendable {
 /// sends failures to the errors file and rejects to the rejects file, prints progress and
 /// writes `--stats`. Every input record ends up in exactly one of those places.
 ///
-/// The client's replies are handed to this thread (its `executor`), so handlers run here,
+/// The client's replies are handed to this thread (`replyExecutor`), so handlers run here,
 /// one at a time.
 public final class StageEngine: @unchecked Sendable {
     public let name: String
@@ -199,6 +199,10 @@ public final class StageEngine: @unchecked Sendable {
         let handle: @Sendable (HTTPResponse) -> Void
         let response: HTTPResponse
     }
+
+    /// Where the client runs the work after each of this stage's replies: queued for this
+    /// thread (`enqueue`), so handlers run here, one at a time.
+    fileprivate lazy var replyExecutor: HTTPClient.Executor = { [unowned self] handle, response in self.enqueue(handle, response) }
 
     /// Work handed from the event-loop thread to this one (replies to decode and complete).
     private let inboxLock = Mutex()
@@ -265,11 +269,10 @@ public final class StageEngine: @unchecked Sendable {
 
     /// Runs the stage: `start` is called once per record (after `--shard`), on this thread.
     ///
-    /// The client's callbacks reach this engine only while `run` runs: they are installed at
-    /// its start, and its end shuts the client down (loop threads joined), so no late reply,
-    /// such as the start-up `/models` probe's, can call into an engine that is gone.
+    /// The client's callbacks reach this engine only while `run` runs: its requests are sent
+    /// and the loop's hook installed here, and its end shuts the client down (loop threads
+    /// joined), so no late reply can call into an engine that is gone.
     public func run(_ start: (StageTask) -> Void) throws(GRAError) -> StageSummary {
-        client?.executor = { [unowned self] handle, response in self.enqueue(handle, response) }
         client?.http.afterCompletions = { [unowned self] in self.wakeIfQueued() }
         defer { client?.http.shutdown() }
         try OutputGuard.check(inputs: io.inputs, outputs: [.init("--errors", io.errorsPath), .init("--rejects", io.rejectsPath),
@@ -316,31 +319,24 @@ public final class StageEngine: @unchecked Sendable {
             if Signals.interrupted { throw GRAError.interrupted }
             while tasks.count >= window { try waitAndWrite() }
             guard let item = try nextItem(reader, isArray: isArray, fd: file.fd) else { break }
-            let line: Int
-            var element: Int?
-            let bytes: UnsafeBufferPointer<UInt8>
+            let line: Int, element: Int?, sorted: InputLine
             switch item {
             case .tooLong(let number, let n, let index):
                 try badInput(file.place(number, element: index.map { $0 + 1 }),
-                             LineReader.tooLongMessage(bytes: n, element: index, limit: io.maxLineBytes))
+                             InputLine.tooLongMessage(bytes: n, element: index, limit: io.maxLineBytes))
                 continue
             case .line(let number, let text):
-                if text.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
-                (line, bytes) = (number, text)
+                (line, element, sorted) = (number, nil, InputLine.classify(text))
             case .element(let index, let number, let text):
-                (line, element, bytes) = (number, index + 1, text)
+                (line, element, sorted) = (number, index + 1, InputLine.classify(text, isElement: true))
             }
             let record: JSONObject
-            switch JSONParser.parseResult(bytes) {
-            case .failure(let e):
-                try badInput(file.place(line, element: element), "invalid JSON: \(e)")
+            switch sorted {
+            case .blank: continue
+            case .record(let o): record = o
+            case .bad(let problem, _):
+                try badInput(file.place(line, element: element), problem)
                 continue
-            case .success(let v):
-                guard case .object(let o) = v else {
-                    try badInput(file.place(line, element: element), "expected a JSON object (one record per line), found \(v.kindDescription)")
-                    continue
-                }
-                record = o
             }
             if let shard = io.shard, !shard.contains(record) {
                 summary.otherShards += 1

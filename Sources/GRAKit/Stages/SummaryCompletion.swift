@@ -65,11 +65,12 @@ public final class SummaryCompletionStage: @unchecked Sendable {
     /// `gra-format --complete-summaries`: the input is read and unified into gra form
     /// (FormatStage, rejects included), summaries are completed (this stage), and the result is
     /// converted to the target format (FormatStage again) — three steps joined by pipes, all
-    /// running at once, so memory stays bounded and order is kept.
+    /// running at once, so memory stays bounded and order is kept. The summaries line and the
+    /// format summary go to stderr at the end.
     public static func formatCompletingSummaries(format: FormatOptions, completion: SummaryCompletionOptions, client: LLMClient,
                                                  output: OutputSink, diagnostics: Diagnostics) throws(GRAError) -> (FormatSummary, StageSummary, completed: Int) {
         // The three steps each see part of the paths: check them all together first.
-        try OutputGuard.check(inputs: format.inputs, outputs: [.init("--rejects", format.rejectsPath), .init("--errors", completion.errorsPath),
+        try OutputGuard.check(inputs: format.io.inputs, outputs: [.init("--rejects", format.io.rejectsPath), .init("--errors", completion.errorsPath),
                                                                .init("--stats", completion.statsPath)], stdoutIsOutput: output.fd == 1)
         var toSummaries: [Int32] = [0, 0]
         var toOutput: [Int32] = [0, 0]
@@ -81,7 +82,7 @@ public final class SummaryCompletionStage: @unchecked Sendable {
         first.array = false
         first.stripMeta = false
         // Both format steps reject records (unreadable ones, ones the target cannot hold): into one file.
-        let rejects = SideOutput(kind: "rejects", tool: "gra-format", path: format.rejectsPath)
+        let rejects = SideOutput(kind: "rejects", tool: "gra-format", path: format.io.rejectsPath)
         try rejects.open()
         defer { rejects.close() }
         let reading = FormatStage(options: first, output: OutputSink(fd: toSummaries[1]), diagnostics: diagnostics, rejects: rejects)
@@ -89,10 +90,9 @@ public final class SummaryCompletionStage: @unchecked Sendable {
         var last = format
         last.from = .gra
         last.normalizeText = false
-        last.rejectsPath = nil
-        last.skipBadInput = false
-        last.shard = nil
-        last.inputs = ["/dev/fd/\(toOutput[0])"]
+        last.io = StageIOOptions()
+        last.io.inputs = ["/dev/fd/\(toOutput[0])"]
+        last.io.maxLineBytes = format.io.maxLineBytes
         let writing = FormatStage(options: last, output: output, diagnostics: diagnostics, rejects: rejects)
 
         let summariesWriteEnd = toSummaries[1], outputReadEnd = toOutput[0]
@@ -137,7 +137,10 @@ public final class SummaryCompletionStage: @unchecked Sendable {
         summary.rejected += written.rejected
         for (k, v) in written.reasons { summary.reasons[k, default: 0] += v }
         if let note = rejects.defaultFileNote { summary.notes.append(note) }
-        return (summary, try! middleResult.get(), middle.completed)
+        let completion = try! middleResult.get()
+        diagnostics.info("summaries: \(middle.completed) completed, \(completion.failed) failed, \(completion.written - middle.completed) already had them")
+        summary.report(to: diagnostics)
+        return (summary, completion, middle.completed)
     }
 }
 
