@@ -25,7 +25,7 @@ struct AdjudicateCommand: ParsableCommand {
         version: GRAVersion.string
     )
 
-    @Option(name: .long, help: ArgumentHelp("Write rejected records here (NDJSON: stage, id, reason, record). Without it each rejection is reported on stderr.", valueName: "file"))
+    @Option(name: .long, help: ArgumentHelp("Write rejected records here (NDJSON: stage, id, reason, record). Default: ./gra-adjudicate.rejects.ndjson, made when the first one comes (never overwriting a file); /dev/null drops them.", valueName: "file"))
     var rejects: String?
 
     @OptionGroup(title: "Roles and prompts")

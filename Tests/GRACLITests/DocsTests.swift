@@ -117,7 +117,7 @@ enum ManPage {
         text = text.replacing(/\\\[u([0-9A-F]{4})\]/) { m in
             String(Character(Unicode.Scalar(UInt32(m.output.1, radix: 16)!)!))
         }
-        for (escape, character) in [("\\-", "-"), ("\\e", "\\"), ("\\&", ""), ("\\(em", "\u{2014}"),
+        for (escape, character) in [("\\-", "-"), ("\\e", "\\"), ("\\&", ""), ("\\%", ""), ("\\(em", "\u{2014}"),
                                     ("\\(en", "\u{2013}"), ("\\(<=", "\u{2264}"), ("\\(mu", "\u{00D7}")] {
             text = text.replacingOccurrences(of: escape, with: character)
         }

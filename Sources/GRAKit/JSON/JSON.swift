@@ -246,65 +246,74 @@ public struct JSONParser {
         }
     }
 
-    private mutating func parseArray() throws(JSONParseError) -> JSONValue {
+    /// At an array's or object's opening bracket: goes one level in, past the bracket, and
+    /// returns true when the container is empty (its `closing` bracket consumed, the level left).
+    @inline(__always)
+    private mutating func open(closing: UInt8) throws(JSONParseError) -> Bool {
         try enter()
         pos += 1
-        var items: [JSONValue] = []
         skipWhitespace()
-        if pos < end && base[pos] == UInt8(ascii: "]") {
-            pos += 1
-            depth -= 1
-            return .array(items)
-        }
-        while true {
-            skipWhitespace()
-            items.append(try parseValue())
-            skipWhitespace()
-            guard pos < end else { throw unexpected("in array, expected ',' or ']'") }
+        guard pos < end && base[pos] == closing else { return false }
+        pos += 1
+        depth -= 1
+        return true
+    }
+
+    /// After a member of an array or object: consumes ',' and returns true (another member
+    /// follows), or consumes the `closing` bracket, leaves the level and returns false.
+    @inline(__always)
+    private mutating func another(closing: UInt8) throws(JSONParseError) -> Bool {
+        skipWhitespace()
+        if pos < end {
             let c = base[pos]
             pos += 1
-            if c == UInt8(ascii: ",") { continue }
-            if c == UInt8(ascii: "]") { break }
+            if c == UInt8(ascii: ",") { return true }
+            if c == closing {
+                depth -= 1
+                return false
+            }
             pos -= 1
-            throw unexpected("in array, expected ',' or ']'")
         }
-        depth -= 1
+        throw unexpected(closing == UInt8(ascii: "]") ? "in array, expected ',' or ']'" : "in object, expected ',' or '}'")
+    }
+
+    /// At an object key's opening quote, or else throws.
+    @inline(__always)
+    private mutating func expectKey() throws(JSONParseError) {
+        skipWhitespace()
+        guard pos < end, base[pos] == UInt8(ascii: "\"") else { throw unexpected("in object, expected a key in double quotes") }
+    }
+
+    /// After an object key: past the ':' and the whitespace around it, or else throws.
+    @inline(__always)
+    private mutating func expectColon() throws(JSONParseError) {
+        skipWhitespace()
+        guard pos < end, base[pos] == UInt8(ascii: ":") else { throw unexpected("after object key, expected ':'") }
+        pos += 1
+        skipWhitespace()
+    }
+
+    private mutating func parseArray() throws(JSONParseError) -> JSONValue {
+        var items: [JSONValue] = []
+        if try open(closing: UInt8(ascii: "]")) { return .array(items) }
+        repeat {
+            skipWhitespace()
+            items.append(try parseValue())
+        } while try another(closing: UInt8(ascii: "]"))
         return .array(items)
     }
 
     private mutating func parseObject() throws(JSONParseError) -> JSONValue {
-        try enter()
-        pos += 1
         var fields: [JSONField] = []
-        skipWhitespace()
-        if pos < end && base[pos] == UInt8(ascii: "}") {
-            pos += 1
-            depth -= 1
-            return .object(JSONObject(fields))
-        }
+        if try open(closing: UInt8(ascii: "}")) { return .object(JSONObject(fields)) }
         fields.reserveCapacity(8)
-        while true {
-            skipWhitespace()
-            guard pos < end, base[pos] == UInt8(ascii: "\"") else {
-                throw unexpected("in object, expected a key in double quotes")
-            }
+        repeat {
+            try expectKey()
             let key = try parseString()
-            skipWhitespace()
-            guard pos < end, base[pos] == UInt8(ascii: ":") else { throw unexpected("after object key, expected ':'") }
-            pos += 1
-            skipWhitespace()
+            try expectColon()
             let value = try parseValue()
             fields.append(JSONField(key, value))
-            skipWhitespace()
-            guard pos < end else { throw unexpected("in object, expected ',' or '}'") }
-            let c = base[pos]
-            pos += 1
-            if c == UInt8(ascii: ",") { continue }
-            if c == UInt8(ascii: "}") { break }
-            pos -= 1
-            throw unexpected("in object, expected ',' or '}'")
-        }
-        depth -= 1
+        } while try another(closing: UInt8(ascii: "}"))
         if fields.count > 1 && Self.hasRepeatedKey(fields) { Self.mergeRepeatedKeys(&fields) }
         return .object(JSONObject(fields))
     }
@@ -577,19 +586,9 @@ extension JSONParser {
             try skipValue()
             return false
         }
-        try enter()
-        pos += 1
-        skipWhitespace()
-        if pos < end && base[pos] == UInt8(ascii: "}") {
-            pos += 1
-            depth -= 1
-            return true
-        }
-        while true {
-            skipWhitespace()
-            guard pos < end, base[pos] == UInt8(ascii: "\"") else {
-                throw unexpected("in object, expected a key in double quotes")
-            }
+        if try open(closing: UInt8(ascii: "}")) { return true }
+        repeat {
+            try expectKey()
             let keyStart = pos + 1
             pos += 1
             try scanPlain()
@@ -601,23 +600,11 @@ extension JSONParser {
                 pos = keyStart - 1
                 key = JSONKey(raw: UnsafeBufferPointer(start: base, count: 0), decoded: try parseString())
             }
-            skipWhitespace()
-            guard pos < end, base[pos] == UInt8(ascii: ":") else { throw unexpected("after object key, expected ':'") }
-            pos += 1
-            skipWhitespace()
+            try expectColon()
             let before = pos
             try field(key, &self)
             precondition(pos > before, "a JSONParser.readObject visitor must consume the field's value")
-            skipWhitespace()
-            guard pos < end else { throw unexpected("in object, expected ',' or '}'") }
-            let c = base[pos]
-            pos += 1
-            if c == UInt8(ascii: ",") { continue }
-            if c == UInt8(ascii: "}") { break }
-            pos -= 1
-            throw unexpected("in object, expected ',' or '}'")
-        }
-        depth -= 1
+        } while try another(closing: UInt8(ascii: "}"))
         return true
     }
 
@@ -629,31 +616,15 @@ extension JSONParser {
             try skipValue()
             return false
         }
-        try enter()
-        pos += 1
-        skipWhitespace()
-        if pos < end && base[pos] == UInt8(ascii: "]") {
-            pos += 1
-            depth -= 1
-            return true
-        }
+        if try open(closing: UInt8(ascii: "]")) { return true }
         var index = 0
-        while true {
+        repeat {
             skipWhitespace()
             let before = pos
             try element(index, &self)
             precondition(pos > before, "a JSONParser.readArray visitor must consume the element")
             index += 1
-            skipWhitespace()
-            guard pos < end else { throw unexpected("in array, expected ',' or ']'") }
-            let c = base[pos]
-            pos += 1
-            if c == UInt8(ascii: ",") { continue }
-            if c == UInt8(ascii: "]") { break }
-            pos -= 1
-            throw unexpected("in array, expected ',' or ']'")
-        }
-        depth -= 1
+        } while try another(closing: UInt8(ascii: "]"))
         return true
     }
 

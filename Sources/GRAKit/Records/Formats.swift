@@ -128,6 +128,13 @@ public struct Sample: Equatable, Sendable {
         input.isEmpty ? instruction : instruction + "\n" + input
     }
 
+    /// Every turn in order, the history first and then the last one (the user message, its
+    /// tool steps and `response`), with its 0-based number: the walk the chat formats write.
+    func forEachTurn(_ body: (_ number: Int, _ user: String, _ steps: [ToolStep], _ assistant: String) -> Void) {
+        for (n, t) in history.enumerated() { body(n, t.user, t.steps, t.assistant) }
+        body(history.count, userMessage, steps, response)
+    }
+
     /// Applies `TextNormalizer` to every text; reports a truncated-looking response.
     public mutating func unifyText() -> (unclosedFenceInResponse: Bool, changed: Bool) {
         var changed = false
@@ -555,14 +562,11 @@ public enum FormatConverter {
                 }
             }
             if let sys = sample.system { turn("system", sys) }
-            for t in sample.history {
-                turn("human", t.user)
-                steps(t.steps)
-                turn("gpt", t.assistant)
+            sample.forEachTurn { _, user, toolSteps, reply in
+                turn("human", user)
+                steps(toolSteps)
+                turn("gpt", reply)
             }
-            turn("human", sample.userMessage)
-            steps(sample.steps)
-            turn("gpt", sample.response)
             out.append("conversations", .array(turns))
             if let tools = sample.tools { out.append("tools", .string(JSONWriter.string(.array(tools)))) }
         case .openai:
@@ -585,14 +589,11 @@ public enum FormatConverter {
                 }
             }
             if let sys = sample.system { message("system", sys) }
-            for (n, t) in sample.history.enumerated() {
-                message("user", t.user)
-                steps(t.steps, turn: n)
-                message("assistant", t.assistant)
+            sample.forEachTurn { n, user, toolSteps, reply in
+                message("user", user)
+                steps(toolSteps, turn: n)
+                message("assistant", reply)
             }
-            message("user", sample.userMessage)
-            steps(sample.steps, turn: sample.history.count)
-            message("assistant", sample.response)
             out.append("messages", .array(msgs))
             if let tools = sample.tools {
                 out.append("tools", .array(tools.map { .object(["type": .string("function"), "function": $0]) }))
