@@ -26,8 +26,14 @@ struct FilterContractTests {
         /// Turns records.ndjson into in.ndjson (nil: a copy).
         let prepare: String?
         let records: [String]
+        /// Writes big.ndjson: far more than a pipe's worth of distinct records (the tools that
+        /// ask no model; the others get in.ndjson, as each record waits for the server anyway).
+        var bulk: String? = nil
         var description: String { name }
     }
+
+    /// 200,000 records with distinct words ("q<i>"), for `Tool.bulk`.
+    static let bulk = #"awk 'BEGIN { for (i = 0; i < 200000; i++) printf "{\"id\":\"r%d\",\"instruction\":\"q%d\",\"output\":\"a\"}\n", i, i }' > big.ndjson"#
 
     static let pool = (1...5).map { "--model m\($0)@$URL" }.joined(separator: " ")
     static let round2 = GRAStagesCLITests.round2
@@ -56,8 +62,9 @@ struct FilterContractTests {
         }
         disputes.append(score8)
         return [
-            Tool(name: "gra-format", command: "gra-format --to sharegpt", asksModel: false, rules: [], failRules: [], prepare: nil, records: plain),
-            Tool(name: "gra-dedup", command: "gra-dedup", asksModel: false, rules: [], failRules: [], prepare: nil, records: plain),
+            Tool(name: "gra-format", command: "gra-format --to sharegpt", asksModel: false, rules: [], failRules: [], prepare: nil, records: plain,
+                 bulk: bulk),
+            Tool(name: "gra-dedup", command: "gra-dedup", asksModel: false, rules: [], failRules: [], prepare: nil, records: plain, bulk: bulk),
             Tool(name: "gra-map", command: "gra-map --prompt p.txt --into x --no-cache --model m1@$URL", asksModel: true,
                  rules: [], failRules: [failAll], prepare: nil, records: plain),
             Tool(name: "gra-generate", command: "gra-generate --domain general --shots 0 --no-cache --model m1@$URL", asksModel: true,
@@ -111,16 +118,21 @@ struct FilterContractTests {
         #expect(r.stderr.contains("--skip-bad-input"), "\(r.stderr)")
     }
 
+    /// `| head -1` ends the tool quietly with status 0, even with far more than a pipe's worth
+    /// of output still to come; the line head got is the tool's first. gra-format and gra-dedup
+    /// print nothing at all then; the model stages still print their summary line (so -q).
     @Test(arguments: tools)
     func headOneIsAQuietSuccess(_ tool: Tool) throws {
         let (r, dir) = try run(tool, """
-            { $T -q in.ndjson 2> err.txt; echo $? > status.txt; } | head -1 > first.ndjson
+            \(tool.bulk ?? "cp in.ndjson big.ndjson")
+            { $T \(tool.asksModel ? "-q " : "")big.ndjson 2> err.txt; echo $? > status.txt; } | head -1 > first.ndjson
             echo "status $(cat status.txt)"
+            head -1 big.ndjson | $T -q > expected.ndjson
             """)
         #expect(r.stdoutLines == ["status 0"], "\(r.stdoutText) \(r.stderr)")
         #expect(text(dir, "err.txt").isEmpty, "\(text(dir, "err.txt"))")
-        let first = try jsonLines(Data(contentsOf: dir.appendingPathComponent("first.ndjson")))
-        #expect(first.count == 1)
+        #expect(lineCount(dir, "first.ndjson") == 1)
+        #expect(text(dir, "first.ndjson") == text(dir, "expected.ndjson"))
     }
 
     @Test(arguments: tools)
@@ -144,9 +156,13 @@ struct FilterContractTests {
         #expect(r.stderr.contains("refusing to overwrite"), "\(r.stderr)")
     }
 
+    /// SIGINT while the input is quiet: 130 within seconds, and what was written is whole
+    /// lines, the start of what the tool writes for the whole input.
     @Test(arguments: tools)
     func interruptIs130WithCompleteLines(_ tool: Tool) throws {
+        let start = Date()
         let (r, dir) = try run(tool, """
+            $T -q in.ndjson > full.ndjson
             mkfifo feed
             ( cat in.ndjson; sleep 8 ) > feed &
             FEED=$!
@@ -160,25 +176,54 @@ struct FilterContractTests {
             kill $FEED 2>/dev/null
             """)
         #expect(r.stdoutLines == ["status 130"], "\(r.stdoutText) \(r.stderr) \(text(dir, "err.txt"))")
+        #expect(Date().timeIntervalSince(start) < 20)
         let out = text(dir, "out.ndjson")
         #expect(out.hasSuffix("\n"), "a partial line was written: \(out.suffix(80))")
         let lines = try jsonLines(Data(out.utf8))
         #expect(lines.count >= 1)
+        #expect(text(dir, "full.ndjson").hasPrefix(out), "\(out)")
     }
 
+    /// --shard i/n: the shards are disjoint, cover the whole output, keep its order and agree
+    /// between runs; a tool that asks a model sends only its shard's requests; n/n is a
+    /// usage error. (The spread of the hash: ShardTests.)
     @Test(arguments: tools)
     func shardsPartitionTheOutput(_ tool: Tool) throws {
         let (r, dir) = try run(tool, """
+            requests | head -1 > requests.txt
             $T in.ndjson > all.ndjson || echo "all failed"
-            $T --shard 0/2 in.ndjson > s0.ndjson || echo "shard 0 failed"
+            requests | head -1 >> requests.txt
+            $T --shard 0/2 in.ndjson > s0.ndjson 2> s0.err || echo "shard 0 failed"
+            requests | head -1 >> requests.txt
             $T --shard 1/2 in.ndjson > s1.ndjson || echo "shard 1 failed"
+            requests | head -1 >> requests.txt
+            $T --shard 1/2 in.ndjson | cmp -s - s1.ndjson || echo "shard 1 differs between runs"
+            $T --shard 2/2 in.ndjson > /dev/null 2> bad.txt; echo "bad $?"
             """)
-        #expect(r.stdoutLines.isEmpty, "\(r.stdoutText) \(r.stderr)")
-        let all = text(dir, "all.ndjson").split(separator: "\n").sorted()
-        let parts = (text(dir, "s0.ndjson") + text(dir, "s1.ndjson")).split(separator: "\n").sorted()
+        #expect(r.stdoutLines == ["bad 64"], "\(r.stdoutText) \(r.stderr)")
+        #expect(text(dir, "bad.txt").contains("--shard '2/2'"), "\(text(dir, "bad.txt"))")
+        let all = text(dir, "all.ndjson").split(separator: "\n")
+        let s0 = text(dir, "s0.ndjson").split(separator: "\n"), s1 = text(dir, "s1.ndjson").split(separator: "\n")
         #expect(all.count >= 6)
-        #expect(parts == all)
-        #expect(Set(text(dir, "s0.ndjson").split(separator: "\n")).isDisjoint(with: text(dir, "s1.ndjson").split(separator: "\n")))
+        #expect((s0 + s1).sorted() == all.sorted())
+        #expect(Set(s0).isDisjoint(with: s1))
+        #expect(!s0.isEmpty && !s1.isEmpty, "one shard got everything: \(s0.count) and \(s1.count)")
+        for shard in [s0, s1] {
+            #expect(shard == all.filter { shard.contains($0) }, "a shard's records are not in input order")
+        }
+        if !tool.asksModel {
+            #expect(text(dir, "s0.err").contains("\(s1.count) left to other shards"), "\(text(dir, "s0.err"))")
+        }
+        if tool.asksModel {
+            // Requests before (preparing the input), after the whole run, after shard 0, after
+            // shard 1: each shard sent only its share, and the two shares are the whole run's.
+            let counts = text(dir, "requests.txt").split(separator: "\n").compactMap { Int($0) }
+            #expect(counts.count == 4, "\(text(dir, "requests.txt"))")
+            if counts.count == 4 {
+                let (all, first, second) = (counts[1] - counts[0], counts[2] - counts[1], counts[3] - counts[2])
+                #expect(first > 0 && second > 0 && first + second == all, "all \(all), shard 0 \(first), shard 1 \(second)")
+            }
+        }
     }
 
     @Test(arguments: tools)

@@ -425,23 +425,6 @@ struct MapCLITests {
         #expect(out.map { $0["id"] as? String } == ["r0", "r1"])
     }
 
-    @Test func shardsSendOnlyTheirShare() throws {
-        let dir = try setUp(script: #"{"rules":[]}"#, records: records((0..<40).map { "q\($0)" }))
-        let r = try ToolRunner.sh(Self.prelude + """
-            start_server --script script.json
-            gra-map --prompt prompt.txt --into x --model m1@$URL --no-cache --shard 0/2 < in.ndjson > s0.ndjson
-            a=$(requests)
-            gra-map --prompt prompt.txt --into x --model m1@$URL --no-cache --shard 1/2 < in.ndjson > s1.ndjson
-            echo "$a $(requests) $(cat s0.ndjson s1.ndjson | wc -l)"
-            """, in: dir)
-        let parts = r.stdoutText.split(separator: " ").compactMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
-        #expect(parts.count == 3, "\(r.stdoutText) \(r.stderr)")
-        if parts.count == 3 {
-            #expect(parts[0] > 0 && parts[0] < 40)          // the first shard sent only its share
-            #expect(parts[1] == 40 && parts[2] == 40)        // together: every record once
-        }
-    }
-
     /// A later record without a template's field fails alone, without a request (the first
     /// record lacking it stops the run before any request: UpFrontCheckTests).
     @Test func missingTemplateFieldFailsTheRecordWithoutARequest() throws {
