@@ -14,10 +14,10 @@ let package = Package(
         .executable(name: "gra-adjudicate", targets: ["gra-adjudicate"]),
         .executable(name: "gra-dedup", targets: ["gra-dedup"]),
         .executable(name: "gra-testserver", targets: ["gra-testserver"]),
-        .executable(name: "gra-fuzz", targets: ["gra-fuzz"]),
+        .executable(name: "gra-fuzz", targets: ["gra-fuzz"])
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
     ],
     targets: [
         // libcurl (Debian: libcurl4-openssl-dev), with typed wrappers for its variadic calls.
@@ -42,27 +42,39 @@ let package = Package(
         // Thin command-line front ends: parse arguments, call GRAKit.
         .executableTarget(
             name: "gra-format",
-            dependencies: ["GRAKit", "GRACommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: [
+                "GRAKit", "GRACommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser")
+            ]
         ),
         .executableTarget(
             name: "gra-map",
-            dependencies: ["GRAKit", "GRACommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: [
+                "GRAKit", "GRACommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser")
+            ]
         ),
         .executableTarget(
             name: "gra-generate",
-            dependencies: ["GRAKit", "GRACommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: [
+                "GRAKit", "GRACommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser")
+            ]
         ),
         .executableTarget(
             name: "gra-review",
-            dependencies: ["GRAKit", "GRACommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: [
+                "GRAKit", "GRACommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser")
+            ]
         ),
         .executableTarget(
             name: "gra-adjudicate",
-            dependencies: ["GRAKit", "GRACommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: [
+                "GRAKit", "GRACommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser")
+            ]
         ),
         .executableTarget(
             name: "gra-dedup",
-            dependencies: ["GRAKit", "GRACommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: [
+                "GRAKit", "GRACommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser")
+            ]
         ),
         // A fake OpenAI-compatible server on 127.0.0.1 with scripted replies and faults:
         // a test double for the tests and the offline demo, never a model.
@@ -79,6 +91,6 @@ let package = Package(
             swiftSettings: [.enableExperimentalFeature("Extern")]
         ),
         .testTarget(name: "GRAKitTests", dependencies: ["GRAKit"]),
-        .testTarget(name: "GRACLITests", dependencies: ["GRAKit"]),
+        .testTarget(name: "GRACLITests", dependencies: ["GRAKit"])
     ]
 )

@@ -4,44 +4,97 @@ import GRAKit
 
 /// Flags every LLM stage shares: the model pool, concurrency, timeouts, retries and cache.
 public struct ClientOptions: ParsableArguments {
-    @Option(name: .customLong("model"), parsing: .singleValue,
-            help: ArgumentHelp("A model as NAME@BASE_URL (repeat for more models; the same NAME twice adds a replica). NAME alone uses OPENAI_BASE_URL.", valueName: "name@url"))
+    @Option(
+        name: .customLong("model"), parsing: .singleValue,
+        help: ArgumentHelp(
+            """
+            A model as NAME@BASE_URL (repeat for more models; the same NAME twice adds a replica). NAME alone \
+            uses OPENAI_BASE_URL.
+            """,
+            valueName: "name@url"))
     public var models: [String] = []
 
-    @Option(name: .long, help: ArgumentHelp("A JSON config file with the model pool: {\"models\": [{\"name\", \"base_urls\", \"api_key_env\"}]}.", valueName: "file"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "A JSON config file with the model pool: {\"models\": [{\"name\", \"base_urls\", \"api_key_env\"}]}.",
+            valueName: "file"))
     public var config: String?
 
-    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Requests in flight at most, in total.", valueName: "n"))
+    @Option(
+        name: .long, parsing: .unconditional,
+        help: ArgumentHelp("Requests in flight at most, in total.", valueName: "n"))
     public var maxInFlight: Int = 64
 
-    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Requests in flight at most per base URL (default: --max-in-flight).", valueName: "n"))
+    @Option(
+        name: .long, parsing: .unconditional,
+        help: ArgumentHelp("Requests in flight at most per base URL (default: --max-in-flight).", valueName: "n"))
     public var maxPerEndpoint: Int?
 
-    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Seconds to wait for a connection.", valueName: "s"))
+    @Option(
+        name: .long, parsing: .unconditional, help: ArgumentHelp("Seconds to wait for a connection.", valueName: "s"))
     public var connectTimeout: Double = 10
 
-    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Seconds a whole request may take (local models are slow; no low-speed limit applies).", valueName: "s"))
+    @Option(
+        name: .long, parsing: .unconditional,
+        help: ArgumentHelp(
+            "Seconds a whole request may take (local models are slow; no low-speed limit applies).", valueName: "s"))
     public var timeout: Double = 600
 
-    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Attempts per request for 429, 5xx, timeouts, resets and malformed replies (400/401/403/404 are never retried).", valueName: "n"))
+    @Option(
+        name: .long, parsing: .unconditional,
+        help: ArgumentHelp(
+            """
+            Attempts per request for 429, 5xx, timeouts, resets and malformed replies (400/401/403/404 are never \
+            retried).
+            """,
+            valueName: "n"))
     public var maxAttempts: Int = 5
 
-    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Stop sending to a model once every endpoint of it has failed this many connection attempts in a row over at least 10 s (its server went away): the records that need it go to the errors file and the stage exits 69. 0: never.", valueName: "n"))
+    @Option(
+        name: .long, parsing: .unconditional,
+        help: ArgumentHelp(
+            """
+            Stop sending to a model once every endpoint of it has failed this many connection attempts in a row \
+            over at least 10 s (its server went away): the records that need it go to the errors file and the \
+            stage exits 69. 0: never.
+            """,
+            valueName: "n"))
     public var maxConnectFailures: Int = 16
 
-    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Largest response body accepted, in bytes.", valueName: "n"))
+    @Option(
+        name: .long, parsing: .unconditional,
+        help: ArgumentHelp("Largest response body accepted, in bytes.", valueName: "n"))
     public var maxResponseBytes: Int = 16 << 20
 
-    @Option(name: .long, help: ArgumentHelp("Response cache directory (default: $XDG_CACHE_HOME/gra or ~/.cache/gra).", valueName: "dir"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Response cache directory (default: $XDG_CACHE_HOME/gra or ~/.cache/gra).", valueName: "dir")
+    )
     public var cache: String?
 
-    @Flag(inversion: .prefixedNo, help: "Draw a live status line on stderr (records done, requests, rates, ETA), refreshed twice a second. Default: when stderr is a terminal.")
+    @Flag(
+        inversion: .prefixedNo,
+        help:
+            """
+            Draw a live status line on stderr (records done, requests, rates, ETA), refreshed twice a second. \
+            Default: when stderr is a terminal.
+            """
+    )
     public var progress: Bool?
 
     @Flag(name: .long, help: "Neither read nor write the response cache.")
     public var noCache = false
 
-    @Option(name: .long, help: ArgumentHelp("Keep this run's cached replies apart (for different weights served under the same model name); a model's own cache_namespace in --config wins. Cached replies are keyed by model name and request, not by server URL.", valueName: "name"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            """
+            Keep this run's cached replies apart (for different weights served under the same model name); a \
+            model's own cache_namespace in --config wins. Cached replies are keyed by model name and request, not \
+            by server URL.
+            """,
+            valueName: "name"))
     public var cacheNamespace: String?
 
     public init() {}
@@ -58,7 +111,8 @@ public struct ClientOptions: ParsableArguments {
 
     /// The model pool from --config, --model and the environment.
     public func pool(environment: [String: String]) throws(GRAError) -> ModelPool {
-        try ModelPool.resolve(modelSpecs: models, configPath: config, environment: environment, cacheNamespace: cacheNamespace)
+        try ModelPool.resolve(
+            modelSpecs: models, configPath: config, environment: environment, cacheNamespace: cacheNamespace)
     }
 
     /// A client with these settings (and the cache unless --no-cache), telling `diagnostics`
@@ -79,10 +133,12 @@ public struct ClientOptions: ParsableArguments {
         limits.maxResponseBytes = maxResponseBytes
         var breakerSeconds = 10.0
         if let n = environment["GRA_BREAKER_SECONDS"], let seconds = Double(n) { breakerSeconds = seconds }
-        let health = ModelHealth(maxConnectFailures: maxConnectFailures, minimumSeconds: breakerSeconds,
-                                 onBlock: { _, block in diagnostics.error(block.message) })
-        return LLMClient(http: http, cache: cacheStore, retry: retry, limits: limits, health: health, environment: environment,
-                         onRetry: { message, key in diagnostics.info(message, fold: key) },
-                         onWarning: { message in diagnostics.warn(message) })
+        let health = ModelHealth(
+            maxConnectFailures: maxConnectFailures, minimumSeconds: breakerSeconds,
+            onBlock: { _, block in diagnostics.error(block.message) })
+        return LLMClient(
+            http: http, cache: cacheStore, retry: retry, limits: limits, health: health, environment: environment,
+            onRetry: { message, key in diagnostics.info(message, fold: key) },
+            onWarning: { message in diagnostics.warn(message) })
     }
 }

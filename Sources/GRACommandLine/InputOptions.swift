@@ -4,13 +4,26 @@ import GRAKit
 /// Flags every stage shares for reading its input: the files, the line cap, what to do with
 /// malformed lines, `--shard`, and `--quiet`.
 public struct InputOptions: ParsableArguments {
-    @Flag(name: .long, help: "Report malformed input lines (also into the rejects or errors file, when one is given) and go on instead of stopping with exit 65.")
+    @Flag(
+        name: .long,
+        help:
+            """
+            Report malformed input lines (also into the rejects or errors file, when one is given) and go on \
+            instead of stopping with exit 65.
+            """
+    )
     public var skipBadInput = false
 
-    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Longest input line accepted, in bytes.", valueName: "n"))
+    @Option(
+        name: .long, parsing: .unconditional,
+        help: ArgumentHelp("Longest input line accepted, in bytes.", valueName: "n"))
     public var maxLineBytes: Int = LineReader.defaultMaxLineBytes
 
-    @Option(name: .long, help: ArgumentHelp("Handle only shard i of n (by a stable hash of the record id); the n outputs concatenate to the whole.", valueName: "i/n"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Handle only shard i of n (by a stable hash of the record id); the n outputs concatenate to the whole.",
+            valueName: "i/n"))
     public var shard: String?
 
     @Flag(name: [.short, .long], help: "No progress or summary on stderr (warnings and errors still appear).")

@@ -6,10 +6,21 @@ import GRAKit
 /// parses replies (gra-map, gra-format --complete-summaries, the role stages), so their help
 /// cannot drift apart.
 public struct ReplyOptions: ParsableArguments {
-    @Flag(name: .long, help: "Do not send JSON schemas as response_format (for servers that reject it); replies are still parsed and checked strictly.")
+    @Flag(
+        name: .long,
+        help:
+            """
+            Do not send JSON schemas as response_format (for servers that reject it); replies are still parsed \
+            and checked strictly.
+            """
+    )
     public var noResponseFormat = false
 
-    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Times a reply that is not the JSON asked for (or is out of range) is re-asked before the record fails.", valueName: "n"))
+    @Option(
+        name: .long, parsing: .unconditional,
+        help: ArgumentHelp(
+            "Times a reply that is not the JSON asked for (or is out of range) is re-asked before the record fails.",
+            valueName: "n"))
     public var parseRetries: Int = 2
 
     public init() {}

@@ -16,7 +16,11 @@ public struct SamplingOptions: ParsableArguments {
     @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("A stop sequence (repeatable).", valueName: "text"))
     public var stop: [String] = []
 
-    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Sampling seed sent to the server with every request (the server's 'seed'; not --seed, which draws roles).", valueName: "n"))
+    @Option(
+        name: .long, parsing: .unconditional,
+        help: ArgumentHelp(
+            "Sampling seed sent to the server with every request (the server's 'seed'; not --seed, which draws roles).",
+            valueName: "n"))
     public var samplingSeed: Int?
 
     public init() {}

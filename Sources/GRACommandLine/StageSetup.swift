@@ -20,16 +20,21 @@ public struct StageSetup {
                 llm.http.shutdown()
                 if case .failure(let f) = listed {
                     if f.connectFailed { throw GRAError.unavailable("cannot reach OPENAI_BASE_URL: \(f.message)") }
-                    if f.status == 401 || f.status == 403 { throw GRAError.noPermission("\(f.message) — \(llm.keySource("OPENAI_API_KEY"))") }
+                    if f.status == 401 || f.status == 403 {
+                        throw GRAError.noPermission("\(f.message) — \(llm.keySource("OPENAI_API_KEY"))")
+                    }
                 }
-                throw GRAError.usage("no model configured and \(url) lists none: use --model NAME@BASE_URL or GRA_MODELS")
+                throw GRAError.usage(
+                    "no model configured and \(url) lists none: use --model NAME@BASE_URL or GRA_MODELS")
             }
-            diagnostics.info("using model '\(first)', the first one \(url) serves (set GRA_MODELS or --model to choose)")
+            diagnostics.info(
+                "using model '\(first)', the first one \(url) serves (set GRA_MODELS or --model to choose)")
             try pool.add(spec: first + "@" + url, defaultBaseURL: nil)
         }
         guard !pool.models.isEmpty else {
             llm.http.shutdown()
-            throw GRAError.usage("no model configured: use --model NAME@BASE_URL, --config FILE, or GRA_MODELS with OPENAI_BASE_URL")
+            throw GRAError.usage(
+                "no model configured: use --model NAME@BASE_URL, --config FILE, or GRA_MODELS with OPENAI_BASE_URL")
         }
         self.pool = pool
         self.client = llm
@@ -49,8 +54,15 @@ public struct StageSetup {
         // Per server (and key variable), the models it left without an endpoint: one message each.
         var unreachable: [(base: String, message: String, models: [String])] = []
         var refused: [(base: String, message: String, models: [String])] = []
-        func note(_ list: inout [(base: String, message: String, models: [String])], _ base: String, _ message: String, _ model: String) {
-            if let i = list.firstIndex(where: { $0.base == base && $0.message == message }) { list[i].models.append(model) } else { list.append((base, message, [model])) }
+        func note(
+            _ list: inout [(base: String, message: String, models: [String])], _ base: String, _ message: String,
+            _ model: String
+        ) {
+            if let i = list.firstIndex(where: { $0.base == base && $0.message == message }) {
+                list[i].models.append(model)
+            } else {
+                list.append((base, message, [model]))
+            }
         }
         for model in models {
             for base in model.baseURLs {
@@ -59,7 +71,9 @@ public struct StageSetup {
                 if firstAsk { listed[key] = client.listModels(baseURL: base, apiKeyVariable: model.apiKeyVariable) }
                 switch listed[key]! {
                 case .failure(let f) where f.connectFailed:
-                    if client.health.probeFailed(base, model: model, message: f.message) { note(&unreachable, base, f.message, model.name) }
+                    if client.health.probeFailed(base, model: model, message: f.message) {
+                        note(&unreachable, base, f.message, model.name)
+                    }
                 case .failure(let f) where f.status == 401 || f.status == 403:
                     let message = "\(f.message) — \(client.keySource(model.apiKeyVariable))"
                     client.health.denied(model, message: "model '\(model.name)': \(message)", report: false)
@@ -68,7 +82,12 @@ public struct StageSetup {
                     if firstAsk { diagnostics.warn("cannot list models at \(base): \(f.message)") }
                 case .success(let ids):
                     if !ids.isEmpty && !ids.contains(model.name) {
-                        diagnostics.warn("\(base) does not list model '\(model.name)' (it lists: \(ids.prefix(8).joined(separator: ", ")))")
+                        diagnostics.warn(
+                            """
+                            \(base) does not list model '\(model.name)' (it lists: \
+                            \(ids.prefix(8).joined(separator: ", ")))
+                            """
+                        )
                     }
                 }
             }
@@ -77,10 +96,20 @@ public struct StageSetup {
             models.count == 1 ? "model '\(models[0])'" : "models " + models.map { "'\($0)'" }.joined(separator: ", ")
         }
         for u in unreachable {
-            diagnostics.error("cannot reach \(names(u.models)): \(u.message); only cached replies can be used, records that need \(u.models.count == 1 ? "it" : "them") go to the errors file")
+            diagnostics.error(
+                """
+                cannot reach \(names(u.models)): \(u.message); only cached replies can be used, records that need \
+                \(u.models.count == 1 ? "it" : "them") go to the errors file
+                """
+            )
         }
         for r in refused {
-            diagnostics.error("\(names(r.models)): \(r.message); no requests are sent with it, records that need \(r.models.count == 1 ? "it" : "them") go to the errors file")
+            diagnostics.error(
+                """
+                \(names(r.models)): \(r.message); no requests are sent with it, records that need \
+                \(r.models.count == 1 ? "it" : "them") go to the errors file
+                """
+            )
         }
     }
 }

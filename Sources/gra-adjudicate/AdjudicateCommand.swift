@@ -25,7 +25,15 @@ struct AdjudicateCommand: ParsableCommand {
         version: GRAVersion.string
     )
 
-    @Option(name: .long, help: ArgumentHelp("Write rejected records here (NDJSON: stage, id, reason, record). Default: ./gra-adjudicate.rejects.ndjson, made when the first one comes (never overwriting a file); /dev/null drops them.", valueName: "file"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            """
+            Write rejected records here (NDJSON: stage, id, reason, record). Default: \
+            ./gra-adjudicate.rejects.ndjson, made when the first one comes (never overwriting a file); /dev/null \
+            drops them.
+            """,
+            valueName: "file"))
     var rejects: String?
 
     @OptionGroup(title: "Roles and prompts")
@@ -62,7 +70,9 @@ struct AdjudicateCommand: ParsableCommand {
             options.io = outputs.io(input)
             options.io.rejectsPath = rejects
             if !outputs.dryRun { setup.checkModels(setup.pool.models, diagnostics) }
-            let summary = try AdjudicateStage(options: options, client: setup.client, output: OutputSink(fd: 1), diagnostics: diagnostics).run()
+            let summary = try AdjudicateStage(
+                options: options, client: setup.client, output: OutputSink(fd: 1), diagnostics: diagnostics
+            ).run()
             return summary.exitStatus
         }
     }

@@ -36,49 +36,93 @@ struct DedupCommand: ParsableCommand {
         version: GRAVersion.string
     )
 
-    @Option(name: .long, help: ArgumentHelp("Methods to use, comma-separated: exact, minhash, semantic.", valueName: "list"))
+    @Option(
+        name: .long, help: ArgumentHelp("Methods to use, comma-separated: exact, minhash, semantic.", valueName: "list")
+    )
     var method = "exact,minhash"
 
-    @Option(name: .long, help: ArgumentHelp("Fields compared, comma-separated (output = response; other names are top-level string fields).", valueName: "list"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Fields compared, comma-separated (output = response; other names are top-level string fields).",
+            valueName: "list"))
     var fields = "instruction,input"
 
-    @Option(name: .long, help: ArgumentHelp("MinHash shingles: word:K (K consecutive words; CJK characters count as words) or char:K.", valueName: "word:K|char:K"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "MinHash shingles: word:K (K consecutive words; CJK characters count as words) or char:K.",
+            valueName: "word:K|char:K"))
     var shingle = "word:5"
 
     @Option(name: .long, help: ArgumentHelp("MinHash permutations (signature length).", valueName: "n"))
     var numPerm = 128
 
-    @Option(name: .long, help: ArgumentHelp("Jaccard similarity at or above which records are near duplicates.", valueName: "j"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Jaccard similarity at or above which records are near duplicates.", valueName: "j"))
     var threshold = 0.8
 
-    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("LSH bands (default: chosen from --threshold to favour recall; see the man page).", valueName: "b"))
+    @Option(
+        name: .long, parsing: .unconditional,
+        help: ArgumentHelp(
+            "LSH bands (default: chosen from --threshold to favour recall; see the man page).", valueName: "b"))
     var bands: Int?
 
-    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("LSH rows per band (default: chosen from --threshold).", valueName: "r"))
+    @Option(
+        name: .long, parsing: .unconditional,
+        help: ArgumentHelp("LSH rows per band (default: chosen from --threshold).", valueName: "r"))
     var rows: Int?
 
-    @Option(name: .long, help: ArgumentHelp("Cosine similarity at or above which records are semantic duplicates.", valueName: "c"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Cosine similarity at or above which records are semantic duplicates.", valueName: "c"))
     var cosine = 0.9
 
-    @Option(name: .long, help: ArgumentHelp("The embedding model (a name in the pool, or NAME@URL; default: the pool's first model).", valueName: "name"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The embedding model (a name in the pool, or NAME@URL; default: the pool's first model).", valueName: "name"
+        ))
     var embeddingModel: String?
 
     @Option(name: .long, help: ArgumentHelp("Texts per /v1/embeddings request.", valueName: "n"))
     var embeddingBatchSize = 64
 
-    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("A reference set (NDJSON or JSON array; repeat for more): records too close to any of its records are dropped.", valueName: "file"))
+    @Option(
+        name: .long, parsing: .singleValue,
+        help: ArgumentHelp(
+            """
+            A reference set (NDJSON or JSON array; repeat for more): records too close to any of its records are \
+            dropped.
+            """,
+            valueName: "file"))
     var against: [String] = []
 
-    @Option(name: .long, help: ArgumentHelp("Which copy survives: first (streaming) or best (highest review score; output at the end).", valueName: "first|best"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Which copy survives: first (streaming) or best (highest review score; output at the end).",
+            valueName: "first|best"))
     var keep: DedupKeep = .first
 
-    @Flag(name: .long, help: "Write duplicates to stdout with gra.dedup {method, duplicate_of, similarity} instead of dropping them.")
+    @Flag(
+        name: .long,
+        help: "Write duplicates to stdout with gra.dedup {method, duplicate_of, similarity} instead of dropping them.")
     var mark = false
 
-    @Option(name: .long, help: ArgumentHelp("Write dropped records here (NDJSON: stage, where, id, reason, method, duplicate_of, similarity, record).", valueName: "file"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Write dropped records here (NDJSON: stage, where, id, reason, method, duplicate_of, similarity, record).",
+            valueName: "file"))
     var rejects: String?
 
-    @Option(name: .long, help: ArgumentHelp("Write records whose embedding could not be had here (NDJSON with the reason); exit status 75.", valueName: "file"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Write records whose embedding could not be had here (NDJSON with the reason); exit status 75.",
+            valueName: "file"))
     var errors: String?
 
     @OptionGroup(title: "Models, concurrency and cache (method semantic)")
@@ -147,7 +191,8 @@ struct DedupCommand: ParsableCommand {
                 s.checkModels([model], diagnostics)
                 options.embedder = DedupEmbedder(client: s.client, model: model, batchSize: embeddingBatchSize)
             }
-            let stage = DedupStage(options: options, output: OutputSink(fd: 1), diagnostics: diagnostics, environment: environment)
+            let stage = DedupStage(
+                options: options, output: OutputSink(fd: 1), diagnostics: diagnostics, environment: environment)
             return try stage.run().exitStatus
         }
     }

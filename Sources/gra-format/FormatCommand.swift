@@ -37,7 +37,9 @@ struct FormatCommand: ParsableCommand {
         version: GRAVersion.string
     )
 
-    @Option(name: .long, help: ArgumentHelp("Input format (default: detect per record).", valueName: "gra|alpaca|sharegpt|openai"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Input format (default: detect per record).", valueName: "gra|alpaca|sharegpt|openai"))
     var from: RecordFormat?
 
     @Option(name: .long, help: ArgumentHelp("Output format.", valueName: "gra|alpaca|sharegpt|openai"))
@@ -46,28 +48,59 @@ struct FormatCommand: ParsableCommand {
     @Flag(name: .long, help: "Write one JSON array instead of JSON lines.")
     var array = false
 
-    @Flag(name: .long, help: "Write a training file: only the fields the target format defines (alpaca: instruction, input, output, system, history, tools; sharegpt: conversations, tools; openai: messages, tools), no 'gra' metadata and no other field unless --keep names it. With --to gra: drop only 'gra'.")
+    @Flag(
+        name: .long,
+        help:
+            """
+            Write a training file: only the fields the target format defines (alpaca: instruction, input, output, \
+            system, history, tools; sharegpt: conversations, tools; openai: messages, tools), no 'gra' metadata \
+            and no other field unless --keep names it. With --to gra: drop only 'gra'.
+            """
+    )
     var stripMeta = false
 
-    @Option(name: .long, help: ArgumentHelp("With --strip-meta: carry these fields anyway (comma-separated, e.g. id,source).", valueName: "field,..."))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "With --strip-meta: carry these fields anyway (comma-separated, e.g. id,source).", valueName: "field,..."))
     var keep: String?
 
     @Flag(name: .long, help: "Keep texts exactly as read (no trimming, NFC or blank-line folding).")
     var noNormalize = false
 
-    @Option(name: .long, help: ArgumentHelp("Write rejected records (and, with --skip-bad-input, bad lines) here as NDJSON with the reason.", valueName: "file"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Write rejected records (and, with --skip-bad-input, bad lines) here as NDJSON with the reason.",
+            valueName: "file"))
     var rejects: String?
 
-    @Flag(name: .long, help: "Fill in missing keywords/summary with one model call per record (for seeding the next GRA round).")
+    @Flag(
+        name: .long,
+        help: "Fill in missing keywords/summary with one model call per record (for seeding the next GRA round).")
     var completeSummaries = false
 
-    @Option(name: .long, help: ArgumentHelp("With --complete-summaries: prompt files (a directory whose extract.txt replaces the built-in one, or en / zh).", valueName: "dir"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            """
+            With --complete-summaries: prompt files (a directory whose extract.txt replaces the built-in one, or \
+            en / zh).
+            """,
+            valueName: "dir"))
     var prompts: String?
 
-    @Option(name: .long, help: ArgumentHelp("With --complete-summaries: write records whose extraction failed here, as NDJSON with the reason.", valueName: "file"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "With --complete-summaries: write records whose extraction failed here, as NDJSON with the reason.",
+            valueName: "file"))
     var errors: String?
 
-    @Option(name: .long, help: ArgumentHelp("With --complete-summaries: write a JSON summary of the requests (per model) here.", valueName: "file"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "With --complete-summaries: write a JSON summary of the requests (per model) here.", valueName: "file"))
     var stats: String?
 
     @OptionGroup(title: "Summary completion: replies")
@@ -85,7 +118,9 @@ struct FormatCommand: ParsableCommand {
     func validate() throws {
         if keep != nil && !stripMeta { throw ValidationError("--keep only applies with --strip-meta") }
         if !completeSummaries {
-            let given = [("--errors", errors != nil), ("--prompts", prompts != nil), ("--stats", stats != nil)].filter(\.1).map(\.0)
+            let given = [("--errors", errors != nil), ("--prompts", prompts != nil), ("--stats", stats != nil)].filter(
+                \.1
+            ).map(\.0)
             if let first = given.first { throw ValidationError("\(first) only applies with --complete-summaries") }
         }
     }
@@ -97,7 +132,10 @@ struct FormatCommand: ParsableCommand {
         options.to = to
         options.array = array
         options.stripMeta = stripMeta
-        options.keep = Set((keep ?? "").split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
+        options.keep = Set(
+            (keep ?? "").split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter {
+                !$0.isEmpty
+            })
         options.normalizeText = !noNormalize
         options.io = input.ioOptions
         options.io.rejectsPath = rejects
@@ -119,8 +157,9 @@ struct FormatCommand: ParsableCommand {
             completion.errorsPath = errors
             completion.statsPath = stats
             setup.checkModels(setup.pool.models, diagnostics)
-            let run = try SummaryCompletionStage.formatCompletingSummaries(format: options, completion: completion, client: setup.client,
-                                                                            output: OutputSink(fd: 1), diagnostics: diagnostics)
+            let run = try SummaryCompletionStage.formatCompletingSummaries(
+                format: options, completion: completion, client: setup.client,
+                output: OutputSink(fd: 1), diagnostics: diagnostics)
             return run.1.exitStatus
         }
     }

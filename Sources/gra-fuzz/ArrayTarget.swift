@@ -2,6 +2,7 @@
 // reference parse of the whole document.
 
 import GRAKit
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -91,13 +92,16 @@ func checkArray(_ data: UnsafeBufferPointer<UInt8>) throws(CheckFailure) {
             try require(e.index == k, "element \(k) numbered \(e.index)")
             guard let v = e.value else { throw CheckFailure(message: "element \(k) does not parse alone") }
             try require(strictlyEqual(v, items[k]), "element \(k) is \(preview(v)), expected \(preview(items[k]))")
-            if k < lines.count { try require(e.line == lines[k], "element \(k) on line \(e.line), expected \(lines[k])") }
+            if k < lines.count {
+                try require(e.line == lines[k], "element \(k) on line \(e.line), expected \(lines[k])")
+            }
         }
     } else if failure == nil, got.allSatisfy({ $0.value != nil }) {
         // Deep nesting aside (an element alone may be one level under the depth limit that the
         // whole array is over), a document the reader takes whole must be an array.
         if case .failure(let f) = reference, f.why == "too deep" { return }
-        throw CheckFailure(message: "the reader took \(got.count) elements from a document that is not a JSON array: \(reference)")
+        throw CheckFailure(
+            message: "the reader took \(got.count) elements from a document that is not a JSON array: \(reference)")
     }
 }
 
@@ -112,10 +116,19 @@ private func elementLines(_ body: [UInt8], count: Int) -> [Int] {
     var expectElement = false
     for c in body {
         if inString {
-            if escaped { escaped = false } else if c == UInt8(ascii: "\\") { escaped = true } else if c == UInt8(ascii: "\"") { inString = false }
+            if escaped {
+                escaped = false
+            } else if c == UInt8(ascii: "\\") {
+                escaped = true
+            } else if c == UInt8(ascii: "\"") {
+                inString = false
+            }
             continue
         }
-        if c == 0x0A { line += 1; continue }
+        if c == 0x0A {
+            line += 1
+            continue
+        }
         if c == 0x20 || c == 0x09 || c == 0x0D { continue }
         if expectElement && depth == 1 && c != UInt8(ascii: "]") {
             lines.append(line)

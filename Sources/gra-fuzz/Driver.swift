@@ -1,6 +1,7 @@
 // The target registry, the check-failure type, and the two drivers (libFuzzer, replay).
 
 import GRAKit
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -19,7 +20,10 @@ func writeStderr(_ text: String) {
         var off = 0
         while off < buf.count {
             let n = write(2, buf.baseAddress! + off, buf.count - off)
-            if n <= 0 { if n < 0 && errno == EINTR { continue }; return }
+            if n <= 0 {
+                if n < 0 && errno == EINTR { continue }
+                return
+            }
             off += n
         }
     }
@@ -43,24 +47,29 @@ struct FuzzTarget: Sendable {
 }
 
 let fuzzTargets: [FuzzTarget] = [
-    FuzzTarget(name: "json", ready: true,
-               summary: "JSONParser accepts exactly RFC 8259 JSON; parse -> JSONWriter -> parse is the identity",
-               check: checkJSON),
-    FuzzTarget(name: "lines", ready: true,
-               summary: "LineReader over a pipe fed in pieces (or a file) hands out the '\\n'-split lines",
-               check: checkLines),
-    FuzzTarget(name: "array", ready: true,
-               summary: "LineReader.nextElement over a pipe fed in pieces (or a file) hands out a JSON array's elements",
-               check: checkArray),
+    FuzzTarget(
+        name: "json", ready: true,
+        summary: "JSONParser accepts exactly RFC 8259 JSON; parse -> JSONWriter -> parse is the identity",
+        check: checkJSON),
+    FuzzTarget(
+        name: "lines", ready: true,
+        summary: "LineReader over a pipe fed in pieces (or a file) hands out the '\\n'-split lines",
+        check: checkLines),
+    FuzzTarget(
+        name: "array", ready: true,
+        summary: "LineReader.nextElement over a pipe fed in pieces (or a file) hands out a JSON array's elements",
+        check: checkArray)
 ]
 
 // MARK: - libFuzzer
 
 #if GRA_FUZZ
 @_extern(c, "LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<CInt>,
-                         _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-                         _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> CInt
+func LLVMFuzzerRunDriver(
+    _ argc: UnsafeMutablePointer<CInt>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+) -> CInt
 
 nonisolated(unsafe) private var activeTarget: FuzzTarget?
 
@@ -75,7 +84,7 @@ func runLibFuzzer(_ target: FuzzTarget, dropFirstArgument: Bool) -> CInt {
     list.append(nil)
     var argc = CInt(list.count - 1)
     let storage = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: list.count)
-    storage.initialize(from: list, count: list.count)   // libFuzzer keeps pointers into argv: never freed
+    storage.initialize(from: list, count: list.count)  // libFuzzer keeps pointers into argv: never freed
     var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = storage
     return LLVMFuzzerRunDriver(&argc, &argv, fuzzTestOneInput)
 }
@@ -86,7 +95,8 @@ func runLibFuzzer(_ target: FuzzTarget, dropFirstArgument: Bool) -> CInt {
 func fuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     if activeTarget == nil {
         guard let name = getenv("GRA_FUZZ_TARGET").map({ String(cString: $0) }),
-              let t = fuzzTargets.first(where: { $0.name == name }) else {
+            let t = fuzzTargets.first(where: { $0.name == name })
+        else {
             writeStderr("gra-fuzz: set GRA_FUZZ_TARGET to one of: \(fuzzTargets.map(\.name).joined(separator: " "))\n")
             exit(64)
         }
@@ -97,7 +107,7 @@ func fuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         try target.check(UnsafeBufferPointer(start: data, count: size))
     } catch {
         writeStderr("gra-fuzz: \(target.name): check failed: \(error.message)\n")
-        abort()   // libFuzzer reports the deadly signal and writes the input as crash-*
+        abort()  // libFuzzer reports the deadly signal and writes the input as crash-*
     }
     return 0
 }
@@ -125,7 +135,12 @@ func replay(_ target: FuzzTarget, paths: [String]) -> Int32 {
             print("\(path): FAILED: \(error.message)")
         }
     }
-    print("gra-fuzz \(target.name): \(passed) passed, \(failed) failed\(unreadable > 0 ? ", \(unreadable) unreadable" : "")")
+    print(
+        """
+        gra-fuzz \(target.name): \(passed) passed, \(failed) \
+        failed\(unreadable > 0 ? ", \(unreadable) unreadable" : "")
+        """
+    )
     if failed > 0 { return 1 }
     return unreadable > 0 ? 66 : 0
 }

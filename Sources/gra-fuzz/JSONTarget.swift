@@ -18,17 +18,23 @@ func checkJSON(_ data: UnsafeBufferPointer<UInt8>) throws(CheckFailure) {
 
     switch (parsed, reference) {
     case (.success(let v), .success(let r)):
-        try require(strictlyEqual(v, r), "parse and the reference differ:\n  parse:     \(preview(v))\n  reference: \(preview(r))")
+        try require(
+            strictlyEqual(v, r),
+            "parse and the reference differ:\n  parse:     \(preview(v))\n  reference: \(preview(r))")
     case (.success(let v), .failure(let why)):
         try require(false, "parse accepted what the reference rejects (\(why)); parse gave \(preview(v))")
     case (.failure(let e), .success):
         try require(false, "parse rejected valid JSON: \(e)")
     case (.failure(let e), .failure):
-        try require(e.offset >= 0 && e.offset <= data.count, "error offset \(e.offset) outside the input of \(data.count) bytes: \(e)")
+        try require(
+            e.offset >= 0 && e.offset <= data.count,
+            "error offset \(e.offset) outside the input of \(data.count) bytes: \(e)")
     }
 
     // The pull reader validates what it skips "as strictly as parse would".
-    let skipped = Result { () throws(JSONParseError) in try JSONParser.read(data) { (p: inout JSONParser) throws(JSONParseError) in try p.skipValue() } }
+    let skipped = Result { () throws(JSONParseError) in
+        try JSONParser.read(data) { (p: inout JSONParser) throws(JSONParseError) in try p.skipValue() }
+    }
     switch (parsed, skipped) {
     case (.success, .failure(let e)): try require(false, "read { skipValue } rejected what parse accepts: \(e)")
     case (.failure(let e), .success): try require(false, "read { skipValue } accepted what parse rejects (\(e))")
@@ -37,10 +43,13 @@ func checkJSON(_ data: UnsafeBufferPointer<UInt8>) throws(CheckFailure) {
 
     guard case .success(let value) = parsed else { return }
 
-    let pulled = Result { () throws(JSONParseError) in try JSONParser.read(data) { (p: inout JSONParser) throws(JSONParseError) in try p.readValue() } }
+    let pulled = Result { () throws(JSONParseError) in
+        try JSONParser.read(data) { (p: inout JSONParser) throws(JSONParseError) in try p.readValue() }
+    }
     switch pulled {
     case .success(let v2):
-        try require(strictlyEqual(value, v2), "read { readValue } differs from parse: \(preview(v2)) vs \(preview(value))")
+        try require(
+            strictlyEqual(value, v2), "read { readValue } differs from parse: \(preview(v2)) vs \(preview(value))")
     case .failure(let e):
         try require(false, "read { readValue } rejected what parse accepts: \(e)")
     }
@@ -50,18 +59,23 @@ func checkJSON(_ data: UnsafeBufferPointer<UInt8>) throws(CheckFailure) {
     JSONWriter.write(value, to: first)
     let written = first.array
     if let i = written.firstIndex(where: { $0 < 0x20 }) {
-        try require(false, "JSONWriter wrote the raw control byte 0x\(String(written[i], radix: 16)) at \(i): \(escaped(written))")
+        try require(
+            false,
+            "JSONWriter wrote the raw control byte 0x\(String(written[i], radix: 16)) at \(i): \(escaped(written))")
     }
     let again: JSONValue
     switch JSONParser.parseResult(first.bytes) {
     case .success(let v): again = v
     case .failure(let e): throw CheckFailure(message: "JSONWriter's output does not parse (\(e)): \(escaped(written))")
     }
-    try require(strictlyEqual(value, again), "parse(write(v)) != v:\n  v:     \(preview(value))\n  again: \(preview(again))")
+    try require(
+        strictlyEqual(value, again), "parse(write(v)) != v:\n  v:     \(preview(value))\n  again: \(preview(again))")
     try require(value == again, "JSONValue == disagrees with the byte-wise comparison")
     let second = ByteBuffer(capacity: 64)
     JSONWriter.write(again, to: second)
-    try require(second.array == written, "write(parse(write(v))) != write(v):\n  \(escaped(written))\n  \(escaped(second.array))")
+    try require(
+        second.array == written,
+        "write(parse(write(v))) != write(v):\n  \(escaped(written))\n  \(escaped(second.array))")
     try require(JSONWriter.string(value).utf8.elementsEqual(written), "JSONWriter.string differs from write")
 }
 
@@ -80,7 +94,8 @@ func strictlyEqual(_ a: JSONValue, _ b: JSONValue) -> Bool {
         guard x.fields.count == y.fields.count else { return false }
         for i in x.fields.indices {
             guard x.fields[i].key.utf8.elementsEqual(y.fields[i].key.utf8),
-                  strictlyEqual(x.fields[i].value, y.fields[i].value) else { return false }
+                strictlyEqual(x.fields[i].value, y.fields[i].value)
+            else { return false }
         }
         return true
     default: return false
@@ -159,7 +174,10 @@ enum ReferenceJSON {
                 i += 1
                 var fields: [JSONField] = []
                 skipSpace()
-                if peek() == UInt8(ascii: "}") { i += 1; return .object(JSONObject(fields)) }
+                if peek() == UInt8(ascii: "}") {
+                    i += 1
+                    return .object(JSONObject(fields))
+                }
                 while true {
                     skipSpace()
                     guard peek() == UInt8(ascii: "\"") else { throw Failure(at: i, why: "expected a key") }
@@ -170,7 +188,10 @@ enum ReferenceJSON {
                     let v = try value(depth: depth + 1)
                     fields.append(JSONField(key, v))
                     skipSpace()
-                    if peek() == UInt8(ascii: ",") { i += 1; continue }
+                    if peek() == UInt8(ascii: ",") {
+                        i += 1
+                        continue
+                    }
                     try expect(UInt8(ascii: "}"))
                     return .object(JSONObject(mergingRepeatedKeys(fields)))
                 }
@@ -179,20 +200,32 @@ enum ReferenceJSON {
                 i += 1
                 var items: [JSONValue] = []
                 skipSpace()
-                if peek() == UInt8(ascii: "]") { i += 1; return .array(items) }
+                if peek() == UInt8(ascii: "]") {
+                    i += 1
+                    return .array(items)
+                }
                 while true {
                     skipSpace()
                     items.append(try value(depth: depth + 1))
                     skipSpace()
-                    if peek() == UInt8(ascii: ",") { i += 1; continue }
+                    if peek() == UInt8(ascii: ",") {
+                        i += 1
+                        continue
+                    }
                     try expect(UInt8(ascii: "]"))
                     return .array(items)
                 }
             case UInt8(ascii: "\""):
                 return .string(try string())
-            case UInt8(ascii: "t"): try literal("true"); return .bool(true)
-            case UInt8(ascii: "f"): try literal("false"); return .bool(false)
-            case UInt8(ascii: "n"): try literal("null"); return .null
+            case UInt8(ascii: "t"):
+                try literal("true")
+                return .bool(true)
+            case UInt8(ascii: "f"):
+                try literal("false")
+                return .bool(false)
+            case UInt8(ascii: "n"):
+                try literal("null")
+                return .null
             default:
                 return .number(try number())
             }
@@ -285,7 +318,10 @@ enum ReferenceJSON {
                     return out
                 }
                 if c < 0x20 { throw Failure(at: i, why: "raw control character in string") }
-                if c != UInt8(ascii: "\\") { i += 1; continue }
+                if c != UInt8(ascii: "\\") {
+                    i += 1
+                    continue
+                }
                 try flushRun(self, i, into: &out)
                 i += 1
                 guard let e = peek() else { throw Failure(at: i, why: "unterminated escape") }
@@ -304,12 +340,15 @@ enum ReferenceJSON {
                     let u = try hex4()
                     var scalarValue = u
                     if u >= 0xD800 && u < 0xDC00 {
-                        guard peek() == UInt8(ascii: "\\"), i + 1 < bytes.count, bytes[i + 1] == UInt8(ascii: "u") else {
+                        guard peek() == UInt8(ascii: "\\"), i + 1 < bytes.count, bytes[i + 1] == UInt8(ascii: "u")
+                        else {
                             throw Failure(at: at, why: "high surrogate without a low one")
                         }
                         i += 2
                         let low = try hex4()
-                        guard low >= 0xDC00 && low < 0xE000 else { throw Failure(at: at, why: "high surrogate without a low one") }
+                        guard low >= 0xDC00 && low < 0xE000 else {
+                            throw Failure(at: at, why: "high surrogate without a low one")
+                        }
                         scalarValue = 0x10000 + (u - 0xD800) * 0x400 + (low - 0xDC00)
                     } else if u >= 0xDC00 && u < 0xE000 {
                         throw Failure(at: at, why: "lone low surrogate")

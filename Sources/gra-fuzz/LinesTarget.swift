@@ -1,6 +1,7 @@
 // The `lines` target: LineReader against a plain split on '\n'.
 
 import GRAKit
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -32,7 +33,8 @@ func checkLines(_ data: UnsafeBufferPointer<UInt8>) throws(CheckFailure) {
     let mode = header[0]
     let mixNoRead = mode & 0x40 != 0
     let useFile = mode & 0x80 != 0
-    let maxLine = header[1] < 0xC0 ? Int(header[1]) : LinesConfig.bigCaps[Int(header[1] - 0xC0) % LinesConfig.bigCaps.count]
+    let maxLine =
+        header[1] < 0xC0 ? Int(header[1]) : LinesConfig.bigCaps[Int(header[1] - 0xC0) % LinesConfig.bigCaps.count]
     let rawBody = data.count > 4 ? UnsafeBufferPointer(rebasing: data[4...]) : UnsafeBufferPointer(start: nil, count: 0)
     let chosenReadSize = LinesConfig.readSizes[Int(mode & 0x3F) % LinesConfig.readSizes.count]
     let body = expand(rawBody, header[2], readSize: chosenReadSize)
@@ -82,29 +84,52 @@ func checkLines(_ data: UnsafeBufferPointer<UInt8>) throws(CheckFailure) {
             throw CheckFailure(message: "next() threw \(error)")
         }
         guard let item else {
-            if !mayRead { forceRead = true; continue }
-            try require(index == expected.count, "next() returned nil after \(index) of \(expected.count) lines (maxLineBytes \(maxLine), body \(body.count) bytes)")
+            if !mayRead {
+                forceRead = true
+                continue
+            }
+            try require(
+                index == expected.count,
+                """
+                next() returned nil after \(index) of \(expected.count) lines (maxLineBytes \(maxLine), body \
+                \(body.count) bytes)
+                """
+            )
             break
         }
-        try require(index < expected.count, "next() handed out a line \(index + 1) beyond the \(expected.count) lines: \(describe(item))")
+        try require(
+            index < expected.count,
+            "next() handed out a line \(index + 1) beyond the \(expected.count) lines: \(describe(item))")
         let want = expected[index]
         index += 1
         switch item {
         case .line(let number, let bytes):
             try require(number == index, "line number \(number), expected \(index)")
-            try require(want.length <= maxLine, "line \(index) of \(want.length) bytes handed out as a line, but maxLineBytes is \(maxLine)")
+            try require(
+                want.length <= maxLine,
+                "line \(index) of \(want.length) bytes handed out as a line, but maxLineBytes is \(maxLine)")
             try require(bytes.count == want.length, "line \(index): \(bytes.count) bytes, expected \(want.length)")
             let same = body.withUnsafeBufferPointer { b in
                 bytes.count == 0 || memcmp(bytes.baseAddress!, b.baseAddress! + want.start, bytes.count) == 0
             }
-            try require(same, "line \(index): wrong bytes: \(escaped(bytes)) expected \(escaped(body[want.start..<(want.start + want.length)]))")
-            try require(reader.lastLineOffset == want.start, "line \(index): lastLineOffset \(reader.lastLineOffset), expected \(want.start)")
+            try require(
+                same,
+                """
+                line \(index): wrong bytes: \(escaped(bytes)) expected \
+                \(escaped(body[want.start..<(want.start + want.length)]))
+                """
+            )
+            try require(
+                reader.lastLineOffset == want.start,
+                "line \(index): lastLineOffset \(reader.lastLineOffset), expected \(want.start)")
         case .element:
             throw CheckFailure(message: "next() handed out an array element: \(describe(item))")
         case .tooLong(let number, let length, let element):
             try require(element == nil, "next() handed out a tooLong array element: \(describe(item))")
             try require(number == index, "tooLong line number \(number), expected \(index)")
-            try require(want.length > maxLine, "line \(index) of \(want.length) bytes reported tooLong (\(length) bytes), maxLineBytes \(maxLine)")
+            try require(
+                want.length > maxLine,
+                "line \(index) of \(want.length) bytes reported tooLong (\(length) bytes), maxLineBytes \(maxLine)")
             try require(length == want.length, "tooLong line \(index): \(length) bytes, expected \(want.length)")
         }
     }
@@ -118,19 +143,25 @@ func checkLines(_ data: UnsafeBufferPointer<UInt8>) throws(CheckFailure) {
 }
 
 enum LinesConfig {
-    static let readSizes = [1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 127, 128, 129,
-                            255, 256, 257, 1000, 2047, 2048, 2049, 4095, 4096, 4097, 65536, LineReader.defaultReadSize]
+    static let readSizes = [
+        1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 127, 128, 129,
+        255, 256, 257, 1000, 2047, 2048, 2049, 4095, 4096, 4097, 65536, LineReader.defaultReadSize
+    ]
     static let pieceSizes = [1, 2, 3, 5, 16, 100, 1024, 4096]
-    static let bigCaps = [255, 256, 1000, 4095, 4096, 65535, 65536, (1 << 20) - 1, 1 << 20, (1 << 20) + 1,
-                          2 << 20, (2 << 20) + 1, 3 << 20, LineReader.defaultMaxLineBytes]
+    static let bigCaps = [
+        255, 256, 1000, 4095, 4096, 65535, 65536, (1 << 20) - 1, 1 << 20, (1 << 20) + 1,
+        2 << 20, (2 << 20) + 1, 3 << 20, LineReader.defaultMaxLineBytes
+    ]
     static let maxExpanded = 3 << 20
 
     /// Run length `k` (0...15) for a reader with `readSize`: sizes around the read size and
     /// the capacity of its first buffer, and twice that (LineReader: max(2 * readSize, 4096)).
     static func runLength(_ k: Int, readSize: Int) -> Int {
         let c = max(2 * readSize, 4096)
-        return [1, 100, readSize - 1, readSize, readSize + 1, c / 2 + 1, c - 2, c - 1, c, c + 1,
-                2 * c - 1, 2 * c, 2 * c + 1, c + readSize - 1, c + readSize, c + readSize + 1][k]
+        return [
+            1, 100, readSize - 1, readSize, readSize + 1, c / 2 + 1, c - 2, c - 1, c, c + 1,
+            2 * c - 1, 2 * c, 2 * c + 1, c + readSize - 1, c + readSize, c + readSize + 1
+        ][k]
     }
 }
 
@@ -219,7 +250,11 @@ final class PipeFeed: Feed {
         let body: [UInt8]
         let pieces: [Int]
         let fd: Int32
-        init(body: [UInt8], pieces: [Int], fd: Int32) { self.body = body; self.pieces = pieces; self.fd = fd }
+        init(body: [UInt8], pieces: [Int], fd: Int32) {
+            self.body = body
+            self.pieces = pieces
+            self.fd = fd
+        }
     }
 
     init(_ body: [UInt8], pieces: [Int]) throws(CheckFailure) {
@@ -228,13 +263,17 @@ final class PipeFeed: Feed {
         readFD = fds[0]
         writeFD = fds[1]
         // One page (the least): see `write`. 1031 is F_SETPIPE_SZ (Linux 2.6.35).
-        guard fcntl(writeFD, 1031, 4096) >= 0 else { fatalError("gra-fuzz: F_SETPIPE_SZ: \(String(cString: strerror(errno)))") }
+        guard fcntl(writeFD, 1031, 4096) >= 0 else {
+            fatalError("gra-fuzz: F_SETPIPE_SZ: \(String(cString: strerror(errno)))")
+        }
         let job = Unmanaged.passRetained(Job(body: body, pieces: pieces, fd: writeFD)).toOpaque()
-        let rc = pthread_create(&thread, nil, { raw in
-            let job = Unmanaged<Job>.fromOpaque(raw!).takeRetainedValue()
-            PipeFeed.write(job)
-            return nil
-        }, job)
+        let rc = pthread_create(
+            &thread, nil,
+            { raw in
+                let job = Unmanaged<Job>.fromOpaque(raw!).takeRetainedValue()
+                PipeFeed.write(job)
+                return nil
+            }, job)
         guard rc == 0 else { fatalError("gra-fuzz: pthread_create: \(rc)") }
     }
 
@@ -253,7 +292,7 @@ final class PipeFeed: Feed {
                     let n = systemWrite(job.fd, raw.baseAddress! + off + done, piece - done)
                     if n < 0 {
                         if errno == EINTR { continue }
-                        return   // EPIPE: the reader stopped
+                        return  // EPIPE: the reader stopped
                     }
                     done += n
                 }
@@ -265,7 +304,7 @@ final class PipeFeed: Feed {
     func finish() {
         guard !closed else { return }
         closed = true
-        close(readFD)   // a writer still waiting sees POLLERR or EPIPE and ends
+        close(readFD)  // a writer still waiting sees POLLERR or EPIPE and ends
         pthread_join(thread, nil)
     }
 

@@ -30,7 +30,8 @@ import Darwin
 
 func usage() -> Never {
     let names = fuzzTargets.map(\.name).joined(separator: "|")
-    writeStderr("""
+    writeStderr(
+        """
         usage: gra-fuzz TARGET FILE|DIR...      replay inputs (plain build)
                gra-fuzz TARGET [libFuzzer args] fuzz (build with -sanitize=fuzzer -DGRA_FUZZ)
                gra-fuzz --list

@@ -36,19 +36,31 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("New samples per seed.", valueName: "n"))
     var perSeed: Int = 1
 
-    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Same-domain examples shown to the generator.", valueName: "k"))
+    @Option(
+        name: .long, parsing: .unconditional,
+        help: ArgumentHelp("Same-domain examples shown to the generator.", valueName: "k"))
     var shots: Int = 2
 
-    @Option(name: .long, help: ArgumentHelp("Domain of seeds that have none (no classification call).", valueName: "name"))
+    @Option(
+        name: .long, help: ArgumentHelp("Domain of seeds that have none (no classification call).", valueName: "name"))
     var domain: String?
 
     @Option(name: .long, help: ArgumentHelp("Comma-separated domains seeds are classified into.", valueName: "list"))
     var domains: String = "math,code,reasoning,general"
 
-    @Flag(name: .long, help: "Also write each seed (before its samples), marked gra.origin.is_seed, with its domain and extracted keywords/summary.")
+    @Flag(
+        name: .long,
+        help:
+            """
+            Also write each seed (before its samples), marked gra.origin.is_seed, with its domain and extracted \
+            keywords/summary.
+            """
+    )
     var keepSeeds = false
 
-    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("GRA round number, recorded in gra.origin.round.", valueName: "n"))
+    @Option(
+        name: .long, parsing: .unconditional,
+        help: ArgumentHelp("GRA round number, recorded in gra.origin.round.", valueName: "n"))
     var round: Int?
 
     @OptionGroup(title: "Roles and prompts")
@@ -94,13 +106,16 @@ struct GenerateCommand: ParsableCommand {
             options.shots = shots
             options.domain = domain
             options.domains = domainList
-            options.generatorsByDomain = try RoleConfig.load(configPath: client.config, pool: setup.pool).generatorsByDomain
+            options.generatorsByDomain = try RoleConfig.load(configPath: client.config, pool: setup.pool)
+                .generatorsByDomain
             options.keepSeeds = keepSeeds
             options.round = round
             options.requests = roles.requestMaker(sampling, replies)
             options.io = outputs.io(input)
             if !outputs.dryRun { setup.checkModels(setup.pool.models, diagnostics) }
-            let summary = try GenerateStage(options: options, client: setup.client, output: OutputSink(fd: 1), diagnostics: diagnostics).run()
+            let summary = try GenerateStage(
+                options: options, client: setup.client, output: OutputSink(fd: 1), diagnostics: diagnostics
+            ).run()
             return summary.exitStatus
         }
     }

@@ -32,16 +32,24 @@ struct MapCommand: ParsableCommand {
         version: GRAVersion.string
     )
 
-    @Option(name: .long, help: ArgumentHelp("Prompt template file (Mustache: {{field}}, {{a.b}}, {{#list}}…{{/list}}, {{^x}}…{{/x}}).", valueName: "file"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Prompt template file (Mustache: {{field}}, {{a.b}}, {{#list}}…{{/list}}, {{^x}}…{{/x}}).",
+            valueName: "file"))
     var prompt: String
 
     @Option(name: .long, help: ArgumentHelp("System message template file.", valueName: "file"))
     var system: String?
 
-    @Option(name: .long, help: ArgumentHelp("Where the reply goes: a dotted field path such as gra.map.NAME.", valueName: "path"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Where the reply goes: a dotted field path such as gra.map.NAME.", valueName: "path"))
     var into: String
 
-    @Option(name: .long, help: ArgumentHelp("JSON schema file: the reply must be JSON that conforms to it.", valueName: "file"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("JSON schema file: the reply must be JSON that conforms to it.", valueName: "file"))
     var jsonSchema: String?
 
     @Option(name: .long, help: ArgumentHelp("Which model of the pool to use (default: the first).", valueName: "name"))
@@ -68,7 +76,14 @@ struct MapCommand: ParsableCommand {
     var outputs: RunOutputOptions
 
     func validate() throws {
-        if seed != nil { throw ValidationError("gra-map has no --seed: the server's sampling seed is --sampling-seed (as in every gra stage, where --seed draws roles)") }
+        if seed != nil {
+            throw ValidationError(
+                """
+                gra-map has no --seed: the server's sampling seed is --sampling-seed (as in every gra stage, \
+                where --seed draws roles)
+                """
+            )
+        }
     }
 
     func run() throws {
@@ -82,7 +97,10 @@ struct MapCommand: ParsableCommand {
             defer { setup.shutdown() }
             let model: ModelEndpoint
             if let use {
-                guard let m = pool.model(named: use) else { throw GRAError.usage("--use \(use): no such model in the pool (\(pool.models.map(\.name).joined(separator: ", ")))") }
+                guard let m = pool.model(named: use) else {
+                    throw GRAError.usage(
+                        "--use \(use): no such model in the pool (\(pool.models.map(\.name).joined(separator: ", ")))")
+                }
                 model = m
             } else {
                 model = pool.models[0]
@@ -90,10 +108,14 @@ struct MapCommand: ParsableCommand {
             var options = MapOptions(template: try loadTemplate(prompt), into: try fieldPath(into), model: model)
             options.systemTemplate = try system.map { path throws(GRAError) in try loadTemplate(path) }
             if let jsonSchema {
-                guard let text = readTextFile(jsonSchema) else { throw GRAError.usage("cannot read --json-schema \(jsonSchema)") }
+                guard let text = readTextFile(jsonSchema) else {
+                    throw GRAError.usage("cannot read --json-schema \(jsonSchema)")
+                }
                 do { options.schema = try JSONSchema(JSONParser.parse(text)) } catch let e as JSONParseError {
                     throw GRAError.usage("--json-schema \(jsonSchema): invalid JSON: \(e)")
-                } catch let e as GRAError { throw GRAError.usage("--json-schema \(jsonSchema): \(e.description)") } catch { throw GRAError.usage("--json-schema \(jsonSchema): \(error)") }
+                } catch let e as GRAError {
+                    throw GRAError.usage("--json-schema \(jsonSchema): \(e.description)")
+                } catch { throw GRAError.usage("--json-schema \(jsonSchema): \(error)") }
             }
             options.sendResponseFormat = !replies.noResponseFormat
             options.parseRetries = replies.parseRetries
@@ -113,7 +135,9 @@ struct MapCommand: ParsableCommand {
 
     private func fieldPath(_ text: String) throws(GRAError) -> [String] {
         let parts = text.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
-        guard !parts.isEmpty, !parts.contains(where: \.isEmpty) else { throw GRAError.usage("--into '\(text)' is not a dotted field path") }
+        guard !parts.isEmpty, !parts.contains(where: \.isEmpty) else {
+            throw GRAError.usage("--into '\(text)' is not a dotted field path")
+        }
         return parts
     }
 }

@@ -33,16 +33,24 @@ struct ReviewCommand: ParsableCommand {
         version: GRAVersion.string
     )
 
-    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Reviewers per record (default 3).", valueName: "k"))
+    @Option(
+        name: .long, parsing: .unconditional, help: ArgumentHelp("Reviewers per record (default 3).", valueName: "k"))
     var reviewers: Int?
 
-    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("A round whose mean score is below this (with variance at most --max-variance) rejects.", valueName: "x"))
+    @Option(
+        name: .long, parsing: .unconditional,
+        help: ArgumentHelp(
+            "A round whose mean score is below this (with variance at most --max-variance) rejects.", valueName: "x"))
     var minScore: Double = 7
 
-    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("A round whose score variance exceeds this is a dispute.", valueName: "x"))
+    @Option(
+        name: .long, parsing: .unconditional,
+        help: ArgumentHelp("A round whose score variance exceeds this is a dispute.", valueName: "x"))
     var maxVariance: Double = 2
 
-    @Flag(name: .long, help: "Re-decide from the scores stored in gra.review with the thresholds given; no request is sent.")
+    @Flag(
+        name: .long,
+        help: "Re-decide from the scores stored in gra.review with the thresholds given; no request is sent.")
     var rescore = false
 
     @OptionGroup(title: "Roles and prompts")
@@ -65,7 +73,10 @@ struct ReviewCommand: ParsableCommand {
 
     func validate() throws {
         if let reviewers, reviewers <= 0 { throw ValidationError("--reviewers must be positive") }
-        if rescore && reviewers != nil { throw ValidationError("--rescore asks no reviewer: it re-decides from the stored scores, so --reviewers has no effect") }
+        if rescore && reviewers != nil {
+            throw ValidationError(
+                "--rescore asks no reviewer: it re-decides from the stored scores, so --reviewers has no effect")
+        }
         guard (1...10).contains(minScore) else { throw ValidationError("--min-score must be between 1 and 10") }
         guard maxVariance >= 0 else { throw ValidationError("--max-variance must be ≥ 0") }
     }
@@ -84,7 +95,9 @@ struct ReviewCommand: ParsableCommand {
                 options.thresholds = thresholds
                 options.rescore = true
                 options.io = outputs.io(input)
-                let summary = try ReviewStage(options: options, client: nil, output: OutputSink(fd: 1), diagnostics: diagnostics).run()
+                let summary = try ReviewStage(
+                    options: options, client: nil, output: OutputSink(fd: 1), diagnostics: diagnostics
+                ).run()
                 return summary.exitStatus
             }
             let setup = try StageSetup(client, diagnostics: diagnostics, environment: environment)
@@ -97,7 +110,9 @@ struct ReviewCommand: ParsableCommand {
             options.requests = roles.requestMaker(sampling, replies)
             options.io = outputs.io(input)
             if !outputs.dryRun { setup.checkModels(setup.pool.models, diagnostics) }
-            let summary = try ReviewStage(options: options, client: setup.client, output: OutputSink(fd: 1), diagnostics: diagnostics).run()
+            let summary = try ReviewStage(
+                options: options, client: setup.client, output: OutputSink(fd: 1), diagnostics: diagnostics
+            ).run()
             return summary.exitStatus
         }
     }

@@ -1,9 +1,10 @@
+import GRAKit
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import GRAKit
 
 /// The head (request line and headers) of one HTTP/1.x request, reduced to what the server uses.
 struct RequestHead {
@@ -164,7 +165,8 @@ enum HTTPParser {
             }
             // Obsolete line folding and whitespace before the colon are refused (RFC 9112 §5).
             guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > 0,
-                  line[0..<colon].allSatisfy(isTokenChar) else {
+                line[0..<colon].allSatisfy(isTokenChar)
+            else {
                 return .invalid(status: 400, message: "malformed header line")
             }
             var vs = colon + 1
@@ -218,16 +220,23 @@ enum HTTPParser {
         return nil
     }
 
-    private static func parseRequestLine(_ line: UnsafeBufferPointer<UInt8>) -> (method: String, path: String, http10: Bool)? {
+    private static func parseRequestLine(_ line: UnsafeBufferPointer<UInt8>) -> (
+        method: String, path: String, http10: Bool
+    )? {
         guard let sp1 = line.firstIndex(of: 0x20), sp1 > 0,
-              let sp2 = line[(sp1 + 1)...].firstIndex(of: 0x20), sp2 > sp1 + 1 else { return nil }
+            let sp2 = line[(sp1 + 1)...].firstIndex(of: 0x20), sp2 > sp1 + 1
+        else { return nil }
         let method = line[0..<sp1]
         let version = UnsafeBufferPointer(rebasing: line[(sp2 + 1)...])
         guard method.allSatisfy(isTokenChar) else { return nil }
         let http10: Bool
-        if equalsExactly(version, "HTTP/1.1") { http10 = false }
-        else if equalsExactly(version, "HTTP/1.0") { http10 = true }
-        else { return nil }
+        if equalsExactly(version, "HTTP/1.1") {
+            http10 = false
+        } else if equalsExactly(version, "HTTP/1.0") {
+            http10 = true
+        } else {
+            return nil
+        }
         var target = line[(sp1 + 1)..<sp2]
         guard target.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return nil }
         // Absolute form (as sent to proxies): keep the path only.
@@ -261,11 +270,12 @@ enum HTTPParser {
     @inline(__always)
     static func isTokenChar(_ c: UInt8) -> Bool {
         switch c {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"):
             return true
         case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
-             UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
-             UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+            UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
+            UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
             return true
         default:
             return false

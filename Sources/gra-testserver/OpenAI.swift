@@ -1,9 +1,10 @@
+import GRAKit
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import GRAKit
 
 /// What the server should do with one request: wait, then send `response` (or break the
 /// exchange as `fault` says).
@@ -42,9 +43,13 @@ final class Responder {
         self.config = config
         self.script = script
         self.log = log
-        if let m = config.models, !m.isEmpty { listedModels = m }
-        else if !script.modelNames.isEmpty { listedModels = script.modelNames }
-        else { listedModels = ["test-model"] }
+        if let m = config.models, !m.isEmpty {
+            listedModels = m
+        } else if !script.modelNames.isEmpty {
+            listedModels = script.modelNames
+        } else {
+            listedModels = ["test-model"]
+        }
     }
 
     // MARK: - Dispatch
@@ -61,22 +66,30 @@ final class Responder {
         let authFlag = token != nil && authorized
 
         if !authorized && request.path != "/health" {
-            log?.record(seq: seq, connection: request.connection, method: request.method, path: request.path, model: model, auth: false,
-                        rule: nil, body: request.body, parsed: parsed)
-            return Plan(response: Responder.error(
-                401, message: "Incorrect API key provided.", type: "invalid_request_error", code: .string("invalid_api_key")))
+            log?.record(
+                seq: seq, connection: request.connection, method: request.method, path: request.path, model: model,
+                auth: false,
+                rule: nil, body: request.body, parsed: parsed)
+            return Plan(
+                response: Responder.error(
+                    401, message: "Incorrect API key provided.", type: "invalid_request_error",
+                    code: .string("invalid_api_key")))
         }
 
         let text = script.needsText ? Responder.matchText(object, raw: request.body) : ""
         let match = script.select(path: request.path, model: model, text: text)
-        log?.record(seq: seq, connection: request.connection, method: request.method, path: request.path, model: model, auth: authFlag,
-                    rule: match?.index, body: request.body, parsed: parsed)
+        log?.record(
+            seq: seq, connection: request.connection, method: request.method, path: request.path, model: model,
+            auth: authFlag,
+            rule: match?.index, body: request.body, parsed: parsed)
         let rule = match?.rule
 
         var response: HTTPResponse
         if let rule, let status = rule.status, rule.body != nil || status >= 400 {
             if let b = rule.body {
-                response = HTTPResponse(status: status, contentType: rule.bodyIsJSON ? "application/json" : "text/plain; charset=utf-8", body: b)
+                response = HTTPResponse(
+                    status: status, contentType: rule.bodyIsJSON ? "application/json" : "text/plain; charset=utf-8",
+                    body: b)
             } else {
                 response = Responder.scriptedError(status)
             }
@@ -104,14 +117,17 @@ final class Responder {
         requestCount += 1
         let token = Responder.bearerToken(head.authorization)
         let auth = token != nil && (config.apiKey == nil || token == config.apiKey)
-        log?.record(seq: requestCount, connection: connection, method: head.method, path: head.path, model: nil, auth: auth,
-                    rule: nil, body: [], parsed: nil)
+        log?.record(
+            seq: requestCount, connection: connection, method: head.method, path: head.path, model: nil, auth: auth,
+            rule: nil, body: [], parsed: nil)
         var r = Responder.error(status, message: message, type: "invalid_request_error", code: .null)
         r.close = true
         return r
     }
 
-    private func route(_ request: HTTPRequest, parsed: JSONValue?, model: String?, seq: Int, rule: Rule?) -> HTTPResponse {
+    private func route(_ request: HTTPRequest, parsed: JSONValue?, model: String?, seq: Int, rule: Rule?)
+        -> HTTPResponse
+    {
         switch (request.method, request.path) {
         case ("GET", "/health"):
             return HTTPResponse(status: 200, contentType: "text/plain; charset=utf-8", body: Array("ok".utf8))
@@ -148,14 +164,16 @@ final class Responder {
         guard let o = parsed?.objectValue else { return Responder.badJSON(parsed) }
         if let r = checkModel(model) { return r }
         guard let messages = o["messages"]?.arrayValue else {
-            return Responder.error(400, message: "'messages' is a required property", type: "invalid_request_error",
-                                   param: "messages", code: .null)
+            return Responder.error(
+                400, message: "'messages' is a required property", type: "invalid_request_error",
+                param: "messages", code: .null)
         }
         var n = 1
         if let v = o["n"], v != .null {
             guard case .number(let text) = v, let k = Int(text), (1...128).contains(k) else {
-                return Responder.error(400, message: "'n' must be an integer from 1 to 128", type: "invalid_request_error",
-                                       param: "n", code: .null)
+                return Responder.error(
+                    400, message: "'n' must be an integer from 1 to 128", type: "invalid_request_error",
+                    param: "n", code: .null)
             }
             n = k
         }
@@ -230,8 +248,9 @@ final class Responder {
         var dim = config.embeddingDim
         if let v = o["dimensions"], v != .null {
             guard case .number(let text) = v, let d = Int(text), (1...65536).contains(d) else {
-                return Responder.error(400, message: "'dimensions' must be an integer from 1 to 65536",
-                                       type: "invalid_request_error", param: "dimensions", code: .null)
+                return Responder.error(
+                    400, message: "'dimensions' must be an integer from 1 to 65536",
+                    type: "invalid_request_error", param: "dimensions", code: .null)
             }
             dim = d
         }
@@ -288,18 +307,21 @@ final class Responder {
     /// The vLLM-style 404 for a model not in --models, or nil when the model is fine.
     private func checkModel(_ model: String?) -> HTTPResponse? {
         guard let allowed = config.models, let model, !allowed.contains(model) else { return nil }
-        return Responder.error(404, message: "The model `\(model)` does not exist.", type: "NotFoundError", code: .integer(404))
+        return Responder.error(
+            404, message: "The model `\(model)` does not exist.", type: "NotFoundError", code: .integer(404))
     }
 
     // MARK: - Helpers
 
     /// An OpenAI-style error response: `{"error":{"message":…,"type":…,"param":…,"code":…}}`.
-    static func error(_ status: Int, message: String, type: String, param: String? = nil, code: JSONValue) -> HTTPResponse {
+    static func error(_ status: Int, message: String, type: String, param: String? = nil, code: JSONValue)
+        -> HTTPResponse
+    {
         let e: JSONObject = [
             "message": .string(message),
             "type": .string(type),
             "param": param.map(JSONValue.string) ?? .null,
-            "code": code,
+            "code": code
         ]
         let b = ByteBuffer(capacity: 256)
         let top: JSONObject = ["error": .object(e)]
@@ -311,23 +333,36 @@ final class Responder {
     static func scriptedError(_ status: Int) -> HTTPResponse {
         let what = "gra-testserver: scripted HTTP \(status) (\(HTTPResponse.reason(status)))"
         switch status {
-        case 401: return error(401, message: "Incorrect API key provided.", type: "invalid_request_error", code: .string("invalid_api_key"))
-        case 429: return error(429, message: "Rate limit reached. \(what)", type: "requests", code: .string("rate_limit_exceeded"))
-        case 500...: return error(status, message: "The server had an error while processing your request. \(what)", type: "server_error", code: .null)
+        case 401:
+            return error(
+                401, message: "Incorrect API key provided.", type: "invalid_request_error",
+                code: .string("invalid_api_key"))
+        case 429:
+            return error(
+                429, message: "Rate limit reached. \(what)", type: "requests", code: .string("rate_limit_exceeded"))
+        case 500...:
+            return error(
+                status, message: "The server had an error while processing your request. \(what)", type: "server_error",
+                code: .null)
         default: return error(status, message: what, type: "invalid_request_error", code: .null)
         }
     }
 
     private static func badJSON(_ parsed: JSONValue?) -> HTTPResponse {
-        let message = parsed == nil
-            ? "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly. The OpenAI API expects a JSON payload.)"
+        let message =
+            parsed == nil
+            ? """
+            We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP \
+            library correctly. The OpenAI API expects a JSON payload.)
+            """
             : "The request body must be a JSON object."
         return error(400, message: message, type: "invalid_request_error", code: .null)
     }
 
     private static func badInput() -> HTTPResponse {
-        error(400, message: "'input' must be a string or a non-empty array of strings", type: "invalid_request_error",
-              param: "input", code: .null)
+        error(
+            400, message: "'input' must be a string or a non-empty array of strings", type: "invalid_request_error",
+            param: "input", code: .null)
     }
 
     /// The token of an `Authorization: Bearer <token>` header.
@@ -343,7 +378,8 @@ final class Responder {
     static func text(of content: JSONValue?) -> String {
         switch content {
         case .string(let s)?: return s
-        case .array(let parts)?: return parts.compactMap { $0.objectValue?["text"]?.stringValue }.joined(separator: "\n")
+        case .array(let parts)?:
+            return parts.compactMap { $0.objectValue?["text"]?.stringValue }.joined(separator: "\n")
         default: return ""
         }
     }

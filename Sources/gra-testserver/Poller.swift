@@ -34,8 +34,12 @@ final class Poller {
 
     deinit { close(epfd) }
 
-    func add(_ fd: Int32, read: Bool, write: Bool) { _ = gra_epoll_ctl(epfd, EPOLL_CTL_ADD, fd, Poller.mask(read, write)) }
-    func modify(_ fd: Int32, read: Bool, write: Bool) { _ = gra_epoll_ctl(epfd, EPOLL_CTL_MOD, fd, Poller.mask(read, write)) }
+    func add(_ fd: Int32, read: Bool, write: Bool) {
+        _ = gra_epoll_ctl(epfd, EPOLL_CTL_ADD, fd, Poller.mask(read, write))
+    }
+    func modify(_ fd: Int32, read: Bool, write: Bool) {
+        _ = gra_epoll_ctl(epfd, EPOLL_CTL_MOD, fd, Poller.mask(read, write))
+    }
     /// Stops watching `fd`; call before closing it.
     func remove(_ fd: Int32) { _ = gra_epoll_ctl(epfd, EPOLL_CTL_DEL, fd, 0) }
 
@@ -51,8 +55,10 @@ final class Poller {
         if n < 0 { return errno == EINTR }
         for i in 0..<Int(n) {
             let e = readyEvents[i]
-            events.append(Event(fd: readyFDs[i], readable: e & EPOLLIN.rawValue != 0, writable: e & EPOLLOUT.rawValue != 0,
-                                failed: e & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0))
+            events.append(
+                Event(
+                    fd: readyFDs[i], readable: e & EPOLLIN.rawValue != 0, writable: e & EPOLLOUT.rawValue != 0,
+                    failed: e & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0))
         }
         return true
     }
@@ -90,8 +96,10 @@ final class Poller {
         if n < 0 { return errno == EINTR }
         for p in fds where p.revents != 0 {
             let r = Int32(p.revents)
-            events.append(Event(fd: p.fd, readable: r & POLLIN != 0, writable: r & POLLOUT != 0,
-                                failed: r & (POLLERR | POLLHUP | POLLNVAL) != 0))
+            events.append(
+                Event(
+                    fd: p.fd, readable: r & POLLIN != 0, writable: r & POLLOUT != 0,
+                    failed: r & (POLLERR | POLLHUP | POLLNVAL) != 0))
         }
         return true
     }

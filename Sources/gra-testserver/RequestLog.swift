@@ -1,9 +1,10 @@
+import GRAKit
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import GRAKit
 
 /// The --log file: one NDJSON line per request, each written with a single write(2) on an
 /// O_APPEND descriptor, so a reader polling the file sees whole lines as soon as they exist.
@@ -26,8 +27,10 @@ final class RequestLog {
     deinit { close(fd) }
 
     /// Appends the line for one request. `body` is the parsed JSON if it was JSON.
-    func record(seq: Int, connection: Int, method: String, path: String, model: String?, auth: Bool, rule: Int?,
-                body: [UInt8], parsed: JSONValue?) {
+    func record(
+        seq: Int, connection: Int, method: String, path: String, model: String?, auth: Bool, rule: Int?,
+        body: [UInt8], parsed: JSONValue?
+    ) {
         let b = line
         b.removeAll()
         b.append("{\"seq\":")
@@ -65,7 +68,10 @@ final class RequestLog {
         var done = 0
         while done < b.count {
             let n = write(fd, b.base + done, b.count - done)
-            if n > 0 { done += n; continue }
+            if n > 0 {
+                done += n
+                continue
+            }
             if n < 0 && errno == EINTR { continue }
             if !failed {
                 failed = true

@@ -1,9 +1,10 @@
+import GRAKit
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import GRAKit
 
 /// How a rule breaks an exchange instead of answering it properly.
 enum Fault: String, CaseIterable, Sendable {
@@ -67,7 +68,7 @@ final class Script: @unchecked Sendable {
     static let matchKeys: Set<String> = ["path", "model", "contains", "times"]
     static let actionKeys: Set<String> = [
         "delay_ms", "reply", "reply_json", "reasoning", "reasoning_field", "content_null", "finish_reason",
-        "embedding", "status", "body", "headers", "fault",
+        "embedding", "status", "body", "headers", "fault"
     ]
 
     init(rules: [Rule]) {
@@ -149,7 +150,9 @@ final class Script: @unchecked Sendable {
         r.model = try string(o, "model")
         switch o["contains"] {
         case .array(let items)?:
-            guard items.allSatisfy({ $0.stringValue != nil }) else { throw ScriptError(description: "\"contains\" must be a string or an array of strings") }
+            guard items.allSatisfy({ $0.stringValue != nil }) else {
+                throw ScriptError(description: "\"contains\" must be a string or an array of strings")
+            }
             r.contains = items.compactMap(\.stringValue)
         case .some:
             r.contains = try string(o, "contains").map { [$0] }
@@ -171,7 +174,9 @@ final class Script: @unchecked Sendable {
             r.reasoningField = field
         }
         if let v = o["content_null"] {
-            guard case .bool(let b) = v else { throw ScriptError(description: "\"content_null\" must be true or false") }
+            guard case .bool(let b) = v else {
+                throw ScriptError(description: "\"content_null\" must be true or false")
+            }
             r.contentNull = b
         }
         r.finishReason = try string(o, "finish_reason")
@@ -231,7 +236,9 @@ final class Script: @unchecked Sendable {
 
     private static func string(_ o: JSONObject, _ key: String) throws(ScriptError) -> String? {
         guard let v = o[key] else { return nil }
-        guard let s = v.stringValue else { throw ScriptError(description: "\"\(key)\" must be a string, found \(v.kindDescription)") }
+        guard let s = v.stringValue else {
+            throw ScriptError(description: "\"\(key)\" must be a string, found \(v.kindDescription)")
+        }
         return s
     }
 
@@ -243,4 +250,3 @@ final class Script: @unchecked Sendable {
         return n
     }
 }
-

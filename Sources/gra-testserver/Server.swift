@@ -1,9 +1,10 @@
+import GRAKit
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import GRAKit
 
 /// A loopback address to listen on: 127.0.0.0/8 or ::1 ("localhost" means 127.0.0.1).
 struct LoopbackAddress {
@@ -159,7 +160,9 @@ final class HTTPServer {
             sa.sin6_port = in_port_t(UInt16(port)).bigEndian
             inet_pton(AF_INET6, address.numeric, &sa.sin6_addr)
             rc = withUnsafePointer(to: &sa) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size))
+                }
             }
         } else {
             var sa = sockaddr_in()
@@ -167,7 +170,9 @@ final class HTTPServer {
             sa.sin_port = in_port_t(UInt16(port)).bigEndian
             inet_pton(AF_INET, address.numeric, &sa.sin_addr)
             rc = withUnsafePointer(to: &sa) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
             }
         }
         guard rc == 0 else {
@@ -259,7 +264,8 @@ final class HTTPServer {
             let c = Connection(fd: fd, serial: accepted)
             let i = Int(fd)
             if i >= connections.count {
-                connections.append(contentsOf: repeatElement(nil, count: max(i + 1 - connections.count, connections.count)))
+                connections.append(
+                    contentsOf: repeatElement(nil, count: max(i + 1 - connections.count, connections.count)))
             }
             connections[i] = c
             poller.add(fd, read: true, write: false)
@@ -301,7 +307,8 @@ final class HTTPServer {
                 case .incomplete:
                     break requests
                 case .invalid(let status, let message):
-                    var r = Responder.error(status, message: "gra-testserver: \(message)", type: "invalid_request_error", code: .null)
+                    var r = Responder.error(
+                        status, message: "gra-testserver: \(message)", type: "invalid_request_error", code: .null)
                     r.close = true
                     r.write(to: c.output)
                     c.closing = true
@@ -309,12 +316,18 @@ final class HTTPServer {
                 case .head(let h):
                     c.inputStart += h.length
                     if h.hasTransferEncoding {
-                        responder.refuse(h, connection: c.serial, status: 411, message: "gra-testserver: chunked uploads are not supported; send Content-Length").write(to: c.output)
+                        responder.refuse(
+                            h, connection: c.serial, status: 411,
+                            message: "gra-testserver: chunked uploads are not supported; send Content-Length"
+                        ).write(to: c.output)
                         c.closing = true
                         break requests
                     }
                     if h.contentLength > HTTPParser.maxBodyBytes {
-                        responder.refuse(h, connection: c.serial, status: 413, message: "gra-testserver: request body over \(HTTPParser.maxBodyBytes) bytes").write(to: c.output)
+                        responder.refuse(
+                            h, connection: c.serial, status: 413,
+                            message: "gra-testserver: request body over \(HTTPParser.maxBodyBytes) bytes"
+                        ).write(to: c.output)
                         c.closing = true
                         break requests
                     }
@@ -328,7 +341,9 @@ final class HTTPServer {
             let body = Array(UnsafeBufferPointer(start: c.input.base + c.inputStart, count: h.contentLength))
             c.inputStart += h.contentLength
             c.head = nil
-            var plan = responder.plan(for: HTTPRequest(method: h.method, path: h.path, authorization: h.authorization, body: body, connection: c.serial))
+            var plan = responder.plan(
+                for: HTTPRequest(
+                    method: h.method, path: h.path, authorization: h.authorization, body: body, connection: c.serial))
             if !h.keepAlive { plan.response.close = true }
             if plan.delayMs > 0 {
                 c.state = .delayed
@@ -477,7 +492,9 @@ final class HTTPServer {
             case .forceClose:
                 closeConnection(c)
             case .closeIfIdle(let activity):
-                if c.activity == activity && c.state == .idle && c.pendingOutput == 0 && c.head == nil { closeConnection(c) }
+                if c.activity == activity && c.state == .idle && c.pendingOutput == 0 && c.head == nil {
+                    closeConnection(c)
+                }
             case .resumeAccepting:
                 break
             }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import GRAKit
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -14,7 +15,11 @@ nonisolated(unsafe) private var signalPipeWriteFD: Int32 = -1
 struct TestServerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gra-testserver",
-        abstract: "A fake OpenAI-compatible HTTP server on loopback for tests and the offline demo. It is a TEST DOUBLE with scripted replies, not a model.",
+        abstract:
+            """
+            A fake OpenAI-compatible HTTP server on loopback for tests and the offline demo. It is a TEST DOUBLE \
+            with scripted replies, not a model.
+            """,
         discussion: """
             Serves POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models and GET /health \
             (200 "ok") over HTTP/1.1 with keep-alive; anything else gets an OpenAI-style 404. \
@@ -29,7 +34,8 @@ struct TestServerCommand: ParsableCommand {
 
             --script FILE holds {"rules":[RULE,...]}; for each request the first rule that \
             matches and still has uses left acts. Match keys (all optional, all must hold): \
-            "path", "model" (exact), "contains" (a substring, or an array of substrings that must all appear, of the message contents, or of the \
+            "path", "model" (exact), "contains" (a substring, or an array of substrings that must all appear, \
+            of the message contents, or of the \
             embedding inputs, joined with newlines), "times": N (the first N matching requests \
             only). Actions: "delay_ms", "reply", "reply_json" (any JSON, sent as the content \
             string), "reasoning" with "reasoning_field" ("reasoning_content" or "reasoning"), \
@@ -61,22 +67,35 @@ struct TestServerCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Port to listen on; 0 picks a free ephemeral port.", valueName: "n"))
     var port = 0
 
-    @Option(help: ArgumentHelp("Once listening, write the base URL (http://127.0.0.1:PORT/v1) here, atomically.", valueName: "file"))
+    @Option(
+        help: ArgumentHelp(
+            "Once listening, write the base URL (http://127.0.0.1:PORT/v1) here, atomically.", valueName: "file"))
     var portFile: String?
 
-    @Option(help: ArgumentHelp("JSON rules for scripted replies, delays, statuses and faults (format above).", valueName: "file"))
+    @Option(
+        help: ArgumentHelp(
+            "JSON rules for scripted replies, delays, statuses and faults (format above).", valueName: "file"))
     var script: String?
 
-    @Option(help: ArgumentHelp("Append one NDJSON line per request here, flushed before the answer.", valueName: "file"))
+    @Option(
+        help: ArgumentHelp("Append one NDJSON line per request here, flushed before the answer.", valueName: "file"))
     var log: String?
 
-    @Option(help: ArgumentHelp("Comma-separated models to accept and list; others get 404 (default: any model).", valueName: "m1,m2,..."))
+    @Option(
+        help: ArgumentHelp(
+            "Comma-separated models to accept and list; others get 404 (default: any model).", valueName: "m1,m2,..."))
     var models: String?
 
     @Option(help: ArgumentHelp("Length of the generated embedding vectors.", valueName: "n"))
     var embeddingDim = 16
 
-    @Option(help: ArgumentHelp("Close keep-alive connections idle this long, as servers do (uvicorn, which vLLM runs on, after 5 s); 0 keeps them open.", valueName: "ms"))
+    @Option(
+        help: ArgumentHelp(
+            """
+            Close keep-alive connections idle this long, as servers do (uvicorn, which vLLM runs on, after 5 s); \
+            0 keeps them open.
+            """,
+            valueName: "ms"))
     var idleTimeout = 0
 
     @Flag(name: [.short, .long], help: "Print neither the startup line nor the summary at exit (errors still appear).")
@@ -88,7 +107,8 @@ struct TestServerCommand: ParsableCommand {
 
     func validate() throws {
         guard LoopbackAddress(host) != nil else {
-            throw ValidationError("--host '\(host)' is not a loopback address; a test double listens on 127.0.0.0/8 or ::1 only")
+            throw ValidationError(
+                "--host '\(host)' is not a loopback address; a test double listens on 127.0.0.0/8 or ::1 only")
         }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
         guard (1...65536).contains(embeddingDim) else { throw ValidationError("--embedding-dim must be 1...65536") }
@@ -111,8 +131,9 @@ struct TestServerCommand: ParsableCommand {
         let rules: Script
         if let script {
             do { rules = try Script.load(path: script) } catch {
-                throw ServerFailure(description: "--script \(error.description)",
-                                    status: error.unreadable ? GRAKit.GRAExit.ioError : GRAKit.GRAExit.dataError)
+                throw ServerFailure(
+                    description: "--script \(error.description)",
+                    status: error.unreadable ? GRAKit.GRAExit.ioError : GRAKit.GRAExit.dataError)
             }
         } else {
             rules = Script.empty
@@ -137,10 +158,14 @@ struct TestServerCommand: ParsableCommand {
         if let portFile {
             do { try writeAtomically(url, to: portFile) } catch {
                 close(listener)
-                throw ServerFailure(description: "cannot write --port-file \(portFile): \(error.description)", status: GRAKit.GRAExit.ioError)
+                throw ServerFailure(
+                    description: "cannot write --port-file \(portFile): \(error.description)",
+                    status: GRAKit.GRAExit.ioError)
             }
         }
-        let server = HTTPServer(listener: listener, signalFD: signalFD, responder: responder, diagnostics: diagnostics, idleTimeoutMs: idleTimeout)
+        let server = HTTPServer(
+            listener: listener, signalFD: signalFD, responder: responder, diagnostics: diagnostics,
+            idleTimeoutMs: idleTimeout)
         server.run()
         diagnostics.info("stopped after \(responder.requestCount) requests")
     }

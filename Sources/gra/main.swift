@@ -1,10 +1,10 @@
+import GRAKit
+
 // gra — git-style front door: `gra STAGE ARGS...` runs `gra-STAGE ARGS...` from PATH (or from
 // this binary's directory), so a user's own `gra-myfilter` slots into the same family.
 #if canImport(Glibc)
 import Glibc
 #endif
-import GRAKit
-
 
 let arguments = CommandLine.arguments
 let ownDirectory: String = {
@@ -30,7 +30,8 @@ func stages(executable: Bool = true) -> [String: String] {
             var st = stat()
             let full = dir + "/" + name
             guard name.hasPrefix("gra-"), name.count > 4, !name.contains("."), stat(full, &st) == 0,
-                  (st.st_mode & S_IFMT) == S_IFREG, (access(full, X_OK) == 0) == executable else { continue }
+                (st.st_mode & S_IFMT) == S_IFREG, (access(full, X_OK) == 0) == executable
+            else { continue }
             let stage = String(name.dropFirst(4))
             if found[stage] == nil { found[stage] = dir + "/" + name }
         }

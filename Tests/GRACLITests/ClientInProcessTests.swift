@@ -1,6 +1,7 @@
 import Foundation
 import GRAKit
 import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -16,7 +17,12 @@ struct ClientInProcessTests {
 
         init(script: String = #"{"rules":[]}"#) throws {
             try Data(script.utf8).write(to: dir.appendingPathComponent("script.json"))
-            let r = try ToolRunner.sh("gra-testserver --port 0 --port-file url.txt --log log.ndjson --script script.json -q > /dev/null 2>&1 & echo $!", in: dir)
+            let r = try ToolRunner.sh(
+                """
+                gra-testserver --port 0 --port-file url.txt --log log.ndjson --script script.json -q > /dev/null \
+                2>&1 & echo $!
+                """,
+                in: dir)
             pid = Int32(r.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
             var waited = 0
             while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("url.txt").path) && waited < 200 {
@@ -27,7 +33,9 @@ struct ClientInProcessTests {
         }
 
         var requestPaths: [String] {
-            ((try? jsonLines(Data(contentsOf: dir.appendingPathComponent("log.ndjson")))) ?? []).compactMap { $0["path"] as? String }
+            ((try? jsonLines(Data(contentsOf: dir.appendingPathComponent("log.ndjson")))) ?? []).compactMap {
+                $0["path"] as? String
+            }
         }
 
         deinit { kill(pid, SIGKILL) }
@@ -50,11 +58,14 @@ struct ClientInProcessTests {
         let server = try Server()
         let cacheDir = server.dir.appendingPathComponent("cache").path
         let model = ModelEndpoint(name: "embedder", baseURLs: [server.url])
-        let inputs = (0..<10).map { "text \($0 % 7)" }   // 7 distinct texts, 3 repeated
+        let inputs = (0..<10).map { "text \($0 % 7)" }  // 7 distinct texts, 3 repeated
         func run() throws -> [[Float]] {
-            let client = LLMClient(http: HTTPClient(maxInFlight: 4), cache: try ResponseCache(directory: cacheDir), environment: [:])
+            let client = LLMClient(
+                http: HTTPClient(maxInFlight: 4), cache: try ResponseCache(directory: cacheDir), environment: [:])
             defer { client.http.shutdown() }
-            let r: Result<[[Float]], RequestFailure> = wait { done in client.embeddings(model: model, inputs: inputs, batchSize: 4) { done($0) } }
+            let r: Result<[[Float]], RequestFailure> = wait { done in
+                client.embeddings(model: model, inputs: inputs, batchSize: 4) { done($0) }
+            }
             return try r.get()
         }
         let first = try run()
@@ -64,12 +75,12 @@ struct ClientInProcessTests {
             let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
             #expect(abs(norm - 1) < 1e-4)
         }
-        #expect(first[0] == first[7])          // same text, same vector, across batches
+        #expect(first[0] == first[7])  // same text, same vector, across batches
         #expect(first[0] != first[1])
         #expect(server.requestPaths.filter { $0 == "/v1/embeddings" }.count == 3)
         let second = try run()
         #expect(second == first)
-        #expect(server.requestPaths.filter { $0 == "/v1/embeddings" }.count == 3)   // all from the cache
+        #expect(server.requestPaths.filter { $0 == "/v1/embeddings" }.count == 3)  // all from the cache
     }
 
     @Test func listModelsAndSlidingWindowCap() throws {
@@ -88,8 +99,14 @@ struct ClientInProcessTests {
         let lock = NSLock()
         for i in 0..<9 {
             group.enter()
-            client.chat(ChatRequest(model: model, messages: [.object(["role": .string("user"), "content": .string("q\(i)")])])) { r in
-                if case .failure = r { lock.lock(); failures.value! += 1; lock.unlock() }
+            client.chat(
+                ChatRequest(model: model, messages: [.object(["role": .string("user"), "content": .string("q\(i)")])])
+            ) { r in
+                if case .failure = r {
+                    lock.lock()
+                    failures.value! += 1
+                    lock.unlock()
+                }
                 group.leave()
             }
         }
@@ -153,7 +170,9 @@ struct ClientInProcessTests {
         #expect(get("/models").status == 200)
         let refused = get("/mod els")
         #expect(refused.status == 0)
-        #expect(refused.curlCode == 3, "CURLE_URL_MALFORMAT expected, got \(refused.curlCode) \(refused.transportError ?? "")")
+        #expect(
+            refused.curlCode == 3,
+            "CURLE_URL_MALFORMAT expected, got \(refused.curlCode) \(refused.transportError ?? "")")
         #expect(get("/models").status == 200)
         #expect(get("/nothing-here").status == 404)
         #expect(get("/models").status == 200)

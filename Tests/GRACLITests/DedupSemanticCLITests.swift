@@ -17,7 +17,10 @@ struct DedupSemanticCLITests {
     static func makeCase() -> Case {
         var state: UInt64 = 42
         func next() -> Double { Double(StableHash.next(&state) >> 11) / 9_007_199_254_740_992.0 }
-        func unit(_ v: [Double]) -> [Double] { let n = v.reduce(0) { $0 + $1 * $1 }.squareRoot(); return v.map { $0 / n } }
+        func unit(_ v: [Double]) -> [Double] {
+            let n = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            return v.map { $0 / n }
+        }
         var c = Case()
         var centres: [[Double]] = []
         for i in 0..<120 {
@@ -66,17 +69,21 @@ struct DedupSemanticCLITests {
         let rules = c.vectors.enumerated().map { i, v in
             #"{"contains":"<m\#(i)>","embedding":[\#(v.map { String(format: "%.6f", $0) }.joined(separator: ","))]}"#
         }
-        try Data(#"{"rules":[\#(rules.joined(separator: ",\n"))]}"#.utf8).write(to: dir.appendingPathComponent("script.json"))
+        try Data(#"{"rules":[\#(rules.joined(separator: ",\n"))]}"#.utf8).write(
+            to: dir.appendingPathComponent("script.json"))
         try Data((c.records.joined(separator: "\n") + "\n").utf8).write(to: dir.appendingPathComponent("in.ndjson"))
-        let r = try ToolRunner.sh(MapCLITests.prelude + """
-            start_server --script script.json
-            gra-dedup --method semantic --model emb@$URL --embedding-batch-size 1 --cache cache --rejects rej.ndjson in.ndjson > out.ndjson
-            echo "status $?"
-            gra-dedup --method semantic --model emb@$URL --embedding-batch-size 1 --cache cache --rejects rej2.ndjson in.ndjson > out2.ndjson
-            echo "status $?"
-            cmp out.ndjson out2.ndjson && cmp rej.ndjson rej2.ndjson && echo same
-            grep -c '"path":"/v1/embeddings"' log.ndjson
-            """, in: dir)
+        let r = try ToolRunner.sh(
+            MapCLITests.prelude + """
+                start_server --script script.json
+                gra-dedup --method semantic --model emb@$URL --embedding-batch-size 1 --cache cache --rejects \
+                rej.ndjson in.ndjson > out.ndjson
+                echo "status $?"
+                gra-dedup --method semantic --model emb@$URL --embedding-batch-size 1 --cache cache --rejects \
+                rej2.ndjson in.ndjson > out2.ndjson
+                echo "status $?"
+                cmp out.ndjson out2.ndjson && cmp rej.ndjson rej2.ndjson && echo same
+                grep -c '"path":"/v1/embeddings"' log.ndjson
+                """, in: dir)
         #expect(r.stdoutLines.prefix(3) == ["status 0", "status 0", "same"], "\(r.stdoutText) \(r.stderr)")
         // 120 requests the first time, none the second (cached).
         #expect(r.stdoutLines.last == "120")
@@ -102,14 +109,17 @@ struct DedupSemanticCLITests {
 
     @Test func failedEmbeddingsGoToErrorsWithExit75() throws {
         let dir = ToolRunner.scratch()
-        try Data(#"{"rules":[{"contains":"bad","status":500},{"contains":"x"}]}"#.utf8).write(to: dir.appendingPathComponent("script.json"))
-        let r = try ToolRunner.sh(MapCLITests.prelude + """
-            start_server --script script.json
-            printf '%s\\n' '{"id":"a","instruction":"fine x"}' '{"id":"b","instruction":"bad x"}' > in.ndjson
-            gra-dedup --method exact,semantic --model emb@$URL --embedding-batch-size 1 --max-attempts 2 --no-cache --errors err.ndjson in.ndjson
-            echo "status $?"
-            cat err.ndjson
-            """, in: dir, env: ["GRA_RETRY_BASE_DELAY": "0.01"])
+        try Data(#"{"rules":[{"contains":"bad","status":500},{"contains":"x"}]}"#.utf8).write(
+            to: dir.appendingPathComponent("script.json"))
+        let r = try ToolRunner.sh(
+            MapCLITests.prelude + """
+                start_server --script script.json
+                printf '%s\\n' '{"id":"a","instruction":"fine x"}' '{"id":"b","instruction":"bad x"}' > in.ndjson
+                gra-dedup --method exact,semantic --model emb@$URL --embedding-batch-size 1 --max-attempts 2 \
+                --no-cache --errors err.ndjson in.ndjson
+                echo "status $?"
+                cat err.ndjson
+                """, in: dir, env: ["GRA_RETRY_BASE_DELAY": "0.01"])
         let lines = r.stdoutLines
         // One batch holds both records: when any request of a batch fails, all its records fail.
         #expect(lines.contains("status 75"), "\(r.stdoutText) \(r.stderr)")

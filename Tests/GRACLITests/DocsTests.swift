@@ -4,7 +4,8 @@ import Testing
 /// The man pages are kept by hand: check they still match what the tools accept.
 @Suite("Documentation matches the tools")
 struct DocsTests {
-    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
     static let tools = ["gra-format", "gra-map", "gra-generate", "gra-review", "gra-adjudicate", "gra-dedup"]
 
     /// Each option --help shows has a `.TP` entry in the man page's OPTIONS section (its `.SS`
@@ -29,21 +30,28 @@ struct DocsTests {
                 #expect(!named.isEmpty, "man/\(tool).1 OPTIONS has no .TP entry for \(flag)")
                 guard !named.isEmpty else { continue }
                 let reads = named[0].text
-                #expect(named.contains { ManPage.comparable($0.tag + " " + $0.text).contains(abstract) },
-                        "man/\(tool).1, \(flag): the entry lacks the help text \"\(abstract)\"; it reads \"\(reads)\"")
+                #expect(
+                    named.contains { ManPage.comparable($0.tag + " " + $0.text).contains(abstract) },
+                    "man/\(tool).1, \(flag): the entry lacks the help text \"\(abstract)\"; it reads \"\(reads)\"")
             }
         }
         for entry in entries {
             for flag in ManPage.flags(in: entry.tag) {
-                #expect(known.contains(flag),
-                        "man/\(tool).1 documents \(flag) (\"\(entry.tag)\"), which \(tool) does not have")
+                #expect(
+                    known.contains(flag),
+                    "man/\(tool).1 documents \(flag) (\"\(entry.tag)\"), which \(tool) does not have")
             }
         }
     }
 
     @Test func manPagesLintClean() throws {
-        let r = try ToolRunner.sh("command -v groff >/dev/null || exit 77; for f in '\(Self.repo.path)'/man/*.[0-9]; do groff -man -ww -z \"$f\" || exit 1; done")
-        if r.status == 77 { return }   // groff not installed: nothing to lint with
+        let r = try ToolRunner.sh(
+            """
+            command -v groff >/dev/null || exit 77; for f in '\(Self.repo.path)'/man/*.[0-9]; do groff -man -ww \
+            -z \"$f\" || exit 1; done
+            """
+        )
+        if r.status == 77 { return }  // groff not installed: nothing to lint with
         #expect(r.status == 0)
         #expect(r.stderr.isEmpty, "\(r.stderr)")
     }
@@ -51,9 +59,9 @@ struct DocsTests {
 
 /// One argument of ArgumentParser's `--experimental-dump-help` JSON.
 struct DumpedArgument {
-    var flags: [String]        // "--name" and "-n" spellings
+    var flags: [String]  // "--name" and "-n" spellings
     var abstract: String
-    var shown: Bool            // false for hidden options (--help does not list them)
+    var shown: Bool  // false for hidden options (--help does not list them)
 
     static func all(from json: Data) throws -> [DumpedArgument] {
         let root = try JSONSerialization.jsonObject(with: json) as? [String: Any]
@@ -65,8 +73,9 @@ struct DumpedArgument {
                 guard let n = name["name"] as? String else { return nil }
                 return (name["kind"] as? String == "long" ? "--" : "-") + n
             }
-            return DumpedArgument(flags: names, abstract: argument["abstract"] as? String ?? "",
-                                  shown: argument["shouldDisplay"] as? Bool ?? true)
+            return DumpedArgument(
+                flags: names, abstract: argument["abstract"] as? String ?? "",
+                shown: argument["shouldDisplay"] as? Bool ?? true)
         }
     }
 }
@@ -74,8 +83,8 @@ struct DumpedArgument {
 /// Just enough roff to read a man page's OPTIONS entries as plain text.
 enum ManPage {
     struct Entry {
-        var tag: String    // the line after .TP, as plain text
-        var text: String   // the paragraph under it, as plain text, whitespace collapsed
+        var tag: String  // the line after .TP, as plain text
+        var text: String  // the paragraph under it, as plain text, whitespace collapsed
     }
 
     /// The `.TP` entries from `.SH OPTIONS` to the next `.SH` (`.SS` headings and `.PP` end an entry).
@@ -87,8 +96,15 @@ enum ManPage {
         var open = false
         for line in lines[(start + 1)...] {
             if line.hasPrefix(".SH") { break }
-            if line.hasPrefix(".TP") { entries.append(Entry(tag: "", text: "")); open = true; continue }
-            if line.hasPrefix(".SS") || line.hasPrefix(".PP") || line.hasPrefix(".LP") { open = false; continue }
+            if line.hasPrefix(".TP") {
+                entries.append(Entry(tag: "", text: ""))
+                open = true
+                continue
+            }
+            if line.hasPrefix(".SS") || line.hasPrefix(".PP") || line.hasPrefix(".LP") {
+                open = false
+                continue
+            }
             guard open, let text = plain(line) else { continue }
             if entries[entries.count - 1].tag.isEmpty {
                 entries[entries.count - 1].tag = text
@@ -117,8 +133,10 @@ enum ManPage {
         text = text.replacing(/\\\[u([0-9A-F]{4})\]/) { m in
             String(Character(Unicode.Scalar(UInt32(m.output.1, radix: 16)!)!))
         }
-        for (escape, character) in [("\\-", "-"), ("\\e", "\\"), ("\\&", ""), ("\\%", ""), ("\\(em", "\u{2014}"),
-                                    ("\\(en", "\u{2013}"), ("\\(<=", "\u{2264}"), ("\\(mu", "\u{00D7}")] {
+        for (escape, character) in [
+            ("\\-", "-"), ("\\e", "\\"), ("\\&", ""), ("\\%", ""), ("\\(em", "\u{2014}"),
+            ("\\(en", "\u{2013}"), ("\\(<=", "\u{2264}"), ("\\(mu", "\u{00D7}")
+        ] {
             text = text.replacingOccurrences(of: escape, with: character)
         }
         return text
@@ -129,7 +147,10 @@ enum ManPage {
         var words: [String] = []
         var rest = Substring(s)
         while let first = rest.first {
-            if first == " " { rest = rest.dropFirst(); continue }
+            if first == " " {
+                rest = rest.dropFirst()
+                continue
+            }
             if first == "\"" {
                 let body = rest.dropFirst()
                 let end = body.firstIndex(of: "\"") ?? body.endIndex

@@ -27,15 +27,16 @@ struct EdgeCLITests {
     /// file and the run ends with 69, every record accounted for exactly once.
     @Test func circuitBreakerStopsAModelWhoseServerWentAway() throws {
         let dir = try setUp(records: 400, script: #"{"rules":[{"path":"/v1/chat/completions","delay_ms":20}]}"#)
-        let r = try ToolRunner.sh(Self.prelude + """
-            start_server --script script.json
-            ( sleep 0.8; kill $SERVER_PID ) &
-            start=$(date +%s)
-            gra-map --prompt p.txt --into x --model m1@$URL --no-cache --max-in-flight 4 --max-connect-failures 3 \
-                --errors err.ndjson in.ndjson > out.ndjson 2> stderr.txt
-            echo "status $?"
-            echo "seconds $(( $(date +%s) - start ))"
-            """, in: dir, env: ["GRA_BREAKER_SECONDS": "0.3", "GRA_RETRY_BASE_DELAY": "0.02"])
+        let r = try ToolRunner.sh(
+            Self.prelude + """
+                start_server --script script.json
+                ( sleep 0.8; kill $SERVER_PID ) &
+                start=$(date +%s)
+                gra-map --prompt p.txt --into x --model m1@$URL --no-cache --max-in-flight 4 --max-connect-failures 3 \
+                    --errors err.ndjson in.ndjson > out.ndjson 2> stderr.txt
+                echo "status $?"
+                echo "seconds $(( $(date +%s) - start ))"
+                """, in: dir, env: ["GRA_BREAKER_SECONDS": "0.3", "GRA_RETRY_BASE_DELAY": "0.02"])
         #expect(r.stdoutLines.first == "status 69", "\(r.stdoutText) \(text(dir, "stderr.txt"))")
         let seconds = Int(r.stdoutLines.last?.split(separator: " ").last ?? "") ?? 99
         #expect(seconds <= 8)
@@ -43,7 +44,9 @@ struct EdgeCLITests {
         let failed = try jsonLines(Data(contentsOf: dir.appendingPathComponent("err.ndjson")))
         #expect(!out.isEmpty, "the server answered for 0.8 s")
         #expect(failed.count > 100, "most records came after the server died")
-        let ids = out.compactMap { $0["id"] as? String } + failed.compactMap { ($0["record"] as? [String: Any])?["id"] as? String }
+        let ids =
+            out.compactMap { $0["id"] as? String }
+            + failed.compactMap { ($0["record"] as? [String: Any])?["id"] as? String }
         #expect(ids.count == 400 && Set(ids).count == 400)
         #expect(failed.contains { ($0["reason"] as? String)?.contains("is unreachable") == true })
         let stderr = text(dir, "stderr.txt")
@@ -57,15 +60,16 @@ struct EdgeCLITests {
     @Test func liveStatusLineOnATerminal() throws {
         let dir = try setUp(records: 300, script: #"{"rules":[{"path":"/v1/chat/completions","delay_ms":30}]}"#)
         let map = "gra-map --prompt p.txt --into x --model m1@$URL --no-cache --max-in-flight 4"
-        let r = try ToolRunner.sh(Self.prelude + """
-            start_server --script script.json
-            command -v script > /dev/null || { echo "no script(1)"; exit 0; }
-            start=$(date +%s.%N)
-            script -qfec "\(map) in.ndjson > out1.ndjson" tty1.txt > /dev/null
-            echo "seconds $(awk "BEGIN { print $(date +%s.%N) - $start }")"
-            script -qfec "\(map) --no-progress in.ndjson > out2.ndjson" tty2.txt > /dev/null
-            \(map) --progress in.ndjson > out3.ndjson 2> file3.txt
-            """, in: dir)
+        let r = try ToolRunner.sh(
+            Self.prelude + """
+                start_server --script script.json
+                command -v script > /dev/null || { echo "no script(1)"; exit 0; }
+                start=$(date +%s.%N)
+                script -qfec "\(map) in.ndjson > out1.ndjson" tty1.txt > /dev/null
+                echo "seconds $(awk "BEGIN { print $(date +%s.%N) - $start }")"
+                script -qfec "\(map) --no-progress in.ndjson > out2.ndjson" tty2.txt > /dev/null
+                \(map) --progress in.ndjson > out3.ndjson 2> file3.txt
+                """, in: dir)
         #expect(r.stdoutLines.first?.hasPrefix("seconds") == true, "\(r.stdoutText) \(r.stderr)")
         let seconds = Double(r.stdoutLines.first?.split(separator: " ").last ?? "") ?? 0
         let redraw = "\r\u{1B}[K"
@@ -84,11 +88,13 @@ struct EdgeCLITests {
     /// The same failure for every record is said once, then counted.
     @Test func repeatedMessagesAreFolded() throws {
         let dir = try setUp(records: 20, script: #"{"rules":[{"path":"/v1/chat/completions","status":503}]}"#)
-        let r = try ToolRunner.sh(Self.prelude + """
-            start_server --script script.json
-            gra-map --prompt p.txt --into x --model m1@$URL --no-cache --max-attempts 3 --errors err.ndjson in.ndjson > out.ndjson
-            echo "status $?"
-            """, in: dir, env: ["GRA_RETRY_BASE_DELAY": "0.01"])
+        let r = try ToolRunner.sh(
+            Self.prelude + """
+                start_server --script script.json
+                gra-map --prompt p.txt --into x --model m1@$URL --no-cache --max-attempts 3 --errors err.ndjson \
+                in.ndjson > out.ndjson
+                echo "status $?"
+                """, in: dir, env: ["GRA_RETRY_BASE_DELAY": "0.01"])
         #expect(r.stdoutLines == ["status 75"], "\(r.stderr)")
         let lines = r.stderr.split(separator: "\n")
         // 20 records × 2 retries: the first said, 39 folded.
@@ -101,25 +107,26 @@ struct EdgeCLITests {
     /// cache_namespace) keeps other weights under the same name apart.
     @Test func theCacheSurvivesAMovedServer() throws {
         let dir = try setUp(records: 10)
-        let r = try ToolRunner.sh(Self.prelude + """
-            start_server --script script.json
-            A=$URL
-            mv log.ndjson log-a.ndjson
-            gra-testserver --port 0 --port-file url-b.txt --log log-b.ndjson 2> server-b.err &
-            B_PID=$!
-            i=0; while [ ! -s url-b.txt ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
-            B=$(cat url-b.txt)
-            M="gra-map --prompt p.txt --into x --cache cache -q"
-            $M --model m1@$A in.ndjson > first.ndjson
-            $M --model m1@$B in.ndjson > moved.ndjson
-            $M --model m1@$(echo $A | sed 's/127.0.0.1/localhost/') in.ndjson > localhost.ndjson
-            $M --model m1@$B --cache-namespace finetune in.ndjson > namespaced.ndjson
-            echo '{"models":[{"name":"m1","base_url":"'$B'","cache_namespace":"other-weights"}]}' > gra.json
-            $M --config gra.json in.ndjson > configured.ndjson
-            kill $B_PID
-            echo "a $(grep -c chat/completions log-a.ndjson) b $(grep -c chat/completions log-b.ndjson)"
-            cmp -s first.ndjson moved.ndjson && cmp -s first.ndjson localhost.ndjson && echo same
-            """, in: dir)
+        let r = try ToolRunner.sh(
+            Self.prelude + """
+                start_server --script script.json
+                A=$URL
+                mv log.ndjson log-a.ndjson
+                gra-testserver --port 0 --port-file url-b.txt --log log-b.ndjson 2> server-b.err &
+                B_PID=$!
+                i=0; while [ ! -s url-b.txt ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+                B=$(cat url-b.txt)
+                M="gra-map --prompt p.txt --into x --cache cache -q"
+                $M --model m1@$A in.ndjson > first.ndjson
+                $M --model m1@$B in.ndjson > moved.ndjson
+                $M --model m1@$(echo $A | sed 's/127.0.0.1/localhost/') in.ndjson > localhost.ndjson
+                $M --model m1@$B --cache-namespace finetune in.ndjson > namespaced.ndjson
+                echo '{"models":[{"name":"m1","base_url":"'$B'","cache_namespace":"other-weights"}]}' > gra.json
+                $M --config gra.json in.ndjson > configured.ndjson
+                kill $B_PID
+                echo "a $(grep -c chat/completions log-a.ndjson) b $(grep -c chat/completions log-b.ndjson)"
+                cmp -s first.ndjson moved.ndjson && cmp -s first.ndjson localhost.ndjson && echo same
+                """, in: dir)
         // A: the first run's 10. B: 0 for the moved run, 10 namespaced, 10 configured.
         #expect(r.stdoutLines == ["a 10 b 20", "same"], "\(r.stdoutText) \(r.stderr)")
     }
@@ -128,26 +135,31 @@ struct EdgeCLITests {
     @Test(arguments: ["gra-format", "gra-dedup", "gra-map --prompt p.txt --into x --model m1@http://127.0.0.1:9/v1"])
     func inputThatIsSomethingElseSaysWhat(_ command: String) throws {
         let dir = try setUp(records: 3)
-        let r = try ToolRunner.sh("""
+        let r = try ToolRunner.sh(
+            """
             gzip -c in.ndjson > in.ndjson.gz
             \(command) in.ndjson.gz; echo "gzip $?"
             printf '{\\n  "instruction": "a",\\n  "output": "b"\\n}\\n' > pretty.json
             \(command) < pretty.json; echo "pretty $?"
             """, in: dir)
         #expect(r.stdoutLines == ["gzip 65", "pretty 65"], "\(r.stderr)")
-        #expect(r.stderr.contains("in.ndjson.gz looks gzip-compressed: decompress it first, e.g. zcat in.ndjson.gz |"), "\(r.stderr)")
-        #expect(r.stderr.contains("standard input looks like one JSON object printed over several lines"), "\(r.stderr)")
+        #expect(
+            r.stderr.contains("in.ndjson.gz looks gzip-compressed: decompress it first, e.g. zcat in.ndjson.gz |"),
+            "\(r.stderr)")
+        #expect(
+            r.stderr.contains("standard input looks like one JSON object printed over several lines"), "\(r.stderr)")
     }
 
     /// Skipped bad lines are kept in the errors file (the default one when none is named).
     @Test func skippedBadInputIsKept() throws {
         let dir = try setUp(records: 2)
-        let r = try ToolRunner.sh(Self.prelude + """
-            start_server --script script.json
-            { head -1 in.ndjson; echo 'not json'; tail -n +2 in.ndjson; } > bad.ndjson
-            gra-map --prompt p.txt --into x --model m1@$URL --no-cache --skip-bad-input bad.ndjson > out.ndjson
-            echo "status $?"
-            """, in: dir)
+        let r = try ToolRunner.sh(
+            Self.prelude + """
+                start_server --script script.json
+                { head -1 in.ndjson; echo 'not json'; tail -n +2 in.ndjson; } > bad.ndjson
+                gra-map --prompt p.txt --into x --model m1@$URL --no-cache --skip-bad-input bad.ndjson > out.ndjson
+                echo "status $?"
+                """, in: dir)
         #expect(r.stdoutLines == ["status 0"], "\(r.stderr)")
         let kept = try jsonLines(Data(contentsOf: dir.appendingPathComponent("gra-map.errors.ndjson")))
         #expect(kept.count == 1)
@@ -157,7 +169,8 @@ struct EdgeCLITests {
 
     /// `gra --list` prints the stages one per line; a stage file that cannot be run is named.
     @Test func graListsItsStages() throws {
-        let r = try ToolRunner.sh("""
+        let r = try ToolRunner.sh(
+            """
             gra --list
             gra --version
             mkdir extra && printf '#!/bin/sh\\necho hi\\n' > extra/gra-mine && chmod 644 extra/gra-mine

@@ -33,48 +33,74 @@ struct FilterContractTests {
     }
 
     /// 200,000 records with distinct words ("q<i>"), for `Tool.bulk`.
-    static let bulk = #"awk 'BEGIN { for (i = 0; i < 200000; i++) printf "{\"id\":\"r%d\",\"instruction\":\"q%d\",\"output\":\"a\"}\n", i, i }' > big.ndjson"#
+    static let bulk =
+        #"""
+        awk 'BEGIN { for (i = 0; i < 200000; i++) printf \#
+        "{\"id\":\"r%d\",\"instruction\":\"q%d\",\"output\":\"a\"}\n", i, i }' > big.ndjson
+        """#
 
     static let pool = (1...5).map { "--model m\($0)@$URL" }.joined(separator: " ")
     static let round2 = GRAStagesCLITests.round2
     static let disagreed = GRAStagesCLITests.adjudicate
-    static let failAll = #"{"path":"/v1/chat/completions","status":400,"body":{"error":{"message":"scripted failure"}}}"#
+    static let failAll =
+        #"{"path":"/v1/chat/completions","status":400,"body":{"error":{"message":"scripted failure"}}}"#
 
     /// Texts that share no word, so dedup keeps them all.
     static func words(_ i: Int, _ n: Int = 12) -> String {
         var x = UInt64(i + 1) &* 0x9E37_79B9_7F4A_7C15
         return (0..<n).map { _ in
-            x ^= x >> 31; x &*= 0xBF58_476D_1CE4_E5B9; x ^= x >> 27
+            x ^= x >> 31
+            x &*= 0xBF58_476D_1CE4_E5B9
+            x ^= x >> 27
             return "w\(x % 1_000_000)"
         }.joined(separator: " ")
     }
 
     static let tools: [Tool] = {
-        let plain = (0..<6).map { #"{"id":"r\#($0)","instruction":"\#(words($0))","input":"","output":"\#(words($0 + 100))"}"# }
+        let plain = (0..<6).map {
+            #"{"id":"r\#($0)","instruction":"\#(words($0))","input":"","output":"\#(words($0 + 100))"}"#
+        }
         let samples = (0..<6).map { GRAStagesCLITests.sample("s\($0)", "MARK-\($0) \(words($0))") }
-        let seeds = (0..<6).map { #"{"id":"seed\#($0)","instruction":"\#(words($0))","response":"\#(words($0 + 50))","keywords":["k\#($0)"],"summary":"about \#($0)"}"# }
+        let seeds = (0..<6).map {
+            #"""
+            {"id":"seed\#($0)","instruction":"\#(words($0))","response":"\#(words($0 + 50))",\#
+            "keywords":["k\#($0)"],"summary":"about \#($0)"}
+            """#
+        }
         let score8 = #"{"reply_json":{"score":8,"comment":"fine"}}"#
         // Two reviewers score 9 and one 5.66 in round 2: mean 7.89, variance 2.48 > 2: a dispute.
-        var disputes = [#"{"contains":"\#(disagreed)","reply_json":{"decision":"accept","score":9,"rationale":"fine"}}"#]
+        var disputes = [
+            #"{"contains":"\#(disagreed)","reply_json":{"decision":"accept","score":9,"rationale":"fine"}}"#
+        ]
         for i in 0..<6 {
             disputes.append(GRAStagesCLITests.score(["MARK-\(i) ", round2], "9", times: 2))
             disputes.append(GRAStagesCLITests.score(["MARK-\(i) ", round2], "5.66"))
         }
         disputes.append(score8)
         return [
-            Tool(name: "gra-format", command: "gra-format --to sharegpt", asksModel: false, rules: [], failRules: [], prepare: nil, records: plain,
-                 bulk: bulk),
-            Tool(name: "gra-dedup", command: "gra-dedup", asksModel: false, rules: [], failRules: [], prepare: nil, records: plain, bulk: bulk),
-            Tool(name: "gra-map", command: "gra-map --prompt p.txt --into x --no-cache --model m1@$URL", asksModel: true,
-                 rules: [], failRules: [failAll], prepare: nil, records: plain),
-            Tool(name: "gra-generate", command: "gra-generate --domain general --shots 0 --no-cache --model m1@$URL", asksModel: true,
-                 rules: [#"{"reply_json":{"instruction":"a new task","input":"","response":"its answer"}}"#], failRules: [failAll],
-                 prepare: nil, records: seeds),
-            Tool(name: "gra-review", command: "gra-review --no-cache \(pool)", asksModel: true,
-                 rules: [score8], failRules: [failAll], prepare: nil, records: samples),
-            Tool(name: "gra-adjudicate", command: "gra-adjudicate --no-cache \(pool)", asksModel: true,
-                 rules: disputes, failRules: [#"{"contains":"\#(disagreed)","status":400,"body":"scripted failure"}"#],
-                 prepare: "gra-review --no-cache -q \(pool) records.ndjson > in.ndjson", records: samples),
+            Tool(
+                name: "gra-format", command: "gra-format --to sharegpt", asksModel: false, rules: [], failRules: [],
+                prepare: nil, records: plain,
+                bulk: bulk),
+            Tool(
+                name: "gra-dedup", command: "gra-dedup", asksModel: false, rules: [], failRules: [], prepare: nil,
+                records: plain, bulk: bulk),
+            Tool(
+                name: "gra-map", command: "gra-map --prompt p.txt --into x --no-cache --model m1@$URL", asksModel: true,
+                rules: [], failRules: [failAll], prepare: nil, records: plain),
+            Tool(
+                name: "gra-generate", command: "gra-generate --domain general --shots 0 --no-cache --model m1@$URL",
+                asksModel: true,
+                rules: [#"{"reply_json":{"instruction":"a new task","input":"","response":"its answer"}}"#],
+                failRules: [failAll],
+                prepare: nil, records: seeds),
+            Tool(
+                name: "gra-review", command: "gra-review --no-cache \(pool)", asksModel: true,
+                rules: [score8], failRules: [failAll], prepare: nil, records: samples),
+            Tool(
+                name: "gra-adjudicate", command: "gra-adjudicate --no-cache \(pool)", asksModel: true,
+                rules: disputes, failRules: [#"{"contains":"\#(disagreed)","status":400,"body":"scripted failure"}"#],
+                prepare: "gra-review --no-cache -q \(pool) records.ndjson > in.ndjson", records: samples)
         ]
     }()
     static let modelTools = tools.filter(\.asksModel)
@@ -82,20 +108,25 @@ struct FilterContractTests {
     /// Runs `body` in a fresh directory holding records.ndjson, in.ndjson (prepared), p.txt
     /// and a running test server ($URL); `T` is the tool's command. `serverEnv` is exported to
     /// the server only; `failing` puts the tool's failRules first.
-    func run(_ tool: Tool, failing: Bool = false, serverEnv: String = "", prepareEnv: String = "", _ body: String) throws -> (ToolRunner.Outcome, URL) {
+    func run(_ tool: Tool, failing: Bool = false, serverEnv: String = "", prepareEnv: String = "", _ body: String)
+        throws -> (ToolRunner.Outcome, URL)
+    {
         let dir = ToolRunner.scratch()
-        try Data((tool.records.joined(separator: "\n") + "\n").utf8).write(to: dir.appendingPathComponent("records.ndjson"))
+        try Data((tool.records.joined(separator: "\n") + "\n").utf8).write(
+            to: dir.appendingPathComponent("records.ndjson"))
         try Data("Say {{instruction}}".utf8).write(to: dir.appendingPathComponent("p.txt"))
         let rules = (failing ? tool.failRules : []) + tool.rules
-        try Data(#"{"rules":[\#(rules.joined(separator: ",\n"))]}"#.utf8).write(to: dir.appendingPathComponent("script.json"))
-        let r = try ToolRunner.sh(MapCLITests.prelude + """
-            \(serverEnv.isEmpty ? "" : "export \(serverEnv)")
-            start_server --script script.json --models m1,m2,m3,m4,m5
-            \(serverEnv.isEmpty ? "" : "unset \(serverEnv.split(separator: "=")[0])")
-            \(prepareEnv) \(tool.prepare ?? "cp records.ndjson in.ndjson") || echo "prepare failed"
-            T="\(tool.command)"
-            \(body)
-            """, in: dir, env: ["XDG_CACHE_HOME": dir.appendingPathComponent("xdg").path])
+        try Data(#"{"rules":[\#(rules.joined(separator: ",\n"))]}"#.utf8).write(
+            to: dir.appendingPathComponent("script.json"))
+        let r = try ToolRunner.sh(
+            MapCLITests.prelude + """
+                \(serverEnv.isEmpty ? "" : "export \(serverEnv)")
+                start_server --script script.json --models m1,m2,m3,m4,m5
+                \(serverEnv.isEmpty ? "" : "unset \(serverEnv.split(separator: "=")[0])")
+                \(prepareEnv) \(tool.prepare ?? "cp records.ndjson in.ndjson") || echo "prepare failed"
+                T="\(tool.command)"
+                \(body)
+                """, in: dir, env: ["XDG_CACHE_HOME": dir.appendingPathComponent("xdg").path])
         return (r, dir)
     }
 
@@ -109,7 +140,9 @@ struct FilterContractTests {
 
     @Test(arguments: tools)
     func badLineStopsWith65NamingTheLine(_ tool: Tool) throws {
-        let (r, _) = try run(tool, """
+        let (r, _) = try run(
+            tool,
+            """
             { head -1 in.ndjson; echo 'this is not json'; tail -n +2 in.ndjson; } > bad.ndjson
             $T bad.ndjson > out.ndjson; echo "status $?"
             """)
@@ -123,7 +156,9 @@ struct FilterContractTests {
     /// print nothing at all then; the model stages still print their summary line (so -q).
     @Test(arguments: tools)
     func headOneIsAQuietSuccess(_ tool: Tool) throws {
-        let (r, dir) = try run(tool, """
+        let (r, dir) = try run(
+            tool,
+            """
             \(tool.bulk ?? "cp in.ndjson big.ndjson")
             { $T \(tool.asksModel ? "-q " : "")big.ndjson 2> err.txt; echo $? > status.txt; } | head -1 > first.ndjson
             echo "status $(cat status.txt)"
@@ -137,7 +172,9 @@ struct FilterContractTests {
 
     @Test(arguments: tools)
     func missingInputIs66BeforeAnyOutput(_ tool: Tool) throws {
-        let (r, dir) = try run(tool, """
+        let (r, dir) = try run(
+            tool,
+            """
             $T in.ndjson no-such-file.ndjson > out.ndjson; echo "status $?"
             """)
         #expect(r.stdoutLines == ["status 66"], "\(r.stdoutText) \(r.stderr)")
@@ -147,7 +184,9 @@ struct FilterContractTests {
 
     @Test(arguments: tools)
     func outputOverTheInputIs64AndLeavesItAlone(_ tool: Tool) throws {
-        let (r, _) = try run(tool, """
+        let (r, _) = try run(
+            tool,
+            """
             cp in.ndjson before.ndjson
             $T in.ndjson >> in.ndjson; echo "status $?"
             cmp -s in.ndjson before.ndjson && echo "input unchanged"
@@ -161,7 +200,9 @@ struct FilterContractTests {
     @Test(arguments: tools)
     func interruptIs130WithCompleteLines(_ tool: Tool) throws {
         let start = Date()
-        let (r, dir) = try run(tool, """
+        let (r, dir) = try run(
+            tool,
+            """
             $T -q in.ndjson > full.ndjson
             mkfifo feed
             ( cat in.ndjson; sleep 8 ) > feed &
@@ -189,7 +230,9 @@ struct FilterContractTests {
     /// usage error. (The spread of the hash: ShardTests.)
     @Test(arguments: tools)
     func shardsPartitionTheOutput(_ tool: Tool) throws {
-        let (r, dir) = try run(tool, """
+        let (r, dir) = try run(
+            tool,
+            """
             requests | head -1 > requests.txt
             $T in.ndjson > all.ndjson || echo "all failed"
             requests | head -1 >> requests.txt
@@ -221,7 +264,8 @@ struct FilterContractTests {
             #expect(counts.count == 4, "\(text(dir, "requests.txt"))")
             if counts.count == 4 {
                 let (all, first, second) = (counts[1] - counts[0], counts[2] - counts[1], counts[3] - counts[2])
-                #expect(first > 0 && second > 0 && first + second == all, "all \(all), shard 0 \(first), shard 1 \(second)")
+                #expect(
+                    first > 0 && second > 0 && first + second == all, "all \(all), shard 0 \(first), shard 1 \(second)")
             }
         }
     }
@@ -235,7 +279,9 @@ struct FilterContractTests {
 
     @Test(arguments: tools)
     func aJSONArrayReadsAsItsRecords(_ tool: Tool) throws {
-        let (r, dir) = try run(tool, """
+        let (r, dir) = try run(
+            tool,
+            """
             { echo '['; sed '$!s/$/,/; s/^/  /' in.ndjson; echo ']'; } > in.json
             $T in.ndjson > from-lines.ndjson || echo "lines failed"
             $T in.json > from-array.ndjson || echo "array failed"
@@ -247,7 +293,9 @@ struct FilterContractTests {
 
     @Test(arguments: modelTools)
     func deadEndpointIs69WithinSeconds(_ tool: Tool) throws {
-        let (r, dir) = try run(tool, """
+        let (r, dir) = try run(
+            tool,
+            """
             URL=http://127.0.0.1:9/v1
             T="\(tool.command)"
             start=$(date +%s)
@@ -270,7 +318,9 @@ struct FilterContractTests {
     @Test(arguments: modelTools)
     func refusedKeyIs77NamingTheVariableNeverTheKey(_ tool: Tool) throws {
         let key = "right-key-0123456789abcdef", wrong = "wrong-key-9876543210fedcba"
-        let (r, dir) = try run(tool, serverEnv: "GRA_TESTSERVER_KEY=\(key)", prepareEnv: "OPENAI_API_KEY=\(key)", """
+        let (r, dir) = try run(
+            tool, serverEnv: "GRA_TESTSERVER_KEY=\(key)", prepareEnv: "OPENAI_API_KEY=\(key)",
+            """
             OPENAI_API_KEY=\(wrong) $T in.ndjson > out.ndjson 2> err.txt; echo "status $?"
             grep -rl -e "\(wrong)" -e "\(String(wrong.prefix(12)))" . | grep -v '^./.std' || echo "key nowhere"
             """)
@@ -283,7 +333,9 @@ struct FilterContractTests {
 
     @Test(arguments: modelTools)
     func failedRecordsGoToTheDefaultErrorsFile(_ tool: Tool) throws {
-        let (r, dir) = try run(tool, failing: true, """
+        let (r, dir) = try run(
+            tool, failing: true,
+            """
             $T in.ndjson > out.ndjson 2> err.txt; echo "status $?"
             cp \(tool.name).errors.ndjson first-run.ndjson
             $T in.ndjson > out.ndjson 2> err2.txt; echo "status $?"
@@ -291,13 +343,19 @@ struct FilterContractTests {
             $T --errors /dev/null in.ndjson > out.ndjson 2> err3.txt; echo "status $?"
             ls | grep -c '\\.errors\\.'
             """)
-        #expect(r.stdoutLines == ["status 75", "status 75", "first file kept", "status 75", "2"], "\(r.stdoutText) \(r.stderr) \(text(dir, "err.txt"))")
+        #expect(
+            r.stdoutLines == ["status 75", "status 75", "first file kept", "status 75", "2"],
+            "\(r.stdoutText) \(r.stderr) \(text(dir, "err.txt"))")
         #expect(text(dir, "err.txt").contains("./\(tool.name).errors.ndjson"), "\(text(dir, "err.txt"))")
         #expect(text(dir, "err2.txt").contains("./\(tool.name).errors.2.ndjson"), "\(text(dir, "err2.txt"))")
-        let inputIDs = try jsonLines(Data(contentsOf: dir.appendingPathComponent("in.ndjson"))).compactMap { $0["id"] as? String }
+        let inputIDs = try jsonLines(Data(contentsOf: dir.appendingPathComponent("in.ndjson"))).compactMap {
+            $0["id"] as? String
+        }
         for name in ["\(tool.name).errors.ndjson", "\(tool.name).errors.2.ndjson"] {
             let failed = try jsonLines(Data(contentsOf: dir.appendingPathComponent(name)))
-            #expect(Set(failed.compactMap { ($0["record"] as? [String: Any])?["id"] as? String }) == Set(inputIDs), "\(name)")
+            #expect(
+                Set(failed.compactMap { ($0["record"] as? [String: Any])?["id"] as? String }) == Set(inputIDs),
+                "\(name)")
         }
     }
 }
@@ -306,7 +364,9 @@ extension FilterContractTests {
     /// --dry-run lists the requests as NDJSON and sends nothing, not even the start-up probe.
     @Test(arguments: modelTools)
     func dryRunListsRequestsAndSendsNothing(_ tool: Tool) throws {
-        let (r, dir) = try run(tool, """
+        let (r, dir) = try run(
+            tool,
+            """
             before=$(wc -l < log.ndjson)
             $T --dry-run in.ndjson > dry.ndjson 2> err.txt; echo "status $?"
             echo "sent $(( $(wc -l < log.ndjson) - before ))"

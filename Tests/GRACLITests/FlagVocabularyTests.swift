@@ -15,7 +15,7 @@ struct FlagVocabularyTests {
         ("gra-review --max-variance -1", "--max-variance must be ≥ 0"),
         ("gra-generate --per-seed -2", "--per-seed must be positive"),
         ("gra-map --prompt p --into x --max-connect-failures -1", "--max-connect-failures must be ≥ 0"),
-        ("gra-map --prompt p --into x --seed 3", "the server's sampling seed is --sampling-seed"),
+        ("gra-map --prompt p --into x --seed 3", "the server's sampling seed is --sampling-seed")
     ])
     func contradictionsAndRangesAreUsageErrors(_ command: String, _ message: String) throws {
         let r = try ToolRunner.sh("\(command) < /dev/null")
@@ -28,21 +28,30 @@ struct FlagVocabularyTests {
         let dir = ToolRunner.scratch()
         try Data("Say {{instruction}}".utf8).write(to: dir.appendingPathComponent("p.txt"))
         try Data(#"{"rules":[]}"#.utf8).write(to: dir.appendingPathComponent("script.json"))
-        let r = try ToolRunner.sh(MapCLITests.prelude + """
-            start_server --script script.json
-            echo '{"id":"a","instruction":"hi"}' | gra-map --prompt p.txt --into x --model m1@$URL --no-cache --sampling-seed -7 -q > /dev/null
-            echo "status $?"
-            """, in: dir)
+        let r = try ToolRunner.sh(
+            MapCLITests.prelude + """
+                start_server --script script.json
+                echo '{"id":"a","instruction":"hi"}' | gra-map --prompt p.txt --into x --model m1@$URL --no-cache \
+                --sampling-seed -7 -q > /dev/null
+                echo "status $?"
+                """, in: dir)
         #expect(r.stdoutLines == ["status 0"], "\(r.stderr)")
-        let chats = try jsonLines(Data(contentsOf: dir.appendingPathComponent("log.ndjson"))).filter { $0["path"] as? String == "/v1/chat/completions" }
+        let chats = try jsonLines(Data(contentsOf: dir.appendingPathComponent("log.ndjson"))).filter {
+            $0["path"] as? String == "/v1/chat/completions"
+        }
         #expect((chats.first?["body"] as? [String: Any])?["seed"] as? Int == -7)
     }
 
     /// --strip-meta: only the fields the format defines; --keep carries named others; without
     /// it unknown fields are carried as before.
     @Test func stripMetaWritesOnlyTrainingFields() throws {
-        let record = #"{"id":"r1","source":"web","score":3,"instruction":"q","input":"","output":"a","gra":{"origin":{"seed":"s"}}}"#
-        let r = try ToolRunner.sh("""
+        let record =
+            #"""
+            {"id":"r1","source":"web","score":3,"instruction":"q","input":"","output":"a",\#
+            "gra":{"origin":{"seed":"s"}}}
+            """#
+        let r = try ToolRunner.sh(
+            """
             cat > in.ndjson
             gra-format --to alpaca --strip-meta in.ndjson
             gra-format --to alpaca --strip-meta --keep id,source in.ndjson

@@ -6,7 +6,12 @@ import Testing
 struct FormatCLITests {
     /// Unknown fields with tricky JSON come out with the same values, byte for byte.
     @Test func unknownFieldsRoundTripExactly() throws {
-        let tricky = #""big":123456789012345678901234567890,"neg":-18446744073709551617,"f":0.30000000000000004,"tiny":5e-324,"huge":1e400,"negzero":-0.0,"exp":1E+2,"s":"\u0000\"\\\b\f\n\r\t\u001f","emoji":"😀👍🏽","cjk":"中文と日本語","nested":{"a":[1,{"b":null}],"c":true}"#
+        let tricky =
+            #"""
+            "big":123456789012345678901234567890,"neg":-18446744073709551617,"f":0.30000000000000004,\#
+            "tiny":5e-324,"huge":1e400,"negzero":-0.0,"exp":1E+2,"s":"\u0000\"\\\b\f\n\r\t\u001f","emoji":"😀👍🏽",\#
+            "cjk":"中文と日本語","nested":{"a":[1,{"b":null}],"c":true}
+            """#
         let input = #"{"instruction":"q","output":"a","#.dropLast() + "," + tricky + "}\n"
         let r = try ToolRunner.sh("gra-format --to gra", stdin: String(input))
         #expect(r.status == 0, "\(r.stderr)")
@@ -21,7 +26,8 @@ struct FormatCLITests {
     }
 
     @Test func escapedInputIsWrittenAsUTF8() throws {
-        let r = try ToolRunner.sh("gra-format", stdin: #"{"instruction":"caf\u00e9 \ud83d\ude00","output":"\/ok"}"# + "\n")
+        let r = try ToolRunner.sh(
+            "gra-format", stdin: #"{"instruction":"caf\u00e9 \ud83d\ude00","output":"\/ok"}"# + "\n")
         #expect(r.stdoutText == #"{"instruction":"café 😀","input":"","response":"/ok"}"# + "\n")
     }
 
@@ -31,13 +37,20 @@ struct FormatCLITests {
         ("{\"instruction\":\"x\",\"output\":\"\u{FF}\"}", "line 3: invalid JSON: invalid UTF-8"),
         ("{\"instruction\":\"x\",\"output\":\"a\u{0}b\"}", "line 3: invalid JSON: NUL byte inside a string"),
         ("{\"instruction\":\"x\",\u{0}\"output\":\"a\"}", "line 3: invalid JSON: unexpected NUL byte"),
-        ("{\"instruction\":\"x\" \"output\":\"a\"}", "line 3: invalid JSON: unexpected '\"' in object, expected ',' or '}' at byte 20"),
-        ("[{\"instruction\":\"x\",\"output\":\"a\"}]", "line 3: expected a JSON object (one record per line), found an array"),
+        (
+            "{\"instruction\":\"x\" \"output\":\"a\"}",
+            "line 3: invalid JSON: unexpected '\"' in object, expected ',' or '}' at byte 20"
+        ),
+        (
+            "[{\"instruction\":\"x\",\"output\":\"a\"}]",
+            "line 3: expected a JSON object (one record per line), found an array"
+        ),
         ("\"just a string\"", "line 3: expected a JSON object"),
-        ("{\"instruction\":\"x\",\"output\":\"a\"", "line 3: invalid JSON: unexpected end of input"),
+        ("{\"instruction\":\"x\",\"output\":\"a\"", "line 3: invalid JSON: unexpected end of input")
     ])
     func malformedLineStops(_ bad: String, _ message: String) throws {
-        var input = Data("{\"instruction\":\"q1\",\"output\":\"a1\"}\n{\"instruction\":\"q2\",\"output\":\"a2\"}\n".utf8)
+        var input = Data(
+            "{\"instruction\":\"q1\",\"output\":\"a1\"}\n{\"instruction\":\"q2\",\"output\":\"a2\"}\n".utf8)
         // \u{FF} above is a placeholder for the raw byte 0xFF, which no Swift string can hold.
         var badBytes = Data(bad.utf8)
         if let range = badBytes.range(of: Data("\u{FF}".utf8)) { badBytes.replaceSubrange(range, with: [0xFF]) }
@@ -46,17 +59,20 @@ struct FormatCLITests {
         let r = try ToolRunner.sh("gra-format", stdin: input)
         #expect(r.status == 65)
         #expect(r.stderr.contains(message), "\(r.stderr)")
-        #expect(r.stdoutLines == [
-            #"{"instruction":"q1","input":"","response":"a1"}"#,
-            #"{"instruction":"q2","input":"","response":"a2"}"#,
-        ])
+        #expect(
+            r.stdoutLines == [
+                #"{"instruction":"q1","input":"","response":"a1"}"#,
+                #"{"instruction":"q2","input":"","response":"a2"}"#
+            ])
     }
 
     @Test func skipBadInputReportsToRejectsAndGoesOn() throws {
         var input = Data("{\"instruction\":\"q1\",\"output\":\"a1\"}\n".utf8)
-        input.append(Data(#"{"instruction":""#.utf8) + [0xFF] + Data(#"","output":"a"}"#.utf8) + [0x0A])  // line 2: invalid UTF-8
+        // Line 2: invalid UTF-8.
+        input.append(Data(#"{"instruction":""#.utf8) + [0xFF] + Data(#"","output":"a"}"#.utf8) + [0x0A])
         input.append(Data("[1,2]\n\n{\"instruction\":\"q5\",\"output\":\"a5\"}\n{oops\n".utf8))
-        let r = try ToolRunner.sh("gra-format --skip-bad-input --rejects rej.ndjson; echo \"status $?\"; cat rej.ndjson", stdin: input)
+        let r = try ToolRunner.sh(
+            "gra-format --skip-bad-input --rejects rej.ndjson; echo \"status $?\"; cat rej.ndjson", stdin: input)
         let lines = r.stdoutLines
         #expect(lines.count == 2 + 1 + 3, "\(r.stdoutText)")
         #expect(lines[0].contains(#""response":"a1""#))
@@ -73,7 +89,8 @@ struct FormatCLITests {
 
     @Test func overlongLineIsNamedAndSkippable() throws {
         let long = "{\"instruction\":\"" + String(repeating: "x", count: 5000) + "\",\"output\":\"a\"}"
-        let input = "{\"instruction\":\"q\",\"output\":\"a\"}\n" + long + "\n{\"instruction\":\"q3\",\"output\":\"a\"}\n"
+        let input =
+            "{\"instruction\":\"q\",\"output\":\"a\"}\n" + long + "\n{\"instruction\":\"q3\",\"output\":\"a\"}\n"
         let stop = try ToolRunner.sh("gra-format --max-line-bytes 1000", stdin: input)
         #expect(stop.status == 65)
         #expect(stop.stderr.contains("line 2: line is 5031 bytes, over the 1000-byte limit"), "\(stop.stderr)")
@@ -90,14 +107,20 @@ struct FormatCLITests {
         let dir = ToolRunner.scratch()
         let input = """
             {"id":"a1","instruction":"Name a prime.","input":"","output":"2","source":"unit"}
-            {"id":"a2","instruction":"Translate","input":"chat","response":"cat","system":"You translate French.","gra":{"review":{"decision":"accept"}}}
-            {"id":"a3","conversations":[{"from":"human","value":"hi"},{"from":"gpt","value":"hello"},{"from":"human","value":"2+2?"},{"from":"gpt","value":"4"}]}
-            {"id":"a4","messages":[{"role":"system","content":"terse"},{"role":"user","content":"sky colour?"},{"role":"assistant","content":"blue"}]}
+            {"id":"a2","instruction":"Translate","input":"chat","response":"cat","system":"You translate \
+            French.","gra":{"review":{"decision":"accept"}}}
+            {"id":"a3","conversations":[{"from":"human","value":"hi"},{"from":"gpt","value":"hello"},{"from":"human",\
+            "value":"2+2?"},{"from":"gpt","value":"4"}]}
+            {"id":"a4","messages":[{"role":"system","content":"terse"},{"role":"user","content":"sky \
+            colour?"},{"role":"assistant","content":"blue"}]}
 
             """
-        let r = try ToolRunner.sh("gra-format --to \(target) --array > out.json && gra-format < out.json", stdin: input, in: dir)
+        let r = try ToolRunner.sh(
+            "gra-format --to \(target) --array > out.json && gra-format < out.json", stdin: input, in: dir)
         #expect(r.status == 0, "\(r.stderr)")
-        let array = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("out.json"))) as? [[String: Any]]
+        let array =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("out.json")))
+            as? [[String: Any]]
         #expect(array?.count == 4)
         let back = try jsonLines(r.stdout)
         #expect(back.map { $0["id"] as? String } == ["a1", "a2", "a3", "a4"])
@@ -125,7 +148,9 @@ struct FormatCLITests {
 
     /// --no-normalize leaves the text alone but still rejects a truncated response.
     @Test func noNormalizeStillRejectsTruncated() throws {
-        let input = #"{"instruction":"q","response":"```py\nx = 1\n"}"# + "\n" + #"{"instruction":" q ","response":"ok "}"# + "\n"
+        let input =
+            #"{"instruction":"q","response":"```py\nx = 1\n"}"# + "\n" + #"{"instruction":" q ","response":"ok "}"#
+            + "\n"
         let r = try ToolRunner.sh("gra-format --no-normalize --rejects rej.ndjson && cat rej.ndjson", stdin: input)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdoutLines.count == 2)
@@ -173,7 +198,8 @@ struct FormatCLITests {
     @Test func withoutRejectsFileRejectionsGoToTheDefaultFile() throws {
         let dir = ToolRunner.scratch()
         try Data((#"{"instruction":"q","output":""}"# + "\n").utf8).write(to: dir.appendingPathComponent("in.ndjson"))
-        let r = try ToolRunner.sh("""
+        let r = try ToolRunner.sh(
+            """
             gra-format < in.ndjson > out1.ndjson 2> err1.txt; echo "status $?"
             gra-format < in.ndjson > out2.ndjson 2> err2.txt; echo "status $?"
             gra-format --rejects /dev/null < in.ndjson > out3.ndjson; echo "status $?"
@@ -181,7 +207,9 @@ struct FormatCLITests {
             """, in: dir)
         #expect(r.stdoutLines == ["status 0", "status 0", "status 0", "2"], "\(r.stdoutText) \(r.stderr)")
         let kept = try jsonLines(Data(contentsOf: dir.appendingPathComponent("gra-format.rejects.ndjson")))
-        #expect(kept.count == 1 && kept[0]["reason"] as? String == "empty response" && kept[0]["where"] as? String == "line 1")
+        #expect(
+            kept.count == 1 && kept[0]["reason"] as? String == "empty response"
+                && kept[0]["where"] as? String == "line 1")
         #expect((kept[0]["record"] as? [String: Any])?["instruction"] as? String == "q")
         let said = (try? String(contentsOf: dir.appendingPathComponent("err1.txt"), encoding: .utf8)) ?? ""
         #expect(said.contains("1 rejected record(s) written to ./gra-format.rejects.ndjson"), "\(said)")
@@ -192,7 +220,9 @@ struct FormatCLITests {
     /// Many batches are converted in parallel; the output must still follow the input order.
     @Test func orderIsPreservedAcrossParallelBatches() throws {
         let script = """
-            awk 'BEGIN { for (i = 0; i < 60000; i++) printf "{\\"id\\":\\"r%d\\",\\"instruction\\":\\"%s\\",\\"output\\":\\"a\\"}\\n", i, (i % 7 == 0 ? "a longer instruction text to vary the line lengths" : "q") }' | gra-format -q | awk -F'"' '{ print $4 }' > ids.txt
+            awk 'BEGIN { for (i = 0; i < 60000; i++) printf \
+            "{\\"id\\":\\"r%d\\",\\"instruction\\":\\"%s\\",\\"output\\":\\"a\\"}\\n", i, (i % 7 == 0 ? "a longer \
+            instruction text to vary the line lengths" : "q") }' | gra-format -q | awk -F'"' '{ print $4 }' > ids.txt
             awk '{ if ($0 != "r" NR-1) { print "out of order at " NR ": " $0; exit 1 } } END { print NR }' ids.txt
             """
         let r = try ToolRunner.sh(script)
@@ -202,13 +232,15 @@ struct FormatCLITests {
 
     @Test func readsAlpacaJSONArrayFileAndReportsElement() throws {
         let dir = ToolRunner.scratch()
-        try Data("""
+        try Data(
+            """
             [
               {"instruction": "q1", "input": "", "output": "a1"},
               {"instruction": "q2", "input": "", "output": "a2"},
               {"instruction": "q3", "input": "", "output": 3}
             ]
-            """.utf8).write(to: dir.appendingPathComponent("alpaca.json"))
+            """.utf8
+        ).write(to: dir.appendingPathComponent("alpaca.json"))
         let r = try ToolRunner.sh("gra-format alpaca.json --rejects rej.ndjson && cat rej.ndjson", in: dir)
         #expect(r.status == 0, "\(r.stderr)")
         let lines = r.stdoutLines

@@ -8,7 +8,8 @@ struct GenerateCLITests {
 
     func setUp(rules: [String], records: [String]) throws -> URL {
         let dir = ToolRunner.scratch()
-        try Data(#"{"rules":[\#(rules.joined(separator: ",\n"))]}"#.utf8).write(to: dir.appendingPathComponent("script.json"))
+        try Data(#"{"rules":[\#(rules.joined(separator: ",\n"))]}"#.utf8).write(
+            to: dir.appendingPathComponent("script.json"))
         try Data((records.joined(separator: "\n") + "\n").utf8).write(to: dir.appendingPathComponent("in.ndjson"))
         return dir
     }
@@ -17,17 +18,28 @@ struct GenerateCLITests {
         try jsonLines(Data(contentsOf: dir.appendingPathComponent(name)))
     }
 
-    static func origin(_ o: [String: Any]) -> [String: Any] { ((o["gra"] as? [String: Any])?["origin"] as? [String: Any]) ?? [:] }
+    static func origin(_ o: [String: Any]) -> [String: Any] {
+        ((o["gra"] as? [String: Any])?["origin"] as? [String: Any]) ?? [:]
+    }
 
     static let rules = [
         // s0's classification is slow: later seeds must still draw their shots as if it came first.
         #"{"contains":["Classify the following","SEED-0 "],"delay_ms":300,"reply_json":{"domain":"math"}}"#,
         #"{"contains":["Classify the following","SEED-7 "],"reply_json":{"domain":"poetry"}}"#,
         #"{"contains":"Classify the following","reply":"```json\n{\"domain\": \"math\"}\n```"}"#,
-        #"{"contains":["extract the knowledge","SEED-2 "],"delay_ms":200,"reply_json":{"keywords":["late"],"summary":"Slow."}}"#,
+        #"""
+        {"contains":["extract the knowledge","SEED-2 \#
+        "],"delay_ms":200,"reply_json":{"keywords":["late"],"summary":"Slow."}}
+        """#,
         #"{"contains":"extract the knowledge","reply_json":{"keywords":["fractions","ratios"],"summary":"Ratios."}}"#,
-        #"{"contains":["Write ONE new example","(variant 2)","\u0023## Seed\nInstruction: Task SEED-5 "],"reply":"Sure! Here is a new task about ratios."}"#,
-        #"{"contains":"Write ONE new example","reply_json":{"instruction":"New task","input":"","response":"New answer"}}"#,
+        #"""
+        {"contains":["Write ONE new example","(variant 2)","\u0023## Seed\nInstruction: Task SEED-5 \#
+        "],"reply":"Sure! Here is a new task about ratios."}
+        """#,
+        #"""
+        {"contains":"Write ONE new example","reply_json":{"instruction":"New task","input":"","response":"New \#
+        answer"}}
+        """#
     ]
 
     /// Ten seeds: s0 and s7 have no domain (classified; s7's label is outside the set), s4 has
@@ -35,24 +47,33 @@ struct GenerateCLITests {
     static let seeds: [String] = (0..<10).map { i in
         let domain = (i == 0 || i == 7) ? "" : #""domain":"math","#
         let knowledge = i == 4 ? #""keywords":["given"],"summary":"Given.","# : ""
-        return #"{"id":"s\#(i)",\#(domain)\#(knowledge)"instruction":"Task SEED-\#(i) here","output":"Answer \#(i)","source":"user-\#(i)"}"#
+        return
+            #"""
+            {"id":"s\#(i)",\#(domain)\#(knowledge)"instruction":"Task SEED-\#(i) here","output":"Answer \#
+            \#(i)","source":"user-\#(i)"}
+            """#
     }
 
     @Test func samplesOriginsShotsFailuresAndRerun() throws {
         let dir = try setUp(rules: Self.rules, records: Self.seeds)
-        let r = try ToolRunner.sh(Self.prelude + """
-            start_server --script script.json --models m1,m2,m3
-            M="--model m1@$URL --model m2@$URL --model m3@$URL --per-seed 2 --parse-retries 1"
-            gra-generate $M --no-cache --max-in-flight 1 --errors err1.ndjson < in.ndjson > one.ndjson; echo "one $?"
-            gra-generate $M --cache cache --max-in-flight 32 --keep-seeds --round 3 --errors err.ndjson < in.ndjson > many.ndjson; echo "many $?"
-            n=$(requests)
-            gra-generate $M --cache cache --max-in-flight 32 --keep-seeds --round 3 --errors err2.ndjson < in.ndjson > again.ndjson; echo "again $?"
-            echo "extra $(( $(requests) - n ))"
-            cmp many.ndjson again.ndjson && echo same
-            n=$(requests)
-            gra-generate --model m1@$URL --model m2@$URL --model m3@$URL --per-seed 3 --parse-retries 1 --cache cache < in.ndjson > three.ndjson 2>/dev/null
-            echo "three $? $(( $(requests) - n ))"
-            """, in: dir)
+        let r = try ToolRunner.sh(
+            Self.prelude + """
+                start_server --script script.json --models m1,m2,m3
+                M="--model m1@$URL --model m2@$URL --model m3@$URL --per-seed 2 --parse-retries 1"
+                gra-generate $M --no-cache --max-in-flight 1 --errors err1.ndjson < in.ndjson > one.ndjson; echo "one \
+                $?"
+                gra-generate $M --cache cache --max-in-flight 32 --keep-seeds --round 3 --errors err.ndjson < \
+                in.ndjson > many.ndjson; echo "many $?"
+                n=$(requests)
+                gra-generate $M --cache cache --max-in-flight 32 --keep-seeds --round 3 --errors err2.ndjson < \
+                in.ndjson > again.ndjson; echo "again $?"
+                echo "extra $(( $(requests) - n ))"
+                cmp many.ndjson again.ndjson && echo same
+                n=$(requests)
+                gra-generate --model m1@$URL --model m2@$URL --model m3@$URL --per-seed 3 --parse-retries 1 --cache \
+                cache < in.ndjson > three.ndjson 2>/dev/null
+                echo "three $? $(( $(requests) - n ))"
+                """, in: dir)
         // Raising --per-seed asks only the new samples (one per seed that got a domain).
         #expect(r.stdoutLines == ["one 75", "many 75", "again 75", "extra 0", "same", "three 75 9"], "\(r.stderr)")
         let one = try lines(dir, "one.ndjson")
@@ -62,14 +83,20 @@ struct GenerateCLITests {
         let expectedIDs = (0..<10).filter { $0 != 7 }.flatMap { i in i == 5 ? ["s5.g0"] : ["s\(i).g0", "s\(i).g1"] }
         #expect(one.map { $0["id"] as? String } == expectedIDs)
         #expect(many.filter { Self.origin($0)["is_seed"] == nil }.map { $0["id"] as? String } == expectedIDs)
-        #expect(many.filter { Self.origin($0)["is_seed"] as? Bool == true }.map { $0["id"] as? String } == (0..<10).filter { $0 != 7 }.map { "s\($0)" })
+        #expect(
+            many.filter { Self.origin($0)["is_seed"] as? Bool == true }.map { $0["id"] as? String }
+                == (0..<10).filter { $0 != 7 }.map { "s\($0)" })
         for o in one {
             let origin = Self.origin(o)
             let seed = origin["seed"] as? String ?? "?"
-            #expect(o["instruction"] as? String == "New task" && o["response"] as? String == "New answer" && o["domain"] as? String == "math")
+            #expect(
+                o["instruction"] as? String == "New task" && o["response"] as? String == "New answer"
+                    && o["domain"] as? String == "math")
             #expect(o["source"] as? String == "user-" + seed.dropFirst())
             #expect(["m1", "m2", "m3"].contains(origin["generator"] as? String ?? ""))
-            #expect(origin["keywords"] as? [String] == (seed == "s4" ? ["given"] : seed == "s2" ? ["late"] : ["fractions", "ratios"]))
+            #expect(
+                origin["keywords"] as? [String]
+                    == (seed == "s4" ? ["given"] : seed == "s2" ? ["late"] : ["fractions", "ratios"]))
             // Shots: other seeds of the same domain read before this one, at most 2.
             let shots = origin["shots"] as? [String] ?? []
             let index = Int(seed.dropFirst())!
@@ -77,14 +104,22 @@ struct GenerateCLITests {
             #expect(shots.allSatisfy { Int($0.dropFirst())! < index && $0 != "s7" })
         }
         // The draws depend on input order and --seed only, not on which reply came first.
-        #expect(one.map { "\(Self.origin($0)["shots"] ?? "")" } == many.filter { Self.origin($0)["is_seed"] == nil }.map { "\(Self.origin($0)["shots"] ?? "")" })
+        #expect(
+            one.map { "\(Self.origin($0)["shots"] ?? "")" }
+                == many.filter { Self.origin($0)["is_seed"] == nil }.map { "\(Self.origin($0)["shots"] ?? "")" })
         #expect(many.allSatisfy { Self.origin($0)["round"] as? Int == 3 })
         let s0 = many.first { $0["id"] as? String == "s0" }
-        #expect(s0?["domain"] as? String == "math" && s0?["keywords"] as? [String] == ["fractions", "ratios"] && s0?["summary"] as? String == "Ratios.")
+        #expect(
+            s0?["domain"] as? String == "math" && s0?["keywords"] as? [String] == ["fractions", "ratios"]
+                && s0?["summary"] as? String == "Ratios.")
         // Errors: the seed whose label is not a domain, and the one sample that never parsed.
         let errors = try lines(dir, "err.ndjson")
         #expect(errors.map { $0["id"] as? String } == ["s5", "s7"])
-        #expect(errors[0]["sample_id"] as? String == "s5.g1" && (errors[0]["reason"] as? String)?.contains("holds no JSON") == true)
-        #expect(errors[1]["step"] as? String == "domain classification" && (errors[1]["reason"] as? String)?.contains("should be one of") == true)
+        #expect(
+            errors[0]["sample_id"] as? String == "s5.g1"
+                && (errors[0]["reason"] as? String)?.contains("holds no JSON") == true)
+        #expect(
+            errors[1]["step"] as? String == "domain classification"
+                && (errors[1]["reason"] as? String)?.contains("should be one of") == true)
     }
 }

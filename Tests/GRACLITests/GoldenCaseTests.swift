@@ -48,8 +48,9 @@ struct GoldenCaseTests {
         }
         // No model, server or cache from the caller's environment: the cases run the same everywhere.
         let script = "unset GRA_MODELS OPENAI_BASE_URL OPENAI_API_KEY; \(tool) \(args)"
-        let r = try ToolRunner.sh(script, stdin: stdin, in: scratch,
-                                  env: ["XDG_CACHE_HOME": scratch.appendingPathComponent(".cache").path])
+        let r = try ToolRunner.sh(
+            script, stdin: stdin, in: scratch,
+            env: ["XDG_CACHE_HOME": scratch.appendingPathComponent(".cache").path])
         let stderr = GoldenCase.normalize(r.stderr, scratch: scratch.path)
 
         let expectedFiles = dir.appendingPathComponent("files")
@@ -75,8 +76,9 @@ struct GoldenCaseTests {
             let made = try? Data(contentsOf: scratch.appendingPathComponent(file))
             #expect(made != nil, "\(name): the run made no \(file)")
             let want = try Data(contentsOf: expectedFiles.appendingPathComponent(file))
-            #expect(made == nil || made == want,
-                    "\(name): \(file) differs; it was:\n\(String(decoding: made ?? Data(), as: UTF8.self))")
+            #expect(
+                made == nil || made == want,
+                "\(name): \(file) differs; it was:\n\(String(decoding: made ?? Data(), as: UTF8.self))")
         }
     }
 

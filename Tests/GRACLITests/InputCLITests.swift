@@ -6,7 +6,8 @@ import Testing
 /// same data as NDJSON gives (the arrays are written by Python's json module, not by gra).
 @Suite("Input: JSON arrays from files and pipes give the NDJSON records", .serialized)
 struct InputCLITests {
-    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
 
     /// A shell function `slowcat FILE`: writes FILE in pieces of 1 byte to 64 KiB with short
     /// pauses, so reads see every kind of partial chunk.
@@ -36,7 +37,9 @@ struct InputCLITests {
             """
         let r = try ToolRunner.sh(script)
         #expect(r.status == 0, "\(r.stdoutText) \(r.stderr)")
-        let words = r.stdoutText.split(separator: " ").compactMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        let words = r.stdoutText.split(separator: " ").compactMap {
+            Int($0.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
         #expect(words.count == 3 && words[0] > 0 && words[0] == words[1], "records made vs written: \(r.stdoutText)")
         if words.count == 3 { #expect(Double(words[2]) >= megabytes * 1_000_000) }
     }
@@ -50,7 +53,8 @@ struct InputCLITests {
             \(Self.slowcat)
             python3 '\(Self.repo.path)/Tests/input/make_arrays.py' 6 indent 3 big.json big.ndjson > /dev/null
             # Duplicates that cross the array's elements: the first 300 records again at the end.
-            python3 -c 'import json; r = json.load(open("big.json")); json.dump(r + r[:300], open("dup.json", "w"), indent=2)'
+            python3 -c 'import json; r = json.load(open("big.json")); json.dump(r + r[:300], open("dup.json", "w"), \
+            indent=2)'
             python3 -c 'import json; [print(json.dumps(x)) for x in json.load(open("dup.json"))]' > dup.ndjson
             gra-dedup -q --rejects want.rej < dup.ndjson | gra-format -q > want.out
             gra-dedup -q --rejects file.rej dup.json | gra-format -q > file.out
@@ -73,7 +77,9 @@ struct InputCLITests {
     /// records (this crashed in malloc once the array passed 2 MiB).
     @Test func ownAlpacaArrayOutputReadsBack() throws {
         let codegen = Self.repo.appendingPathComponent("Tests/data/real/gpteacher/codegen-instruct.json").path
-        let roleplay = Self.repo.appendingPathComponent("Tests/data/real/gpteacher/roleplay-simple-deduped-roleplay-instruct.json").path
+        let roleplay = Self.repo.appendingPathComponent(
+            "Tests/data/real/gpteacher/roleplay-simple-deduped-roleplay-instruct.json"
+        ).path
         let script = """
             set -e
             gra-format -q --from gra --to alpaca '\(codegen)' '\(roleplay)' > want.ndjson
@@ -96,26 +102,30 @@ struct InputCLITests {
         "llama-factory/alpaca_en_demo.json", "llama-factory/alpaca_zh_demo.json", "llama-factory/identity.json",
         "llama-factory/glaive_toolcall_en_demo.json", "llama-factory/glaive_toolcall_zh_demo.json",
         "llama-factory/dpo_en_demo.json", "llama-factory/kto_en_demo.json",
-        "gpteacher/roleplay-simple-deduped-roleplay-instruct.json", "gpteacher/codegen-instruct.json",
+        "gpteacher/roleplay-simple-deduped-roleplay-instruct.json", "gpteacher/codegen-instruct.json"
     ])
     func realArrayFileGivesItsNDJSONRecords(_ name: String) throws {
         let path = Self.repo.appendingPathComponent("Tests/data/real/" + name).path
         let script = """
             set -e
             \(Self.slowcat)
-            python3 -c 'import json, sys; [print(json.dumps(x, ensure_ascii=False)) for x in json.load(open(sys.argv[1]))]' '\(path)' > data.ndjson
+            python3 -c 'import json, sys; [print(json.dumps(x, ensure_ascii=False)) for x in \
+            json.load(open(sys.argv[1]))]' '\(path)' > data.ndjson
             gra-format -q --rejects want.rej < data.ndjson > want.out || test $? -eq 0
             gra-format -q --rejects file.rej '\(path)' > file.out
             cat '\(path)' | gra-format -q --rejects pipe.rej > pipe.out
             slowcat '\(path)' | gra-format -q --rejects slow.rej > slow.out
             # The rejects name the place: "line N" from NDJSON, "line N (array element K)" from the array.
             for f in want file pipe slow; do sed -E 's/"where":"[^"]*",//' $f.rej > $f.rej2; done
-            for f in file pipe slow; do cmp want.out $f.out && cmp want.rej2 $f.rej2 || { echo "$f differs"; exit 1; }; done
+            for f in file pipe slow; do cmp want.out $f.out && cmp want.rej2 $f.rej2 || { echo "$f differs"; exit 1; \
+            }; done
             echo $(wc -l < data.ndjson) $(wc -l < want.out) $(wc -l < want.rej)
             """
         let r = try ToolRunner.sh(script)
         #expect(r.status == 0, "\(r.stdoutText) \(r.stderr)")
-        let n = r.stdoutText.split(separator: " ").compactMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        let n = r.stdoutText.split(separator: " ").compactMap {
+            Int($0.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
         #expect(n.count == 3 && n[0] > 0 && n[0] == n[1] + n[2], "every record written or rejected: \(r.stdoutText)")
     }
 
@@ -124,7 +134,8 @@ struct InputCLITests {
     @Test(arguments: ["json", "lines", "array"])
     func fuzzSeedsAndCrashersPass(_ target: String) throws {
         let fuzz = Self.repo.appendingPathComponent("Tests/fuzz").path
-        let r = try ToolRunner.sh("""
+        let r = try ToolRunner.sh(
+            """
             set -e
             dirs='\(fuzz)/seeds/\(target)'
             test -d '\(fuzz)/crashers/\(target)' && dirs="$dirs \(fuzz)/crashers/\(target)"

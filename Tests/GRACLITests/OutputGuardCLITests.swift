@@ -15,20 +15,34 @@ struct OutputGuardCLITests {
         ("gra-adjudicate \(model) --rejects in.ndjson in.ndjson", "--rejects in.ndjson is the input in.ndjson"),
         ("gra-adjudicate \(model) --errors ./in.ndjson in.ndjson", "--errors ./in.ndjson is the input in.ndjson"),
         ("gra-review \(model) --stats in.ndjson in.ndjson", "--stats in.ndjson is the input in.ndjson"),
-        ("gra-adjudicate \(model) --errors out.ndjson --rejects ../d/out.ndjson in.ndjson", "--rejects ../d/out.ndjson is the same file as --errors out.ndjson"),
+        (
+            "gra-adjudicate \(model) --errors out.ndjson --rejects ../d/out.ndjson in.ndjson",
+            "--rejects ../d/out.ndjson is the same file as --errors out.ndjson"
+        ),
         ("gra-generate \(model) --errors in.ndjson in.ndjson", "--errors in.ndjson is the input in.ndjson"),
-        ("gra-map --prompt p.txt --into x \(model) --errors in.ndjson < in.ndjson", "--errors in.ndjson is the input standard input"),
+        (
+            "gra-map --prompt p.txt --into x \(model) --errors in.ndjson < in.ndjson",
+            "--errors in.ndjson is the input standard input"
+        ),
         ("gra-format --rejects in.ndjson in.ndjson", "--rejects in.ndjson is the input in.ndjson"),
         ("gra-format in.ndjson >> in.ndjson", "standard output is the input in.ndjson"),
         ("gra-format < in.ndjson >> in.ndjson", "standard output is the input standard input"),
         ("gra-dedup --rejects in.ndjson in.ndjson", "--rejects in.ndjson is the input in.ndjson"),
-        ("gra-dedup --against in.ndjson --rejects in.ndjson other.ndjson", "--rejects in.ndjson is the input in.ndjson"),
-        ("gra-format --complete-summaries \(model) --errors in.ndjson in.ndjson", "--errors in.ndjson is the input in.ndjson"),
+        (
+            "gra-dedup --against in.ndjson --rejects in.ndjson other.ndjson",
+            "--rejects in.ndjson is the input in.ndjson"
+        ),
+        (
+            "gra-format --complete-summaries \(model) --errors in.ndjson in.ndjson",
+            "--errors in.ndjson is the input in.ndjson"
+        )
     ])
     func outputOverAnInputExits64(_ command: String, _ message: String) throws {
         let dir = ToolRunner.scratch().appendingPathComponent("d")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let records = #"{"id":"r1","instruction":"q","response":"a"}"# + "\n" + #"{"id":"r2","instruction":"q2","response":"a2"}"# + "\n"
+        let records =
+            #"{"id":"r1","instruction":"q","response":"a"}"# + "\n" + #"{"id":"r2","instruction":"q2","response":"a2"}"#
+            + "\n"
         try Data(records.utf8).write(to: dir.appendingPathComponent("in.ndjson"))
         try Data(records.utf8).write(to: dir.appendingPathComponent("other.ndjson"))
         try Data("{{instruction}}".utf8).write(to: dir.appendingPathComponent("p.txt"))
@@ -46,7 +60,8 @@ struct OutputGuardCLITests {
         let dir = ToolRunner.scratch()
         try Data(#"{"instruction":"q"}"#.utf8 + [0x0A]).write(to: dir.appendingPathComponent("in.ndjson"))
         try Data("{{instruction}}".utf8).write(to: dir.appendingPathComponent("p.txt"))
-        let r = try ToolRunner.sh("""
+        let r = try ToolRunner.sh(
+            """
             i=0
             while [ $i -lt 40 ]; do
                 gra-map --prompt p.txt --into x \(Self.model) --errors in.ndjson < in.ndjson 2> err.txt
@@ -62,7 +77,12 @@ struct OutputGuardCLITests {
     @Test func devNullServesSeveralOutputs() throws {
         let dir = ToolRunner.scratch()
         try Data(#"{"instruction":"q","output":"a"}"#.utf8 + [0x0A]).write(to: dir.appendingPathComponent("in.json"))
-        let r = try ToolRunner.sh("gra-dedup -q --rejects /dev/null --errors /dev/null in.json > out.ndjson && gra-format -q --rejects r.ndjson out.ndjson", in: dir)
+        let r = try ToolRunner.sh(
+            """
+            gra-dedup -q --rejects /dev/null --errors /dev/null in.json > out.ndjson && gra-format -q --rejects \
+            r.ndjson out.ndjson
+            """,
+            in: dir)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdoutLines.count == 1)
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -16,22 +17,29 @@ struct TestServerTests {
         var lines: [String] { outcome.stdoutLines }
         /// The server's request log, one object per line.
         var log: [[String: Any]] { (try? jsonLines(Data(contentsOf: dir.appendingPathComponent("log.ndjson")))) ?? [] }
-        var rawLog: String { (try? String(contentsOf: dir.appendingPathComponent("log.ndjson"), encoding: .utf8)) ?? "" }
-        var serverErr: String { (try? String(contentsOf: dir.appendingPathComponent("server.err"), encoding: .utf8)) ?? "" }
+        var rawLog: String {
+            (try? String(contentsOf: dir.appendingPathComponent("log.ndjson"), encoding: .utf8)) ?? ""
+        }
+        var serverErr: String {
+            (try? String(contentsOf: dir.appendingPathComponent("server.err"), encoding: .utf8)) ?? ""
+        }
         func file(_ name: String) -> String {
             (try? String(contentsOf: dir.appendingPathComponent(name), encoding: .utf8)) ?? ""
         }
         /// Line `i` of stdout parsed as a JSON object (an empty object if it is not one).
         func json(_ i: Int) -> [String: Any] {
             guard i < lines.count, let d = lines[i].data(using: .utf8),
-                  let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any] else { return [:] }
+                let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any]
+            else { return [:] }
             return o
         }
     }
 
     /// Starts `gra-testserver ARGS` (with `script` as s.json when given), waits for its URL in
     /// $URL, runs `body`, and stops the server on exit. `chat BODY` posts a chat request.
-    static func session(_ args: String = "", script: String? = nil, env: [String: String] = [:], _ body: String) throws -> Session {
+    static func session(_ args: String = "", script: String? = nil, env: [String: String] = [:], _ body: String) throws
+        -> Session
+    {
         let dir = ToolRunner.scratch()
         var serverArgs = args
         if let script {
@@ -61,7 +69,10 @@ struct TestServerTests {
 
     /// A chat request body with one user message.
     static func ask(_ text: String, model: String = "m1", extra: String = "") -> String {
-        #"{"model":"\#(model)","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"\#(text)"}]\#(extra)}"#
+        #"""
+        {"model":"\#(model)","messages":[{"role":"system","content":"be \#
+        brief"},{"role":"user","content":"\#(text)"}]\#(extra)}
+        """#
     }
 
     static func choices(_ o: [String: Any]) -> [[String: Any]] { o["choices"] as? [[String: Any]] ?? [] }
@@ -70,10 +81,13 @@ struct TestServerTests {
     // MARK: - Default behaviour
 
     @Test func echoReplyHasTheOpenAIShape() throws {
-        let s = try Self.session("", """
+        let s = try Self.session(
+            "",
+            """
             chat '\(Self.ask("hello there world"))'
             chat '\(Self.ask("again", extra: #","n":3"#))'
-            chat '{"model":"m1","messages":[{"role":"user","content":[{"type":"text","text":"part one"},{"type":"text","text":"part two"}]}]}'
+            chat '{"model":"m1","messages":[{"role":"user","content":[{"type":"text","text":"part \
+            one"},{"type":"text","text":"part two"}]}]}'
             curl -sS -D headers.txt -o /dev/null "$URL/chat/completions" -d '\(Self.ask("x"))'
             """)
         #expect(s.outcome.status == 0, "\(s.outcome.stderr)")
@@ -103,7 +117,9 @@ struct TestServerTests {
     }
 
     @Test func modelsHealthAndUnknownPaths() throws {
-        let s = try Self.session("--models alpha,beta", """
+        let s = try Self.session(
+            "--models alpha,beta",
+            """
             curl -sS "$URL/models"; echo
             curl -sS "${URL%/v1}/health"; echo
             curl -sS -w ' %{http_code}' "$URL/completions" -d '{}'; echo
@@ -113,21 +129,28 @@ struct TestServerTests {
         #expect(list["object"] as? String == "list")
         let data = list["data"] as? [[String: Any]] ?? []
         #expect(data.map { $0["id"] as? String } == ["alpha", "beta"])
-        #expect(data.allSatisfy { $0["object"] as? String == "model" && $0["owned_by"] as? String == "gra-testserver" && $0["created"] as? Int == 0 })
+        #expect(
+            data.allSatisfy {
+                $0["object"] as? String == "model" && $0["owned_by"] as? String == "gra-testserver"
+                    && $0["created"] as? Int == 0
+            })
         #expect(s.lines[1] == "ok")
         #expect(s.lines[2].hasSuffix(" 404"))
         #expect(s.lines[2].contains(#""code":"unknown_url""#))
 
         // Without --models: the models the script names, else "test-model".
-        let named = try Self.session("", script: #"{"rules":[{"model":"x1","reply":"a"},{"model":"x2","reply":"b"},{"model":"x1"}]}"#,
-                                     #"curl -sS "$URL/models"; echo"#)
+        let named = try Self.session(
+            "", script: #"{"rules":[{"model":"x1","reply":"a"},{"model":"x2","reply":"b"},{"model":"x1"}]}"#,
+            #"curl -sS "$URL/models"; echo"#)
         #expect((named.json(0)["data"] as? [[String: Any]])?.map { $0["id"] as? String } == ["x1", "x2"])
         let plain = try Self.session("", #"curl -sS "$URL/models"; echo"#)
         #expect((plain.json(0)["data"] as? [[String: Any]])?.map { $0["id"] as? String } == ["test-model"])
     }
 
     @Test func embeddingsAreDeterministicUnitVectors() throws {
-        let s = try Self.session("--embedding-dim 8", script: #"{"rules":[{"model":"fixed","embedding":[0.6,0.8]}]}"#, """
+        let s = try Self.session(
+            "--embedding-dim 8", script: #"{"rules":[{"model":"fixed","embedding":[0.6,0.8]}]}"#,
+            """
             curl -sS "$URL/embeddings" -d '{"model":"e1","input":["alpha","beta","alpha"]}'; echo
             curl -sS "$URL/embeddings" -d '{"model":"e1","input":"alpha"}'; echo
             curl -sS "$URL/embeddings" -d '{"model":"fixed","input":["p","q"]}'; echo
@@ -161,8 +184,11 @@ struct TestServerTests {
     // MARK: - Scripted rules
 
     @Test func ruleWithTimesThenFallsThrough() throws {
-        let script = #"{"rules":[{"contains":"flaky","times":2,"status":503},{"contains":"flaky","reply":"recovered"}]}"#
-        let s = try Self.session("", script: script, """
+        let script =
+            #"{"rules":[{"contains":"flaky","times":2,"status":503},{"contains":"flaky","reply":"recovered"}]}"#
+        let s = try Self.session(
+            "", script: script,
+            """
             for i in 1 2 3 4; do
                 curl -sS -o body.$i -w '%{http_code}\\n' "$URL/chat/completions" -d '\(Self.ask("a flaky one"))'
             done
@@ -175,7 +201,9 @@ struct TestServerTests {
 
     @Test func rateLimitCarriesRetryAfter() throws {
         let script = #"{"rules":[{"times":1,"status":429,"headers":{"Retry-After":"1","X-Scripted":"yes"}}]}"#
-        let s = try Self.session("", script: script, """
+        let s = try Self.session(
+            "", script: script,
+            """
             curl -sS -D h1.txt -o b1.json -w '%{http_code}\\n' "$URL/chat/completions" -d '\(Self.ask("q"))'
             curl -sS -D h2.txt -o /dev/null -w '%{http_code}\\n' "$URL/chat/completions" -d '\(Self.ask("q"))'
             """)
@@ -192,13 +220,16 @@ struct TestServerTests {
     @Test func scriptedReplyVariants() throws {
         let script = #"""
             {"rules":[
-              {"contains":"think","reasoning":"let me see","reasoning_field":"reasoning","content_null":true,"finish_reason":"length"},
+              {"contains":"think","reasoning":"let me \#
+            see","reasoning_field":"reasoning","content_null":true,"finish_reason":"length"},
               {"contains":"json","reply_json":{"label":"spam","score":0.9}},
               {"contains":"html","status":502,"body":"<html>bad gateway</html>","headers":{"Content-Type":"text/html"}},
               {"_comment":"reasoning beside content","contains":"both","reply":"42","reasoning":"sum"}
             ]}
             """#
-        let s = try Self.session("", script: script, """
+        let s = try Self.session(
+            "", script: script,
+            """
             chat '\(Self.ask("think"))'
             chat '\(Self.ask("json"))'
             curl -sS -D h.txt -w ' %{http_code}' "$URL/chat/completions" -d '\(Self.ask("html"))'; echo
@@ -219,7 +250,9 @@ struct TestServerTests {
     }
 
     @Test func delayedReplyDoesNotBlockOthers() throws {
-        let s = try Self.session("", script: #"{"rules":[{"contains":"slow","delay_ms":1000,"reply":"finally"}]}"#, """
+        let s = try Self.session(
+            "", script: #"{"rules":[{"contains":"slow","delay_ms":1000,"reply":"finally"}]}"#,
+            """
             ( chat '\(Self.ask("slow"))' > slow.json; echo slow >> order.txt ) &
             slow=$!
             sleep 0.2
@@ -244,9 +277,12 @@ struct TestServerTests {
               {"contains":"late-reset","delay_ms":100,"fault":"reset"}
             ]}
             """#
-        let s = try Self.session("", script: script, """
+        let s = try Self.session(
+            "", script: script,
+            """
             try() {
-                curl -sS --max-time "${2:-5}" -o "out.$1" -w '%{http_code}' "$URL/chat/completions" -d "{\\"model\\":\\"m1\\",\\"messages\\":[{\\"role\\":\\"user\\",\\"content\\":\\"$1\\"}]}" 2>/dev/null
+                curl -sS --max-time "${2:-5}" -o "out.$1" -w '%{http_code}' "$URL/chat/completions" -d \
+            "{\\"model\\":\\"m1\\",\\"messages\\":[{\\"role\\":\\"user\\",\\"content\\":\\"$1\\"}]}" 2>/dev/null
                 echo " $1 $?"
             }
             try hang 1 > hang.txt &
@@ -255,11 +291,12 @@ struct TestServerTests {
             wait $hang
             cat hang.txt
             """)
-        let results = Dictionary(uniqueKeysWithValues: s.lines.compactMap { line -> (String, (String, Int))? in
-            let f = line.split(separator: " ")
-            guard f.count == 3, let rc = Int(f[2]) else { return nil }
-            return (String(f[1]), (String(f[0]), rc))
-        })
+        let results = Dictionary(
+            uniqueKeysWithValues: s.lines.compactMap { line -> (String, (String, Int))? in
+                let f = line.split(separator: " ")
+                guard f.count == 3, let rc = Int(f[2]) else { return nil }
+                return (String(f[1]), (String(f[0]), rc))
+            })
         #expect(results.count == 7, "\(s.outcome.stdoutText)")
         for name in ["reset-now", "reset-mid", "late-reset"] {
             #expect([52, 56].contains(results[name]?.1 ?? 0), "\(name): \(String(describing: results[name]))")
@@ -280,17 +317,25 @@ struct TestServerTests {
 
     @Test func apiKeyIsRequiredAndNeverWritten() throws {
         let key = "sk-test-\(UUID().uuidString)"
-        let s = try Self.session("", env: ["GRA_TESTSERVER_KEY": key], """
+        let s = try Self.session(
+            "", env: ["GRA_TESTSERVER_KEY": key],
+            """
             curl -sS -w ' %{http_code}\\n' "$URL/chat/completions" -d '\(Self.ask("a"))'
-            curl -sS -o /dev/null -w '%{http_code}\\n' -H 'Authorization: Bearer wrong' "$URL/chat/completions" -d '\(Self.ask("b"))'
-            curl -sS -o /dev/null -w '%{http_code}\\n' -H "Authorization: Bearer $GRA_TESTSERVER_KEY" "$URL/chat/completions" -d '\(Self.ask("c"))'
+            curl -sS -o /dev/null -w '%{http_code}\\n' -H 'Authorization: Bearer wrong' "$URL/chat/completions" -d \
+            '\(Self.ask("b"))'
+            curl -sS -o /dev/null -w '%{http_code}\\n' -H "Authorization: Bearer $GRA_TESTSERVER_KEY" \
+            "$URL/chat/completions" -d '\(Self.ask("c"))'
             curl -sS -o /dev/null -w '%{http_code}\\n' -H "Authorization: Bearer $GRA_TESTSERVER_KEY" "$URL/models"
             curl -sS -o /dev/null -w '%{http_code}\\n' "${URL%/v1}/health"
             """)
-        #expect(s.lines == [
-            #"{"error":{"message":"Incorrect API key provided.","type":"invalid_request_error","param":null,"code":"invalid_api_key"}} 401"#,
-            "401", "200", "200", "200",
-        ], "\(s.outcome.stderr)")
+        #expect(
+            s.lines == [
+                #"""
+                {"error":{"message":"Incorrect API key provided.","type":"invalid_request_error","param":null,\#
+                "code":"invalid_api_key"}} 401
+                """#,
+                "401", "200", "200", "200"
+            ], "\(s.outcome.stderr)")
         #expect(s.log.map { $0["auth"] as? Bool } == [false, false, true, true, false])
         #expect(!s.rawLog.contains(key))
         #expect(!s.serverErr.contains(key))
@@ -298,24 +343,33 @@ struct TestServerTests {
     }
 
     @Test func unknownModelGets404WithModelsList() throws {
-        let s = try Self.session("--models m1,m2", """
+        let s = try Self.session(
+            "--models m1,m2",
+            """
             curl -sS -w ' %{http_code}\\n' "$URL/chat/completions" -d '\(Self.ask("a", model: "gpt-nope"))'
             curl -sS -o /dev/null -w '%{http_code}\\n' "$URL/chat/completions" -d '\(Self.ask("a", model: "m2"))'
             curl -sS -o /dev/null -w '%{http_code}\\n' "$URL/embeddings" -d '{"model":"gpt-nope","input":"a"}'
             """)
-        #expect(s.lines == [
-            #"{"error":{"message":"The model `gpt-nope` does not exist.","type":"NotFoundError","param":null,"code":404}} 404"#,
-            "200", "404",
-        ], "\(s.outcome.stderr)")
+        #expect(
+            s.lines == [
+                #"""
+                {"error":{"message":"The model `gpt-nope` does not \#
+                exist.","type":"NotFoundError","param":null,"code":404}} 404
+                """#,
+                "200", "404"
+            ], "\(s.outcome.stderr)")
     }
 
     @Test func logRecordsEveryRequest() throws {
-        let s = try Self.session("", script: #"{"rules":[{"path":"/v1/models","status":500},{"contains":"special","reply":"s"}]}"#, """
+        let s = try Self.session(
+            "", script: #"{"rules":[{"path":"/v1/models","status":500},{"contains":"special","reply":"s"}]}"#,
+            """
             chat '\(Self.ask("plain"))' > /dev/null
             chat '\(Self.ask("special"))' > /dev/null
             curl -sS -o /dev/null "$URL/models"
             curl -sS -o /dev/null -H 'Content-Type: text/plain' "$URL/chat/completions" -d 'not json at all'
-            curl -sS -o /dev/null -H 'Authorization: Bearer sk-secret-value' "$URL/chat/completions" -d '\(Self.ask("plain"))'
+            curl -sS -o /dev/null -H 'Authorization: Bearer sk-secret-value' "$URL/chat/completions" -d \
+            '\(Self.ask("plain"))'
             """)
         #expect(s.outcome.status == 0, "\(s.outcome.stderr)")
         let log = s.log
@@ -323,7 +377,11 @@ struct TestServerTests {
         #expect(log.map { $0["rule"] as? Int } == [nil, 1, 0, nil, nil])
         #expect(log.map { $0["rule"] is NSNull } == [true, false, false, true, true])
         #expect(log.map { $0["method"] as? String } == ["POST", "POST", "GET", "POST", "POST"])
-        #expect(log.map { $0["path"] as? String } == ["/v1/chat/completions", "/v1/chat/completions", "/v1/models", "/v1/chat/completions", "/v1/chat/completions"])
+        #expect(
+            log.map { $0["path"] as? String } == [
+                "/v1/chat/completions", "/v1/chat/completions", "/v1/models", "/v1/chat/completions",
+                "/v1/chat/completions"
+            ])
         #expect(log.map { $0["model"] as? String } == ["m1", "m1", nil, nil, "m1"])
         #expect(log.map { $0["auth"] as? Bool } == [false, false, false, false, true])
         #expect(log.allSatisfy { ($0["time"] as? Double ?? 0) > 1_600_000_000 })
@@ -337,13 +395,17 @@ struct TestServerTests {
     // MARK: - HTTP details and process behaviour
 
     @Test func httpFramingEdges() throws {
-        let s = try Self.session("", """
+        let s = try Self.session(
+            "",
+            """
             # Keep-alive: the second request reuses the first connection.
             curl -sS -o /dev/null -o /dev/null -w '%{num_connects}\\n' "$URL/models" "$URL/models"
             # A chunked upload has no length: 411.
-            curl -sS -o /dev/null -w '%{http_code}\\n' -H 'Transfer-Encoding: chunked' "$URL/chat/completions" -d '\(Self.ask("a"))'
+            curl -sS -o /dev/null -w '%{http_code}\\n' -H 'Transfer-Encoding: chunked' "$URL/chat/completions" -d \
+            '\(Self.ask("a"))'
             # Expect: 100-continue is honoured.
-            curl -sS -v -o /dev/null -w '%{http_code}\\n' -H 'Expect: 100-continue' "$URL/chat/completions" -d '\(Self.ask("a"))' 2> expect.txt
+            curl -sS -v -o /dev/null -w '%{http_code}\\n' -H 'Expect: 100-continue' "$URL/chat/completions" -d \
+            '\(Self.ask("a"))' 2> expect.txt
             grep -c '100 Continue' expect.txt
             # A request line that is not HTTP: 400.
             curl -sS -o /dev/null -w '%{http_code}\\n' -X 'GE T' "$URL/models"
@@ -356,7 +418,8 @@ struct TestServerTests {
         let dir = ToolRunner.scratch()
         // The server outlives this script: the test kills it, and a watchdog does if the test
         // dies first. (Not `timeout`: it would inherit the test thread's blocked signals.)
-        let start = try ToolRunner.sh("""
+        let start = try ToolRunner.sh(
+            """
             unset GRA_TESTSERVER_KEY
             gra-testserver --port 0 --port-file url.txt --log log.ndjson 2> server.err > /dev/null &
             server=$!
@@ -370,7 +433,13 @@ struct TestServerTests {
         let url = start.stdoutLines.last ?? ""
         let port = try #require(Int(url.split(separator: ":").last?.split(separator: "/").first ?? ""), "url: \(url)")
 
-        let pipelined = Self.exchange(port: port, "GET /health HTTP/1.1\r\nHost: x\r\n\r\nPOST /v1/chat/completions HTTP/1.1\r\nContent-Length: \(Self.ask("p").utf8.count)\r\n\r\n\(Self.ask("p"))GET /health HTTP/1.0\r\n\r\n")
+        let pipelined = Self.exchange(
+            port: port,
+            """
+            GET /health HTTP/1.1\r\nHost: x\r\n\r\nPOST /v1/chat/completions HTTP/1.1\r\nContent-Length: \
+            \(Self.ask("p").utf8.count)\r\n\r\n\(Self.ask("p"))GET /health HTTP/1.0\r\n\r\n
+            """
+        )
         #expect(pipelined.components(separatedBy: "HTTP/1.1 200 OK").count == 4, "\(pipelined)")
         #expect(pipelined.contains("echo: p"))
         #expect(pipelined.hasSuffix("ok"), "HTTP/1.0 without keep-alive closes after its response")
@@ -397,7 +466,9 @@ struct TestServerTests {
         sa.sin_port = in_port_t(UInt16(port)).bigEndian
         sa.sin_addr.s_addr = inet_addr("127.0.0.1")
         let rc = withUnsafePointer(to: &sa) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard rc == 0 else { return "<connect failed>" }
         let bytes = Array(request.utf8)
@@ -413,7 +484,9 @@ struct TestServerTests {
     }
 
     @Test func startupStopAndRefusals() throws {
-        let s = try Self.session("", """
+        let s = try Self.session(
+            "",
+            """
             curl -sS -o /dev/null "${URL%/v1}/health"
             kill $pid; wait $pid; echo "exit $?"
             case "$URL" in http://127.0.0.1:*/v1) echo "url ok";; *) echo "url bad: $URL";; esac
@@ -422,7 +495,8 @@ struct TestServerTests {
         #expect(s.serverErr.contains("gra-testserver: listening on http://127.0.0.1:"))
         #expect(s.serverErr.contains("(test double with scripted replies — not a model)"))
 
-        let refusals = try ToolRunner.sh("""
+        let refusals = try ToolRunner.sh(
+            """
             gra-testserver --host 0.0.0.0 --port 0 2>host.err; echo "host $?"
             echo '{"rules":[{"delay":5}]}' > bad.json
             gra-testserver --port 0 --script bad.json 2>script.err; echo "script $?"

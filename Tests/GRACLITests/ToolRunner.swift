@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,16 +14,20 @@ struct ToolRunner {
         var stdout: Data
         var stderr: String
         var stdoutText: String { String(decoding: stdout, as: UTF8.self) }
-        var stdoutLines: [String] { stdoutText.split(separator: "\n", omittingEmptySubsequences: false).map(String.init).filter { !$0.isEmpty } }
+        var stdoutLines: [String] {
+            stdoutText.split(separator: "\n", omittingEmptySubsequences: false).map(String.init).filter { !$0.isEmpty }
+        }
     }
 
     /// The folder holding the built executables: the test bundle's own folder.
     static let binDirectory: String = {
         if let dir = ProcessInfo.processInfo.environment["GRA_BIN_DIR"] { return dir }
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let exe =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         var url = URL(fileURLWithPath: exe).deletingLastPathComponent()
         // Inside an .xctest bundle on Darwin the binary sits deeper; on Linux it is a plain file.
-        while !FileManager.default.fileExists(atPath: url.appendingPathComponent("gra-format").path) && url.path != "/" {
+        while !FileManager.default.fileExists(atPath: url.appendingPathComponent("gra-format").path) && url.path != "/"
+        {
             url.deleteLastPathComponent()
         }
         return url.path
@@ -36,7 +41,9 @@ struct ToolRunner {
     }
 
     /// Runs `script` with /bin/sh in `directory`, the tools first on PATH, `stdin` as input.
-    static func sh(_ script: String, stdin: Data = Data(), in directory: URL? = nil, env: [String: String] = [:]) throws -> Outcome {
+    static func sh(_ script: String, stdin: Data = Data(), in directory: URL? = nil, env: [String: String] = [:]) throws
+        -> Outcome
+    {
         let dir = directory ?? scratch()
         let inURL = dir.appendingPathComponent(".stdin-\(UUID().uuidString)")
         let outURL = dir.appendingPathComponent(".stdout-\(UUID().uuidString)")

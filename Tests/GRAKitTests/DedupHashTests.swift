@@ -1,4 +1,5 @@
 import Testing
+
 @testable import GRAKit
 
 /// gra-dedup's normalization and hashes must not drift: reruns, other machines and other
@@ -28,22 +29,30 @@ struct DedupHashTests {
     static let fields = ["  The QUICK brown\tfox ", "", "jumps over the lazy dog.\n"]
 
     @Test func normalizationCollapsesCaseWhitespaceAndCompatibilityForms() {
-        #expect(String(decoding: DedupText.normalized(Self.fields), as: UTF8.self) == "the quick brown fox jumps over the lazy dog.")
+        #expect(
+            String(decoding: DedupText.normalized(Self.fields), as: UTF8.self)
+                == "the quick brown fox jumps over the lazy dog.")
         // NFKC (fullwidth Ｓ, the ﬁ ligature, a no-break space) and full case folding (ß → ss).
-        #expect(String(decoding: DedupText.normalized(["Ｓtraße ﬁne\u{00A0}CAFÉ"]), as: UTF8.self) == "strasse fine café")
+        #expect(
+            String(decoding: DedupText.normalized(["Ｓtraße ﬁne\u{00A0}CAFÉ"]), as: UTF8.self) == "strasse fine café")
         #expect(DedupText.normalized(["", "  \n "]).isEmpty)
         #expect(String(decoding: DedupText.normalized(["\u{3000}全角\u{3000}SPACE "]), as: UTF8.self) == "全角 space")
     }
 
     @Test func exactHashAndSignaturesMatchReference() {
         let text = DedupText.normalized(Self.fields)
-        #expect(text.withUnsafeBufferPointer { StableHash.bytes($0, seed: DedupPreparer.exactSeed) } == 0x01ce_a129_1c8d_6b03)
+        #expect(
+            text.withUnsafeBufferPointer { StableHash.bytes($0, seed: DedupPreparer.exactSeed) }
+                == 0x01ce_a129_1c8d_6b03)
 
         let words = shingles(text, .default)
         #expect(words.count == 5)
         #expect(Array(words.prefix(2)) == [0xebab_5e74_8784_d139, 0xba47_54bd_d38c_36a7])
-        #expect(MinHasher(numPerm: 8).signature(words) == [0x4820_f380, 0x008d_8fdc, 0x1e2c_2d61, 0x4348_717f,
-                                                           0x127e_e053, 0x169a_e2a0, 0x10a1_e4ea, 0x07f7_f5a6])
+        #expect(
+            MinHasher(numPerm: 8).signature(words) == [
+                0x4820_f380, 0x008d_8fdc, 0x1e2c_2d61, 0x4348_717f,
+                0x127e_e053, 0x169a_e2a0, 0x10a1_e4ea, 0x07f7_f5a6
+            ])
         let chars = shingles(text, ShingleSpec(unit: .char, size: 5))
         #expect(MinHasher(numPerm: 4).signature(chars) == [0x03f1_84bb, 0x0b72_773d, 0x08fb_8ab1, 0x03cb_b414])
     }
@@ -106,7 +115,8 @@ struct LSHBandingTests {
     @Test func overrides() throws {
         #expect(try LSHBanding.choose(threshold: 0.8, numPerm: 128, bands: 16) == LSHBanding(bands: 16, rows: 8))
         #expect(try LSHBanding.choose(threshold: 0.8, numPerm: 128, rows: 4) == LSHBanding(bands: 32, rows: 4))
-        #expect(try LSHBanding.choose(threshold: 0.8, numPerm: 128, bands: 10, rows: 10) == LSHBanding(bands: 10, rows: 10))
+        #expect(
+            try LSHBanding.choose(threshold: 0.8, numPerm: 128, bands: 10, rows: 10) == LSHBanding(bands: 10, rows: 10))
         #expect(throws: GRAError.self) { try LSHBanding.choose(threshold: 0.8, numPerm: 128, bands: 20, rows: 7) }
         #expect(throws: GRAError.self) { try LSHBanding.choose(threshold: 0.8, numPerm: 128, bands: 0) }
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import GRAKit
 
 /// MinHash + LSH against brute force on a generated set of 1,000 records: 400 unrelated
@@ -28,7 +29,10 @@ struct DedupRecallTests {
             let syllables = ["ka", "lo", "mi", "ne", "su", "tar", "vel", "qui", "dor", "phe", "rin", "zo"]
             var w = ""
             var x = i + 17
-            repeat { w += syllables[x % syllables.count]; x /= syllables.count } while x > 0
+            repeat {
+                w += syllables[x % syllables.count]
+                x /= syllables.count
+            } while x > 0
             return w
         }
         var g = Generated()
@@ -75,9 +79,10 @@ struct DedupRecallTests {
             batch.lines.append(.text(number: i + 1, start: batch.bytes.count, count: line.count))
             batch.bytes.append(contentsOf: line)
         }
-        let preparer = DedupPreparer(fields: ["instruction"], methods: methods, shingle: .default, hasher: MinHasher(numPerm: 128),
-                                     banding: LSHBanding(bands: 18, rows: 7), skipBadInput: false,
-                                     maxLineBytes: 1 << 20, shard: nil, wantScore: false)
+        let preparer = DedupPreparer(
+            fields: ["instruction"], methods: methods, shingle: .default, hasher: MinHasher(numPerm: 128),
+            banding: LSHBanding(bands: 18, rows: 7), skipBadInput: false,
+            maxLineBytes: 1 << 20, shard: nil, wantScore: false)
         return preparer.prepare(batch)
     }
 
@@ -96,8 +101,13 @@ struct DedupRecallTests {
             batch.bandKeys.withUnsafeBufferPointer { keys in
                 for j in 0..<1000 {
                     var candidates = Set<Int>()
-                    index.candidates(sig.baseAddress! + j * 128, keys: keys.baseAddress! + j * 18) { e, _ in candidates.insert(e) }
-                    for i in 0..<j where CompactSignature.similarity(sig.baseAddress! + i * 128, sig.baseAddress! + j * 128, count: 128) >= 0.8 {
+                    index.candidates(sig.baseAddress! + j * 128, keys: keys.baseAddress! + j * 18) { e, _ in
+                        candidates.insert(e)
+                    }
+                    for i in 0..<j
+                    where CompactSignature.similarity(
+                        sig.baseAddress! + i * 128, sig.baseAddress! + j * 128, count: 128) >= 0.8
+                    {
                         pairs += 1
                         if candidates.contains(i) { found += 1 }
                     }
@@ -111,7 +121,8 @@ struct DedupRecallTests {
 
         // 2. Keep-first dedup through the real index against the true Jaccard of each copy
         //    with its base.
-        let dedup = DedupIndex(methods: [.minhash], numPerm: 128, banding: LSHBanding(bands: 18, rows: 7), threshold: 0.8, cosine: 0.9)
+        let dedup = DedupIndex(
+            methods: [.minhash], numPerm: 128, banding: LSHBanding(bands: 18, rows: 7), threshold: 0.8, cosine: 0.9)
         var droppedAs: [Int: Int] = [:]
         for slot in 0..<1000 {
             if let m = try dedup.match(batch, slot: slot) {
@@ -124,7 +135,10 @@ struct DedupRecallTests {
                 try dedup.insert(batch, slot: slot)
             }
         }
-        let recordOfBase = Dictionary(uniqueKeysWithValues: g.baseOf.enumerated().filter { $0.element == nil }.enumerated().map { ($0.offset, $0.element.offset) })
+        let recordOfBase = Dictionary(
+            uniqueKeysWithValues: g.baseOf.enumerated().filter { $0.element == nil }.enumerated().map {
+                ($0.offset, $0.element.offset)
+            })
         var positives = 0, caught = 0
         for (i, b) in g.baseOf.enumerated() {
             guard let b else { continue }
@@ -144,7 +158,12 @@ struct DedupRecallTests {
         for (i, of) in droppedAs where Self.jaccard(sets[i], sets[of]) >= 0.8 { atThreshold += 1 }
         let precision = Double(atThreshold) / Double(max(1, droppedAs.count))
         #expect(precision == 1, "strict precision \(precision) (true Jaccard >= 0.8) over \(droppedAs.count) drops")
-        print("dedup recall test: candidate recall \(candidateRecall) over \(pairs) pairs; recall \(recall) on \(positives) copies with J >= 0.85; precision \(precision) over \(droppedAs.count) drops")
+        print(
+            """
+            dedup recall test: candidate recall \(candidateRecall) over \(pairs) pairs; recall \(recall) on \
+            \(positives) copies with J >= 0.85; precision \(precision) over \(droppedAs.count) drops
+            """
+        )
     }
 
     /// Unrelated texts are never dropped, and exact copies always are.
@@ -153,10 +172,16 @@ struct DedupRecallTests {
         let bases = g.texts.enumerated().filter { g.baseOf[$0.offset] == nil }.map(\.element)
         let texts = bases + bases.prefix(50).map { $0.uppercased() + "  " }
         let batch = Self.prepare(texts, methods: [.exact, .minhash])
-        let dedup = DedupIndex(methods: [.exact, .minhash], numPerm: 128, banding: LSHBanding(bands: 18, rows: 7), threshold: 0.8, cosine: 0.9)
+        let dedup = DedupIndex(
+            methods: [.exact, .minhash], numPerm: 128, banding: LSHBanding(bands: 18, rows: 7), threshold: 0.8,
+            cosine: 0.9)
         var dropped: [Int: DedupMatch] = [:]
         for slot in 0..<texts.count {
-            if let m = try dedup.match(batch, slot: slot) { dropped[slot] = m } else { try dedup.insert(batch, slot: slot) }
+            if let m = try dedup.match(batch, slot: slot) {
+                dropped[slot] = m
+            } else {
+                try dedup.insert(batch, slot: slot)
+            }
         }
         #expect(Set(dropped.keys) == Set(bases.count..<texts.count))
         #expect(dropped.values.allSatisfy { $0.method == .exact && $0.similarity == 1 })

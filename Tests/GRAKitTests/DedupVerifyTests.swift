@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import GRAKit
 
 /// MinHash candidates are verified by their exact Jaccard similarity: pairs just under the
@@ -24,7 +25,10 @@ struct DedupVerifyTests {
         let vocabulary = (0..<5000).map { i -> String in
             var w = ""
             var x = i + 31
-            repeat { w += syllables[x % syllables.count]; x /= syllables.count } while x > 0
+            repeat {
+                w += syllables[x % syllables.count]
+                x /= syllables.count
+            } while x > 0
             return w
         }
         var p = Pairs()
@@ -32,7 +36,9 @@ struct DedupVerifyTests {
             let base = (0..<150).map { _ in vocabulary[rng.below(vocabulary.count)] }
             let wantUnder = p.under.count < under && (p.over.count >= over || rng.below(4) != 0)
             var copy = base
-            for _ in 0..<(wantUnder ? 3 + rng.below(3) : rng.below(3)) { copy[rng.below(copy.count)] = vocabulary[rng.below(vocabulary.count)] }
+            for _ in 0..<(wantUnder ? 3 + rng.below(3) : rng.below(3)) {
+                copy[rng.below(copy.count)] = vocabulary[rng.below(vocabulary.count)]
+            }
             let a = base.joined(separator: " "), b = copy.joined(separator: " ")
             let j = DedupRecallTests.jaccard(DedupRecallTests.shingleSet(a), DedupRecallTests.shingleSet(b))
             if wantUnder ? !(j >= 0.70 && j < 0.80) : j < 0.85 { continue }
@@ -51,16 +57,25 @@ struct DedupVerifyTests {
         // The signature estimate alone would drop some of them: the test can tell.
         var estimatedOver = 0
         batch.signatures.withUnsafeBufferPointer { sig in
-            for (copy, _) in p.under where CompactSignature.similarity(sig.baseAddress! + (copy - 1) * 128, sig.baseAddress! + copy * 128, count: 128) >= 0.8 {
+            for (copy, _) in p.under
+            where CompactSignature.similarity(
+                sig.baseAddress! + (copy - 1) * 128, sig.baseAddress! + copy * 128, count: 128) >= 0.8
+            {
                 estimatedOver += 1
             }
         }
-        #expect(estimatedOver >= 10, "only \(estimatedOver) of \(p.under.count) pairs under 0.8 are estimated at >= 0.8")
+        #expect(
+            estimatedOver >= 10, "only \(estimatedOver) of \(p.under.count) pairs under 0.8 are estimated at >= 0.8")
 
-        let dedup = DedupIndex(methods: [.minhash], numPerm: 128, banding: LSHBanding(bands: 18, rows: 7), threshold: 0.8, cosine: 0.9)
+        let dedup = DedupIndex(
+            methods: [.minhash], numPerm: 128, banding: LSHBanding(bands: 18, rows: 7), threshold: 0.8, cosine: 0.9)
         var dropped: [Int: DedupMatch] = [:]
         for slot in 0..<p.texts.count {
-            if let m = try dedup.match(batch, slot: slot) { dropped[slot] = m } else { try dedup.insert(batch, slot: slot) }
+            if let m = try dedup.match(batch, slot: slot) {
+                dropped[slot] = m
+            } else {
+                try dedup.insert(batch, slot: slot)
+            }
         }
         let wronglyDropped = p.under.filter { dropped[$0.copy] != nil }
         #expect(wronglyDropped.isEmpty, "dropped under the threshold: \(wronglyDropped.map(\.jaccard))")
@@ -73,7 +88,13 @@ struct DedupVerifyTests {
         }
         #expect(dropped.count == p.over.count)
         #expect(dedup.verifiedPairs >= p.over.count)
-        print("dedup verify test: \(estimatedOver) of \(p.under.count) pairs in [0.70, 0.80) estimated >= 0.8, none dropped; \(p.over.count) pairs >= 0.85 dropped; \(dedup.candidatePairs) candidates, \(dedup.verifiedPairs) verified")
+        print(
+            """
+            dedup verify test: \(estimatedOver) of \(p.under.count) pairs in [0.70, 0.80) estimated >= 0.8, none \
+            dropped; \(p.over.count) pairs >= 0.85 dropped; \(dedup.candidatePairs) candidates, \
+            \(dedup.verifiedPairs) verified
+            """
+        )
     }
 
     /// A kept record read again from its file: a file changed meanwhile is an error, never a
@@ -94,8 +115,10 @@ struct DedupVerifyTests {
         var lines = LineBatch()
         lines.lines = [.text(number: 1, start: 0, count: line.utf8.count)]
         lines.bytes = Array(line.utf8)
-        let preparer = DedupPreparer(fields: ["instruction", "input"], methods: [.minhash], shingle: .default, hasher: MinHasher(numPerm: 128),
-                                     banding: LSHBanding(bands: 18, rows: 7), skipBadInput: false, maxLineBytes: 1 << 20, shard: nil, wantScore: false)
+        let preparer = DedupPreparer(
+            fields: ["instruction", "input"], methods: [.minhash], shingle: .default, hasher: MinHasher(numPerm: 128),
+            banding: LSHBanding(bands: 18, rows: 7), skipBadInput: false, maxLineBytes: 1 << 20, shard: nil,
+            wantScore: false)
         let batch = preparer.prepare(lines, offsets: [0])
         batch.textSource = source
         #expect(batch.texts.isEmpty)
@@ -135,6 +158,8 @@ struct DedupVerifyTests {
     @Test func marginCoversTheEstimateSpread() {
         #expect(abs(DedupIndex.verifyMargin(threshold: 0.8, numPerm: 128) - 0.159) < 0.001)
         #expect(DedupIndex.verifyMargin(threshold: 1, numPerm: 128) == 0.02)
-        #expect(DedupIndex.verifyMargin(threshold: 0.3, numPerm: 64) == DedupIndex.verifyMargin(threshold: 0.5, numPerm: 64))
+        #expect(
+            DedupIndex.verifyMargin(threshold: 0.3, numPerm: 64) == DedupIndex.verifyMargin(threshold: 0.5, numPerm: 64)
+        )
     }
 }

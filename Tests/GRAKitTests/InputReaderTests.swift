@@ -1,6 +1,8 @@
 import Foundation
 import Testing
+
 @testable import GRAKit
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -30,7 +32,10 @@ struct InputReaderTests {
     /// Text full of what a splitter must not be fooled by: quotes, backslashes, brackets,
     /// commas, newlines, multi-byte characters.
     static func nastyString(_ r: inout Rand, maxLength: Int) -> String {
-        let pieces = ["\"", "\\", "[", "]", "{", "}", ",", "\n", "\r\n", "\t", "é", "漢", "😀", "\\\"", "\"]", "},{", "a", "b c", " ", "\u{1}"]
+        let pieces = [
+            "\"", "\\", "[", "]", "{", "}", ",", "\n", "\r\n", "\t", "é", "漢", "😀", "\\\"", "\"]", "},{", "a", "b c",
+            " ", "\u{1}"
+        ]
         var s = ""
         for _ in 0..<r.int(0...maxLength) { s += pieces[r.int(0...(pieces.count - 1))] }
         return s
@@ -45,7 +50,10 @@ struct InputReaderTests {
         case 5: return .array((0..<r.int(0...4)).map { _ in randomValue(&r, depth: depth + 1, maxString: maxString) })
         default:
             var o = JSONObject()
-            for k in 0..<r.int(0...4) { o.append("k\(k)\(nastyString(&r, maxLength: 3))", randomValue(&r, depth: depth + 1, maxString: maxString)) }
+            for k in 0..<r.int(0...4) {
+                o.append(
+                    "k\(k)\(nastyString(&r, maxLength: 3))", randomValue(&r, depth: depth + 1, maxString: maxString))
+            }
             return .object(o)
         }
     }
@@ -129,8 +137,10 @@ struct InputReaderTests {
     }
 
     /// Every element `nextElement` hands out, parsed, with its index and line; or the error.
-    static func readElements(fd: Int32, readSize: Int, maxBytes: Int = LineReader.defaultMaxLineBytes,
-                             nonBlockingAfterFirst: Bool = false) -> (elements: [(Int, Int, JSONValue?)], tooLong: [Int], error: GRAError?) {
+    static func readElements(
+        fd: Int32, readSize: Int, maxBytes: Int = LineReader.defaultMaxLineBytes,
+        nonBlockingAfterFirst: Bool = false
+    ) -> (elements: [(Int, Int, JSONValue?)], tooLong: [Int], error: GRAError?) {
         defer { close(fd) }
         let reader = LineReader(fd: fd, maxLineBytes: maxBytes, readSize: readSize)
         var out: [(Int, Int, JSONValue?)] = []
@@ -158,11 +168,18 @@ struct InputReaderTests {
         return (out, tooLong, nil)
     }
 
-    static func expectElements(_ got: [(Int, Int, JSONValue?)], _ values: [JSONValue], lines: [Int], _ context: String) {
+    static func expectElements(_ got: [(Int, Int, JSONValue?)], _ values: [JSONValue], lines: [Int], _ context: String)
+    {
         #expect(got.count == values.count, "\(context): \(got.count) elements, expected \(values.count)")
         for (k, (index, line, value)) in got.enumerated() where k < values.count {
             if index != k || line != lines[k] || value != values[k] {
-                Issue.record("\(context): element \(k) came out as #\(index) on line \(line) = \(value.map(JSONWriter.string) ?? "unparsable"), expected line \(lines[k]) = \(JSONWriter.string(values[k]))")
+                Issue.record(
+                    """
+                    \(context): element \(k) came out as #\(index) on line \(line) = \
+                    \(value.map(JSONWriter.string) ?? "unparsable"), expected line \(lines[k]) = \
+                    \(JSONWriter.string(values[k]))
+                    """
+                )
                 return
             }
         }
@@ -201,8 +218,9 @@ struct InputReaderTests {
             Self.expectElements(got.elements, values, lines: lines, "file, read size \(readSize)")
         }
         for (i, maxPiece) in [1, 13, 4096, 100_000].enumerated() {
-            let got = Self.readElements(fd: Self.pipe(doc, seed: UInt64(i), maxPiece: maxPiece, slow: i == 1 || i == 2),
-                                        readSize: r.int(1...(1 << 16)), nonBlockingAfterFirst: true)
+            let got = Self.readElements(
+                fd: Self.pipe(doc, seed: UInt64(i), maxPiece: maxPiece, slow: i == 1 || i == 2),
+                readSize: r.int(1...(1 << 16)), nonBlockingAfterFirst: true)
             #expect(got.error == nil)
             Self.expectElements(got.elements, values, lines: lines, "pipe, pieces up to \(maxPiece)")
         }
@@ -224,7 +242,9 @@ struct InputReaderTests {
             expected.remove(at: 2)
             var expectedLines = lines
             expectedLines.remove(at: 2)
-            Self.expectElements(got.elements.map { ($0.0 > 2 ? $0.0 - 1 : $0.0, $0.1, $0.2) }, expected, lines: expectedLines, "read size \(readSize)")
+            Self.expectElements(
+                got.elements.map { ($0.0 > 2 ? $0.0 - 1 : $0.0, $0.1, $0.2) }, expected, lines: expectedLines,
+                "read size \(readSize)")
         }
     }
 
@@ -238,7 +258,7 @@ struct InputReaderTests {
         ("[1,2]\n\n[3]", 2, "line 3: unexpected data after the JSON array"),
         ("[{\"a\":\"\\\"]\"", 0, "line 1: JSON array is not closed (input ends inside element 1)"),
         ("[{\"a\":\"\\\"]\"}", 1, "line 1: JSON array is not closed (input ends after element 1)"),
-        ("[", 0, "line 1: JSON array is not closed (input ends after element 0)"),
+        ("[", 0, "line 1: JSON array is not closed (input ends after element 0)")
     ])
     func brokenStructureIsNamed(_ text: String, _ elementsBefore: Int, _ message: String) throws {
         let doc = Array(text.utf8)
@@ -299,9 +319,14 @@ struct InputReaderTests {
             let cap = 25
             let expected = Self.referenceLines(text, maxBytes: cap)
             for readSize in 1...(text.count + 1) {
-                #expect(try Self.readLines(fd: try Self.file(text), readSize: readSize, maxBytes: cap) == expected, "round \(round), read size \(readSize)")
+                #expect(
+                    try Self.readLines(fd: try Self.file(text), readSize: readSize, maxBytes: cap) == expected,
+                    "round \(round), read size \(readSize)")
             }
-            #expect(try Self.readLines(fd: Self.pipe(text, seed: UInt64(round), maxPiece: 9, slow: true), readSize: 1 << 16, maxBytes: cap) == expected)
+            #expect(
+                try Self.readLines(
+                    fd: Self.pipe(text, seed: UInt64(round), maxPiece: 9, slow: true), readSize: 1 << 16, maxBytes: cap)
+                    == expected)
         }
     }
 

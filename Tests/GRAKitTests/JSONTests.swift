@@ -1,4 +1,5 @@
 import Testing
+
 @testable import GRAKit
 
 @Suite("JSON parser and writer")
@@ -37,8 +38,18 @@ struct JSONTests {
     @Test(arguments: [
         (#"{"dup":1,"dup":2}"#, #"{"dup":2}"#),
         (#"{"a":1,"b":2,"a":3,"c":{"x":1,"x":[{"y":1,"y":2}]}}"#, #"{"a":3,"b":2,"c":{"x":[{"y":2}]}}"#),
-        (#"{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10,"k11":11,"k12":12,"k13":13,"k14":14,"k15":15,"k16":16,"k17":17,"k18":18,"k19":19,"k20":20,"k21":21,"k22":22,"k23":23,"k24":24,"k25":25,"k26":26,"k27":27,"k28":28,"k29":29,"k30":30,"k31":31,"k32":32,"k0":"last"}"#,
-         #"{"k0":"last","k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10,"k11":11,"k12":12,"k13":13,"k14":14,"k15":15,"k16":16,"k17":17,"k18":18,"k19":19,"k20":20,"k21":21,"k22":22,"k23":23,"k24":24,"k25":25,"k26":26,"k27":27,"k28":28,"k29":29,"k30":30,"k31":31,"k32":32}"#),
+        (
+            #"""
+            {"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10,"k11":11,"k12":12,\#
+            "k13":13,"k14":14,"k15":15,"k16":16,"k17":17,"k18":18,"k19":19,"k20":20,"k21":21,"k22":22,"k23":23,\#
+            "k24":24,"k25":25,"k26":26,"k27":27,"k28":28,"k29":29,"k30":30,"k31":31,"k32":32,"k0":"last"}
+            """#,
+            #"""
+            {"k0":"last","k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10,"k11":11,\#
+            "k12":12,"k13":13,"k14":14,"k15":15,"k16":16,"k17":17,"k18":18,"k19":19,"k20":20,"k21":21,"k22":22,\#
+            "k23":23,"k24":24,"k25":25,"k26":26,"k27":27,"k28":28,"k29":29,"k30":30,"k31":31,"k32":32}
+            """#
+        )
     ])
     func repeatedKeysAreMerged(_ text: String, _ expected: String) throws {
         #expect(JSONWriter.string(try JSONParser.parse(text)) == expected)
@@ -89,7 +100,7 @@ struct JSONTests {
         (#"{"a":[1,{"b":"\q"}]}"#, 15, "invalid escape"),
         (#"{"a":{"b":[1,2,]}}"#, 16, "where a value was expected"),
         (#"{"a":-01}"#, 8, "leading zero"),
-        (#"{"a":nul}"#, 9, "literal 'null'"),
+        (#"{"a":nul}"#, 9, "literal 'null'")
     ]
 
     @Test(arguments: JSONTests.invalidUTF8)
@@ -105,11 +116,11 @@ struct JSONTests {
     static let invalidUTF8: [([UInt8], String)] = [
         ([0x22, 0xFF, 0x22], "byte 0xFF"),
         ([0x22, 0xC3, 0x22], "bad continuation"),
-        ([0x22, 0xED, 0xA0, 0x80, 0x22], "bad continuation"),   // UTF-8 encoded surrogate
-        ([0x22, 0xC0, 0xAF, 0x22], "byte 0xC0"),                // overlong
-        ([0x22, 0xF4, 0x90, 0x80, 0x80, 0x22], "bad continuation"), // above U+10FFFF
+        ([0x22, 0xED, 0xA0, 0x80, 0x22], "bad continuation"),  // UTF-8 encoded surrogate
+        ([0x22, 0xC0, 0xAF, 0x22], "byte 0xC0"),  // overlong
+        ([0x22, 0xF4, 0x90, 0x80, 0x80, 0x22], "bad continuation"),  // above U+10FFFF
         ([0x22, 0x61, 0x00, 0x22], "NUL byte"),
-        ([0x00], "NUL byte"),
+        ([0x00], "NUL byte")
     ]
 
     @Test func deepNestingIsRefusedNotCrashed() {
@@ -128,10 +139,13 @@ struct JSONTests {
                 #expect(try JSONParser.parse(text) == v, "pad \(pad) special \(special.debugDescription)")
                 // The writer escapes exactly the special byte, wherever it falls in a word.
                 let escaped = ["\"": "\\\"", "\\": "\\\\", "\n": "\\n", "\u{1}": "\\u0001"][special] ?? special
-                #expect(text == "\"" + String(repeating: "x", count: pad) + escaped + String(repeating: "y", count: 9) + "\"")
+                #expect(
+                    text == "\"" + String(repeating: "x", count: pad) + escaped + String(repeating: "y", count: 9)
+                        + "\"")
             }
             // A raw control character is refused at its own byte, wherever it falls in a word.
-            let raw = Array(("\"" + String(repeating: "x", count: pad) + "\u{1F}" + String(repeating: "y", count: 9) + "\"").utf8)
+            let raw = Array(
+                ("\"" + String(repeating: "x", count: pad) + "\u{1F}" + String(repeating: "y", count: 9) + "\"").utf8)
             guard case .failure(let e) = JSONPullReaderTests.parsed(raw) else {
                 Issue.record("pad \(pad): a raw control character was accepted")
                 continue
@@ -145,9 +159,13 @@ struct JSONTests {
 /// the same error at the same byte, whether it builds a value or skips it.
 @Suite("JSON pull reader")
 struct JSONPullReaderTests {
-    static func outcome(_ bytes: [UInt8], _ visit: (inout JSONParser) throws(JSONParseError) -> JSONValue) -> Result<JSONValue, JSONParseError> {
+    static func outcome(_ bytes: [UInt8], _ visit: (inout JSONParser) throws(JSONParseError) -> JSONValue) -> Result<
+        JSONValue, JSONParseError
+    > {
         bytes.withUnsafeBufferPointer { buffer in
-            do throws(JSONParseError) { return .success(try JSONParser.read(buffer, visit)) } catch { return .failure(error) }
+            do throws(JSONParseError) { return .success(try JSONParser.read(buffer, visit)) } catch {
+                return .failure(error)
+            }
         }
     }
 
@@ -162,7 +180,8 @@ struct JSONPullReaderTests {
         var kind = 0
         // Peek by trying an object, then an array; neither consumes anything else first.
         var probe = p
-        if try probe.readObject({ (key, p) throws(JSONParseError) in fields.append(JSONField(key.string, try build(&p))) }) {
+        if try probe.readObject({ (key, p) throws(JSONParseError) in fields.append(JSONField(key.string, try build(&p)))
+        }) {
             p = probe
             kind = 1
         } else {
@@ -181,12 +200,16 @@ struct JSONPullReaderTests {
     }
 
     static var cases: [[UInt8]] {
-        (JSONTests.valid + [" [ 1 , {\"k\" : \"v\"} , \"s\\n\" ] "]).map { Array($0.utf8) } + JSONTests.malformed.map { Array($0.0.utf8) } + JSONTests.invalidUTF8.map(\.0)
+        (JSONTests.valid + [" [ 1 , {\"k\" : \"v\"} , \"s\\n\" ] "]).map { Array($0.utf8) }
+            + JSONTests.malformed.map { Array($0.0.utf8) } + JSONTests.invalidUTF8.map(\.0)
     }
 
     @Test(arguments: JSONPullReaderTests.cases)
     func skippingAgreesWithParse(_ bytes: [UInt8]) {
-        let skipped = Self.outcome(bytes) { (p) throws(JSONParseError) in try p.skipValue(); return .null }
+        let skipped = Self.outcome(bytes) { (p) throws(JSONParseError) in
+            try p.skipValue()
+            return .null
+        }
         switch (Self.parsed(bytes), skipped) {
         case (.success, .success): break
         case (.failure(let a), .failure(let b)): #expect(a == b, "\(String(decoding: bytes, as: UTF8.self))")
@@ -233,8 +256,10 @@ struct JSONPullReaderTests {
 
     /// `readNumber` reads plain integers itself; every number must still equal what Double(text)
     /// (strtod) makes of it, on both sides of the 15-digit cut-off.
-    @Test(arguments: ["0", "7", "42", "-0", "-5", "999999999999999", "123456789012345", "1234567890123456",
-                      "9007199254740993", "18446744073709551617", "1.5", "1e3", "2E-2", "0.1", "-12.75e+1"])
+    @Test(arguments: [
+        "0", "7", "42", "-0", "-5", "999999999999999", "123456789012345", "1234567890123456",
+        "9007199254740993", "18446744073709551617", "1.5", "1e3", "2E-2", "0.1", "-12.75e+1"
+    ])
     func readNumberAgreesWithStrtod(_ text: String) throws {
         let bytes = Array("[\(text)]".utf8)
         var read: Double?? = nil
@@ -252,7 +277,7 @@ struct JSONPullReaderTests {
 struct TextHelperTests {
     @Test(arguments: [
         ("plain", "plain"), ("  both  ", "both"), ("line\n", "line"), ("\r\n x \t\n", "x"), ("", ""), ("   ", ""),
-        ("\u{3000}wide\u{00A0}", "wide"), (" e\u{301} ", "e\u{301}"), ("a\u{301}", "a\u{301}"), (" \u{301}a", "a"),
+        ("\u{3000}wide\u{00A0}", "wide"), (" e\u{301} ", "e\u{301}"), ("a\u{301}", "a\u{301}"), (" \u{301}a", "a")
     ])
     func trimming(_ text: String, _ expected: String) {
         #expect(text.trimmingWhitespace() == expected)

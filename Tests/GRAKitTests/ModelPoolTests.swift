@@ -1,5 +1,7 @@
 import Testing
+
 @testable import GRAKit
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -8,7 +10,8 @@ import Glibc
 struct PoolTests {
     /// A refused key's message says which variable it came from, and never shows the key.
     @Test func keySourceNamesTheVariableNeverTheKey() {
-        let client = LLMClient(http: HTTPClient(maxInFlight: 1), cache: nil, environment: ["SET": "sk-secret-1234", "EMPTY": ""])
+        let client = LLMClient(
+            http: HTTPClient(maxInFlight: 1), cache: nil, environment: ["SET": "sk-secret-1234", "EMPTY": ""])
         defer { client.http.shutdown() }
         #expect(client.keySource("SET") == "the key comes from $SET")
         #expect(client.keySource("EMPTY") == "the key comes from $EMPTY, which is empty")
@@ -24,12 +27,18 @@ struct PoolTests {
         #expect(pool.models[0].baseURLs == ["http://gpu1:8000/v1", "http://gpu2:8000/v1"])
         #expect(throws: GRAError.self) { try pool.add(spec: "nobase", defaultBaseURL: nil) }
 
-        try pool.load(configText: #"{"models":[{"name":"ds","base_url":"https://api.example.com/v1","api_key_env":"DS_KEY"}]}"#, source: "gra.json")
+        try pool.load(
+            configText: #"{"models":[{"name":"ds","base_url":"https://api.example.com/v1","api_key_env":"DS_KEY"}]}"#,
+            source: "gra.json")
         #expect(pool.model(named: "ds")?.apiKeyVariable == "DS_KEY")
         #expect(throws: GRAError.self) {
-            try pool.load(configText: #"{"models":[{"name":"x","base_url":"http://h/v1","api_key":"sk-secret"}]}"#, source: "gra.json")
+            try pool.load(
+                configText: #"{"models":[{"name":"x","base_url":"http://h/v1","api_key":"sk-secret"}]}"#,
+                source: "gra.json")
         }
-        let env = try ModelPool.resolve(modelSpecs: [], configPath: nil, environment: ["OPENAI_BASE_URL": "http://127.0.0.1:8000/v1", "GRA_MODELS": "a, b@http://h:1"])
+        let env = try ModelPool.resolve(
+            modelSpecs: [], configPath: nil,
+            environment: ["OPENAI_BASE_URL": "http://127.0.0.1:8000/v1", "GRA_MODELS": "a, b@http://h:1"])
         #expect(env.models.map(\.name) == ["a", "b"])
         #expect(env.models[1].baseURLs == ["http://h:1/v1"])
     }
@@ -51,7 +60,7 @@ struct PoolTests {
         let msg: [JSONValue] = [.object(["role": .string("user"), "content": .string("hi")])]
         let a = ChatRequest(model: m1, messages: msg, parameters: ["temperature": .number("0.7"), "seed": .integer(1)])
         var b = a
-        b.parameters = ["seed": .integer(1), "temperature": .number("0.7")]   // order does not matter
+        b.parameters = ["seed": .integer(1), "temperature": .number("0.7")]  // order does not matter
         #expect(a.cacheKey() == b.cacheKey())
         var c = a
         c.sampleIndex = 1

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import GRAKit
 
 @Suite("Prompt sets")
@@ -8,8 +9,10 @@ struct PromptSetTests {
     static let context: JSONValue = {
         let sample = #"{"instruction":"Add 2 and 3.","input":"","response":"5"}"#
         let text = #"""
-            {"id":"x","instruction":"Add 2 and 3.","input":"numbers","response":"5","domain":"math","domain_list":"math, code",
-             "seed":\#(sample),"keywords":"addition","summary":"Adding.","shots":[\#(sample)],"has_shots":true,"variant":1,"variants":2,
+            {"id":"x","instruction":"Add 2 and \#
+            3.","input":"numbers","response":"5","domain":"math","domain_list":"math, code",
+             "seed":\#(sample),"keywords":"addition","summary":"Adding.","shots":[\#(sample)],"has_shots":true,\#
+            "variant":1,"variants":2,
              "reviews":[{"round":1,"round_name":"instruction","score":9,"comment":"ok"}],
              "round1":{"mean":9,"variance":0},"round2":{"mean":8,"variance":3}}
             """#
@@ -34,7 +37,7 @@ struct PromptSetTests {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gra-prompts-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        #expect(throws: GRAError.self) { try PromptSet(dir.path) }   // no prompt files in it
+        #expect(throws: GRAError.self) { try PromptSet(dir.path) }  // no prompt files in it
         try Data("Rate: {{instruction}}".utf8).write(to: dir.appendingPathComponent("review-instruction.txt"))
         let set = try PromptSet(dir.path)
         var missing: [String] = []
@@ -43,7 +46,7 @@ struct PromptSetTests {
         #expect(set.sources[.reviewResponse] == "built-in en")
         #expect(set[.reviewResponse].version == (try PromptSet(nil))[.reviewResponse].version)
         try Data("Rate: {{#instruction}".utf8).write(to: dir.appendingPathComponent("adjudicate.txt"))
-        #expect(throws: GRAError.self) { try PromptSet(dir.path) }   // a template that does not parse
+        #expect(throws: GRAError.self) { try PromptSet(dir.path) }  // a template that does not parse
         #expect(throws: GRAError.self) { try PromptSet(dir.path + "/nope") }
     }
 }

@@ -1,12 +1,20 @@
 import Testing
+
 @testable import GRAKit
+
 #if canImport(Glibc)
 import Glibc
 #endif
 
 @Suite("Reply parsing (docs/ARCHITECTURE.md, Replies)")
 struct ReplyParsingTests {
-    let schema = try! JSONSchema(JSONParser.parse(#"{"type":"object","properties":{"score":{"type":"integer","minimum":1,"maximum":10},"comment":{"type":"string"}},"required":["score","comment"],"additionalProperties":false}"#))
+    let schema = try! JSONSchema(
+        JSONParser.parse(
+            #"""
+            {"type":"object","properties":{"score":{"type":"integer","minimum":1,"maximum":10},\#
+            "comment":{"type":"string"}},"required":["score","comment"],"additionalProperties":false}
+            """#
+        ))
 
     func parse(_ reply: String) -> (JSONValue?, String?) {
         switch ReplyJSON.extract(reply) {
@@ -17,9 +25,14 @@ struct ReplyParsingTests {
 
     @Test func wholeReplyThinkBlocksFencesAndLastObject() {
         #expect(parse(#"{"score": 8, "comment": "good"}"#).1 == nil)
-        #expect(parse("<think>The answer is {\"score\": 2}?</think>\n{\"score\": 9, \"comment\": \"fine\"}").0?.objectValue?["score"] == .number("9"))
-        #expect(parse("Here you go:\n```json\n{\"score\": 3, \"comment\": \"meh\"}\n```\nThanks").0?.objectValue?["score"] == .number("3"))
-        #expect(parse("I rate it {\"score\": 4, \"comment\": \"ok\"} overall.").0?.objectValue?["score"] == .number("4"))
+        #expect(
+            parse("<think>The answer is {\"score\": 2}?</think>\n{\"score\": 9, \"comment\": \"fine\"}").0?
+                .objectValue?["score"] == .number("9"))
+        #expect(
+            parse("Here you go:\n```json\n{\"score\": 3, \"comment\": \"meh\"}\n```\nThanks").0?.objectValue?["score"]
+                == .number("3"))
+        #expect(
+            parse("I rate it {\"score\": 4, \"comment\": \"ok\"} overall.").0?.objectValue?["score"] == .number("4"))
     }
 
     @Test func proseIsAFailureNeverAScore() {

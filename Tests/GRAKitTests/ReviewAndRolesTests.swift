@@ -1,5 +1,5 @@
-import Testing
 import GRAKit
+import Testing
 
 @Suite("Review decision rule")
 struct ReviewRuleTests {
@@ -85,10 +85,12 @@ struct RoleTests {
 
     @Test func reproducibleAndSpreadOverThePool() {
         let a = (0..<1000).map { RoleAssignment.assign(pool: models(5), recordID: "r\($0)", seed: 3, reviewers: 3) }
-        let b = (0..<1000).map { RoleAssignment.assign(pool: models(5).reversed(), recordID: "r\($0)", seed: 3, reviewers: 3) }
-        #expect(a == b)   // the order the pool is given in does not matter
+        let b = (0..<1000).map {
+            RoleAssignment.assign(pool: models(5).reversed(), recordID: "r\($0)", seed: 3, reviewers: 3)
+        }
+        #expect(a == b)  // the order the pool is given in does not matter
         let c = (0..<1000).map { RoleAssignment.assign(pool: models(5), recordID: "r\($0)", seed: 4, reviewers: 3) }
-        #expect(a != c)   // another seed, other roles
+        #expect(a != c)  // another seed, other roles
         var authors: [String: Int] = [:]
         for r in a { authors[r.author, default: 0] += 1 }
         #expect(authors.count == 5)

@@ -1,5 +1,7 @@
 import Testing
+
 @testable import GRAKit
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -9,8 +11,11 @@ struct SHA256Tests {
     @Test(arguments: [
         ("", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
         ("abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
-        ("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"),
-        (String(repeating: "a", count: 1000), "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3"),
+        (
+            "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+        ),
+        (String(repeating: "a", count: 1000), "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3")
     ])
     func knownDigests(_ input: String, _ hex: String) {
         #expect(SHA256.hex(input) == hex)
@@ -28,7 +33,8 @@ struct SHA256Tests {
     /// pieces all give Python's digest.
     @Test func longInputsInPiecesMatchHashlib() throws {
         let text = (0..<700).map { "w\($0 * 7919 % 1000) " }.joined()
-        let expected = try runPython("import hashlib,sys; print(hashlib.sha256(sys.argv[1].encode()).hexdigest())", text)
+        let expected = try runPython(
+            "import hashlib,sys; print(hashlib.sha256(sys.argv[1].encode()).hexdigest())", text)
         let bytes = Array(text.utf8)
         #expect(SHA256.hexString(SHA256.hash(bytes)) == expected)
         #expect(SHA256.hexString(SHA256.hash(bytes.lazy.map { $0 })) == expected)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import GRAKit
 
 /// Random-hyperplane LSH against brute force (exact all-pairs cosine) on generated vectors.

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import GRAKit
 
 /// The stage engine's window of records in work: written in input order however they finish,
@@ -11,8 +12,9 @@ struct TaskWindowTests {
         let engine: StageEngine
         init() {
             let client = LLMClient(http: http, cache: nil, environment: [:])
-            engine = StageEngine(name: "test", io: StageIOOptions(), client: client,
-                                 output: OutputSink(fd: -1), diagnostics: Diagnostics(tool: "test", quiet: true))
+            engine = StageEngine(
+                name: "test", io: StageIOOptions(), client: client,
+                output: OutputSink(fd: -1), diagnostics: Diagnostics(tool: "test", quiet: true))
         }
         func task(_ seq: Int) -> StageTask {
             StageTask(seq: seq, record: ["n": .number(String(seq))], inputLabel: "", line: seq + 1, engine: engine)
@@ -22,7 +24,7 @@ struct TaskWindowTests {
 
     @Test func inputOrderAcrossManyTurnsOfTheRing() {
         let f = Fixture()
-        let capacity = 5   // rounded up to a ring of 16: 200 records turn it over 12 times
+        let capacity = 5  // rounded up to a ring of 16: 200 records turn it over 12 times
         var window = TaskWindow(capacity: capacity, unordered: false)
         var rng = SystemRandomNumberGenerator()
         var inWork: [StageTask] = [], all: [StageTask] = []

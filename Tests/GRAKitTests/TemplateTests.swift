@@ -1,12 +1,19 @@
 import Testing
+
 @testable import GRAKit
+
 #if canImport(Glibc)
 import Glibc
 #endif
 
 @Suite("Prompt templates")
 struct TemplateTests {
-    let record = try! JSONParser.parse(#"{"instruction":"Add","input":"","n":3,"big":12345678901234567890,"tags":["a","b"],"meta":{"lang":"fr","ok":true},"shots":[{"q":"1+1","a":"2"},{"q":"2+2","a":"4"}]}"#)
+    let record = try! JSONParser.parse(
+        #"""
+        {"instruction":"Add","input":"","n":3,"big":12345678901234567890,"tags":["a","b"],"meta":{"lang":"fr",\#
+        "ok":true},"shots":[{"q":"1+1","a":"2"},{"q":"2+2","a":"4"}]}
+        """#
+    )
 
     func render(_ t: String) throws -> (String, [String]) {
         var missing: [String] = []
@@ -15,7 +22,9 @@ struct TemplateTests {
     }
 
     @Test func variablesAndPaths() throws {
-        #expect(try render("{{instruction}} {{n}} {{big}} {{meta.lang}} {{{instruction}}} {{& meta.lang }}").0 == "Add 3 12345678901234567890 fr Add fr")
+        #expect(
+            try render("{{instruction}} {{n}} {{big}} {{meta.lang}} {{{instruction}}} {{& meta.lang }}").0
+                == "Add 3 12345678901234567890 fr Add fr")
         #expect(try render("{{tags}}|{{meta}}").0 == #"["a","b"]|{"lang":"fr","ok":true}"#)
     }
 
@@ -43,7 +52,10 @@ struct TemplateTests {
         #expect(try render("{{#nothing}}x{{/nothing}}y").1.isEmpty)
     }
 
-    @Test(arguments: [("{{#a}}x", "never closed"), ("{{/a}}", "closes no open section"), ("{{#a}}{{/b}}", "was expected"), ("{{x", "unclosed tag"), ("{{> partial}}", "not supported")])
+    @Test(arguments: [
+        ("{{#a}}x", "never closed"), ("{{/a}}", "closes no open section"), ("{{#a}}{{/b}}", "was expected"),
+        ("{{x", "unclosed tag"), ("{{> partial}}", "not supported")
+    ])
     func badTemplatesSayWhere(_ t: String, _ fragment: String) {
         do {
             _ = try PromptTemplate(t)

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import GRAKit
 
 @Suite("Text unification")
@@ -10,13 +11,13 @@ struct TextNormalizerTests {
         ("a\n  \n\t\nb", "a\n\nb"),
         ("a\n\nb", "a\n\nb"),
         ("\n\nfirst\nsecond\n\n", "first\nsecond"),
-        ("e\u{301}", "\u{E9}"),                 // NFC composes
-        ("\u{212B}", "\u{C5}"),                 // Angstrom sign → Å
+        ("e\u{301}", "\u{E9}"),  // NFC composes
+        ("\u{212B}", "\u{C5}"),  // Angstrom sign → Å
         ("中文\n\n\n日本語", "中文\n\n日本語"),
         ("x\n```\ncode\n\n\n\n  indented\n```\n\n\ny", "x\n```\ncode\n\n\n\n  indented\n```\n\ny"),
         ("~~~py\na\n\n\nb\n~~~", "~~~py\na\n\n\nb\n~~~"),
         ("plain", "plain"),
-        ("", ""),
+        ("", "")
     ])
     func unify(_ input: String, _ expected: String) {
         let r = TextNormalizer.unify(input)
@@ -39,7 +40,7 @@ struct TextNormalizerTests {
         "```cpp\nint main() {\n    return 0;}\n    ```",
         "1. Install:\n\n    ```bash\n    pip install x\n    ```\n2. Run it.",
         "- step\n   ~~~~\n   code\n   ~~~~",
-        "\t```\n\tcode\n\t```",
+        "\t```\n\tcode\n\t```"
     ])
     func indentedClosingFenceCloses(_ text: String) {
         #expect(!TextNormalizer.unify(text).hasUnclosedFence)
@@ -52,7 +53,8 @@ struct TextNormalizerTests {
         var rng = SystemRandomNumberGenerator()
         for _ in 0..<5000 {
             let s = (0..<Int.random(in: 0...10, using: &rng)).map { _ in pieces.randomElement(using: &rng)! }.joined()
-            #expect(TextNormalizer.hasUnclosedFence(s) == TextNormalizer.unify(s).hasUnclosedFence, "\(s.debugDescription)")
+            #expect(
+                TextNormalizer.hasUnclosedFence(s) == TextNormalizer.unify(s).hasUnclosedFence, "\(s.debugDescription)")
         }
     }
 

@@ -1,8 +1,9 @@
 import CCurl
+import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
 
 /// One HTTP exchange for `HTTPClient`.
 public struct HTTPRequest: Sendable {
@@ -32,7 +33,9 @@ public struct HTTPRequest: Sendable {
 
     /// A request whose body is what `buffer` holds. The request takes the buffer: nothing may
     /// write to it afterwards.
-    public init(url: String, method: String = "POST", headers: [String] = [], taking buffer: ByteBuffer, endpoint: String) {
+    public init(
+        url: String, method: String = "POST", headers: [String] = [], taking buffer: ByteBuffer, endpoint: String
+    ) {
         self.url = url
         self.method = method
         self.headers = headers
@@ -121,7 +124,9 @@ public final class HTTPClient: @unchecked Sendable {
     /// Queues a request; when it ends, `completion` runs on a loop thread, or is given with the
     /// response to `executor` when there is one (no wrapping closure is made per request). With
     /// `delay`, the request starts no earlier than that many seconds from now.
-    public func send(_ request: HTTPRequest, delay: Double = 0, via executor: Executor? = nil, completion: @escaping Completion) {
+    public func send(
+        _ request: HTTPRequest, delay: Double = 0, via executor: Executor? = nil, completion: @escaping Completion
+    ) {
         let loop: HTTPEventLoop
         if loops.count == 1 {
             loop = loops[0]

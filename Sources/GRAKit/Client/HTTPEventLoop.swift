@@ -1,8 +1,9 @@
 import CCurl
+import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
 
 /// One event-loop thread driving one libcurl multi handle through the socket interface.
 final class HTTPEventLoop: @unchecked Sendable {
@@ -61,7 +62,8 @@ final class HTTPEventLoop: @unchecked Sendable {
         _ = gra_multi_setopt_ptr(multi, CURLMOPT_SOCKETDATA, me)
         _ = gra_multi_setopt_ptr(multi, CURLMOPT_TIMERDATA, me)
         _ = gra_multi_setopt_socketfunction(multi) { _, socket, what, client, socketp in
-            Unmanaged<HTTPEventLoop>.fromOpaque(client!).takeUnretainedValue().watch(socket, what, known: socketp != nil)
+            Unmanaged<HTTPEventLoop>.fromOpaque(client!).takeUnretainedValue().watch(
+                socket, what, known: socketp != nil)
             return 0
         }
         _ = gra_multi_setopt_timerfunction(multi) { _, milliseconds, client in
@@ -107,7 +109,9 @@ final class HTTPEventLoop: @unchecked Sendable {
     private func watch(_ socket: curl_socket_t, _ what: Int32, known: Bool) {
         if what == CURL_POLL_REMOVE {
             if socket >= 0 {
-                if Int(socket) >= parked.count { parked += [Bool](repeating: false, count: Int(socket) + 64 - parked.count) }
+                if Int(socket) >= parked.count {
+                    parked += [Bool](repeating: false, count: Int(socket) + 64 - parked.count)
+                }
                 parked[Int(socket)] = true
             }
             return
@@ -133,7 +137,9 @@ final class HTTPEventLoop: @unchecked Sendable {
         socket >= 0 && Int(socket) < parked.count && parked[Int(socket)]
     }
 
-    func send(_ request: HTTPRequest, delay: Double, via executor: HTTPClient.Executor?, completion: @escaping Completion) {
+    func send(
+        _ request: HTTPRequest, delay: Double, via executor: HTTPClient.Executor?, completion: @escaping Completion
+    ) {
         let t = Transfer(request: request, executor: executor, completion: completion)
         t.due = delay > 0 ? HTTPClient.now() + delay : 0
         // Wake the loop only for the first request of a burst: it drains the whole inbox.
@@ -286,7 +292,8 @@ final class HTTPEventLoop: @unchecked Sendable {
             var timeout = 1.0
             if let due = timerDue { timeout = min(timeout, due - HTTPClient.now()) }
             if let next = delayed.map(\.due).min() { timeout = min(timeout, next - HTTPClient.now()) }
-            let n = gra_epoll_wait(epollFD, &readyFDs, &readyEvents, Int32(readyFDs.count), Int32(max(0, timeout * 1000).rounded(.up)))
+            let n = gra_epoll_wait(
+                epollFD, &readyFDs, &readyEvents, Int32(readyFDs.count), Int32(max(0, timeout * 1000).rounded(.up)))
             var stillRunning: Int32 = 0
             if n > 0 {
                 for i in 0..<Int(n) {
@@ -312,7 +319,8 @@ final class HTTPEventLoop: @unchecked Sendable {
             }
             if let due = timerDue, due <= HTTPClient.now() {
                 timerDue = nil
-                curl_multi_socket_action(multi, -1 /* CURL_SOCKET_TIMEOUT */, 0, &stillRunning)
+                // -1 is CURL_SOCKET_TIMEOUT: the timer went off.
+                curl_multi_socket_action(multi, -1, 0, &stillRunning)
             }
             // Read every message before removing any handle: libcurl's remove_handle scans the
             // messages still queued, so removing while many are queued costs quadratic time.
@@ -356,7 +364,7 @@ final class HTTPEventLoop: @unchecked Sendable {
 
     /// Starts waiting transfers, one endpoint after the other, within the caps.
     private func startWaiting() {
-        var idle = 0   // endpoints in a row with nothing to start
+        var idle = 0  // endpoints in a row with nothing to start
         while waitingCount > 0 && running < maxInFlight && idle < endpoints.count {
             let endpoint = endpoints[nextEndpoint]
             nextEndpoint = nextEndpoint + 1 == endpoints.count ? 0 : nextEndpoint + 1
@@ -383,7 +391,7 @@ final class HTTPEventLoop: @unchecked Sendable {
         mutating func pop() -> Transfer? {
             guard head < items.count else { return nil }
             let t = items[head]
-            items[head] = nil   // the queue holds no transfer that has left it
+            items[head] = nil  // the queue holds no transfer that has left it
             head += 1
             if head == items.count {
                 items.removeAll(keepingCapacity: true)
@@ -440,7 +448,8 @@ final class HTTPEventLoop: @unchecked Sendable {
             // Not copied: the transfer holds the request, and so its body, until libcurl is done.
             let body = r.bodyBuffer
             _ = gra_easy_setopt_off(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body?.count ?? 0))
-            _ = gra_easy_setopt_ptr(easy, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(body?.base ?? UnsafeMutablePointer(bitPattern: 1)!))
+            _ = gra_easy_setopt_ptr(
+                easy, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(body?.base ?? UnsafeMutablePointer(bitPattern: 1)!))
         }
         let headers = headerList(for: r.headers)
         if handle.headerList != headers {
@@ -480,7 +489,10 @@ final class HTTPEventLoop: @unchecked Sendable {
     /// it searches the environment for them on every request.
     private static let noProxyVariables: (proxy: Bool, noProxy: Bool) = {
         func unset(_ names: [String]) -> Bool { names.allSatisfy { (getenv($0).map { $0.pointee == 0 }) ?? true } }
-        return (unset(["http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"]), unset(["no_proxy", "NO_PROXY"]))
+        return (
+            unset(["http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"]),
+            unset(["no_proxy", "NO_PROXY"])
+        )
     }()
 
     /// Options that never change between requests, set once per handle.
@@ -495,7 +507,7 @@ final class HTTPEventLoop: @unchecked Sendable {
             let n = size * count
             if t.response.body.count + n > t.request.maxResponseBytes {
                 t.response.bodyTooLarge = true
-                return 0   // aborts the transfer with CURLE_WRITE_ERROR
+                return 0  // aborts the transfer with CURLE_WRITE_ERROR
             }
             if t.response.body.isEmpty {
                 // One allocation of the announced size rather than a series of doublings.
@@ -561,13 +573,16 @@ final class HTTPEventLoop: @unchecked Sendable {
         _ = gra_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
         t.response.curlCode = Int(code.rawValue)
         if code != CURLE_OK {
-            t.response.transportError = t.response.bodyTooLarge
+            t.response.transportError =
+                t.response.bodyTooLarge
                 ? "response body over \(t.request.maxResponseBytes) bytes"
                 : String(cString: curl_easy_strerror(code))
             t.response.status = 0
             var connectMicros: curl_off_t = 0
             _ = gra_easy_getinfo_off(easy, CURLINFO_CONNECT_TIME_T, &connectMicros)
-            let notThere = code == CURLE_COULDNT_RESOLVE_HOST || code == CURLE_COULDNT_RESOLVE_PROXY || code == CURLE_COULDNT_CONNECT
+            let notThere =
+                code == CURLE_COULDNT_RESOLVE_HOST || code == CURLE_COULDNT_RESOLVE_PROXY
+                || code == CURLE_COULDNT_CONNECT
             t.response.connectFailed = notThere || (code == CURLE_OPERATION_TIMEDOUT && connectMicros == 0)
         } else {
             t.response.status = status

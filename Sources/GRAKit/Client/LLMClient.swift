@@ -16,8 +16,10 @@ public struct ChatRequest: Sendable {
     /// How many times an unparseable reply to this same prompt was re-asked (cache key only).
     public var reask = 0
 
-    public init(model: ModelEndpoint, messages: [JSONValue], parameters: JSONObject = JSONObject(),
-                responseFormat: JSONValue? = nil, sampleIndex: Int = 0, promptVersion: String? = nil) {
+    public init(
+        model: ModelEndpoint, messages: [JSONValue], parameters: JSONObject = JSONObject(),
+        responseFormat: JSONValue? = nil, sampleIndex: Int = 0, promptVersion: String? = nil
+    ) {
         self.model = model
         self.messages = messages
         self.parameters = parameters
@@ -30,7 +32,7 @@ public struct ChatRequest: Sendable {
     public static func jsonSchemaFormat(name: String, schema: JSONSchema) -> JSONValue {
         .object([
             "type": .string("json_schema"),
-            "json_schema": .object(["name": .string(name), "schema": schema.schema, "strict": .bool(true)]),
+            "json_schema": .object(["name": .string(name), "schema": schema.schema, "strict": .bool(true)])
         ])
     }
 
@@ -192,10 +194,13 @@ public final class LLMClient: @unchecked Sendable {
     /// Told of problems that do not fail a request (a cache write that failed).
     public let onWarning: (@Sendable (String) -> Void)?
 
-    public init(http: HTTPClient, cache: ResponseCache?, retry: RetryPolicy = RetryPolicy(), limits: RequestLimits = RequestLimits(),
-                health: ModelHealth = ModelHealth(), environment: [String: String],
-                onRetry: (@Sendable (_ message: String, _ foldKey: String) -> Void)? = nil,
-                onWarning: (@Sendable (String) -> Void)? = nil) {
+    public init(
+        http: HTTPClient, cache: ResponseCache?, retry: RetryPolicy = RetryPolicy(),
+        limits: RequestLimits = RequestLimits(),
+        health: ModelHealth = ModelHealth(), environment: [String: String],
+        onRetry: (@Sendable (_ message: String, _ foldKey: String) -> Void)? = nil,
+        onWarning: (@Sendable (String) -> Void)? = nil
+    ) {
         self.http = http
         self.cache = cache
         self.retry = retry
@@ -247,7 +252,8 @@ public final class LLMClient: @unchecked Sendable {
     private func pickBaseURL(_ model: ModelEndpoint) -> String {
         if model.baseURLs.count == 1 { return model.baseURLs[0] }
         let up = model.baseURLs.filter { !health.looksDown($0) }
-        return (up.isEmpty ? model.baseURLs : up).min { http.inFlight(endpoint: $0) < http.inFlight(endpoint: $1) } ?? model.baseURLs[0]
+        return (up.isEmpty ? model.baseURLs : up).min { http.inFlight(endpoint: $0) < http.inFlight(endpoint: $1) }
+            ?? model.baseURLs[0]
     }
 
     private let targetsLock = Mutex()
@@ -263,13 +269,15 @@ public final class LLMClient: @unchecked Sendable {
     private func target(base: String, path: String, model: ModelEndpoint) -> (url: String, headers: [String]) {
         targetsLock.locked { () -> (String, [String]) in
             // By index: `first(where:)` copied every entry (five strings) to test it.
-            for i in targets.indices where targets[i].base == base && targets[i].path == path && targets[i].keyVariable == model.apiKeyVariable {
+            for i in targets.indices
+            where targets[i].base == base && targets[i].path == path && targets[i].keyVariable == model.apiKeyVariable {
                 return (targets[i].url, targets[i].headers)
             }
             var headers = ["Content-Type: application/json", "Accept: application/json"]
             if let k = apiKey(for: model) { headers.append("Authorization: Bearer \(k)") }
             let url = base + path
-            targets.append(Target(base: base, path: path, keyVariable: model.apiKeyVariable, url: url, headers: headers))
+            targets.append(
+                Target(base: base, path: path, keyVariable: model.apiKeyVariable, url: url, headers: headers))
             return (url, headers)
         }
     }
@@ -285,8 +293,10 @@ public final class LLMClient: @unchecked Sendable {
     /// the reply, `completion` included, runs through `executor` (nil: on the event-loop
     /// thread). The handler is made when the request is sent, so nothing is allocated or
     /// copied on the event-loop thread when a reply comes.
-    public func chat(_ request: ChatRequest, via executor: HTTPClient.Executor? = nil,
-                     completion: @escaping @Sendable (Result<ChatReply, RequestFailure>) -> Void) {
+    public func chat(
+        _ request: ChatRequest, via executor: HTTPClient.Executor? = nil,
+        completion: @escaping @Sendable (Result<ChatReply, RequestFailure>) -> Void
+    ) {
         let key = cache == nil ? [] : request.cacheKey()
         if let cache, let body = try? cache.lookup(key), let decoded = try? LLMClient.decodeChat(body).get() {
             var reply = decoded
@@ -300,30 +310,36 @@ public final class LLMClient: @unchecked Sendable {
         let buffer = ByteBuffer(capacity: 960)
         request.writeBody(to: buffer)
         let model = request.model
-        post("/chat/completions", model: model, body: buffer, key: key, via: executor, decode: LLMClient.decodeChat) { [self] result in
-            completion(result.map { outcome in
-                var reply = outcome.value
-                reply.attempts = outcome.attempts
-                reply.seconds = outcome.response.seconds
-                count(model.name) {
-                    $0.promptTokens += reply.promptTokens
-                    $0.completionTokens += reply.completionTokens
-                }
-                return reply
-            })
+        post("/chat/completions", model: model, body: buffer, key: key, via: executor, decode: LLMClient.decodeChat) {
+            [self] result in
+            completion(
+                result.map { outcome in
+                    var reply = outcome.value
+                    reply.attempts = outcome.attempts
+                    reply.seconds = outcome.response.seconds
+                    count(model.name) {
+                        $0.promptTokens += reply.promptTokens
+                        $0.completionTokens += reply.completionTokens
+                    }
+                    return reply
+                })
         }
     }
 
     /// POSTs `body` to `path` on the least busy replica of `model`, retrying as `retry` says.
     /// On success the raw body is cached under `key` and the latency recorded. Everything after
     /// the HTTP exchange runs through `executor` (retries included).
-    private func post<T: Sendable>(_ path: String, model: ModelEndpoint, body: ByteBuffer, key: [UInt8], attempt: Int = 1, delay: Double = 0,
-                                   via executor: HTTPClient.Executor?,
-                                   decode: @escaping @Sendable ([UInt8]) -> Result<T, ReplyProblem>,
-                                   completion: @escaping @Sendable (Result<(value: T, response: HTTPResponse, attempts: Int), RequestFailure>) -> Void) {
+    private func post<T: Sendable>(
+        _ path: String, model: ModelEndpoint, body: ByteBuffer, key: [UInt8], attempt: Int = 1, delay: Double = 0,
+        via executor: HTTPClient.Executor?,
+        decode: @escaping @Sendable ([UInt8]) -> Result<T, ReplyProblem>,
+        completion:
+            @escaping @Sendable (Result<(value: T, response: HTTPResponse, attempts: Int), RequestFailure>) -> Void
+    ) {
         if let block = health.block(for: model.name) {
             count(model.name) { $0.failures += 1 }
-            return completion(.failure(RequestFailure(message: block.message, status: nil, attempts: attempt - 1, permanent: true)))
+            return completion(
+                .failure(RequestFailure(message: block.message, status: nil, attempts: attempt - 1, permanent: true)))
         }
         let base = pickBaseURL(model)
         let (url, headers) = target(base: base, path: path, model: model)
@@ -352,11 +368,17 @@ public final class LLMClient: @unchecked Sendable {
                 if !failure.permanent && attempt < retry.maxAttempts && health.block(for: model.name) == nil {
                     let wait = retry.delay(afterAttempt: attempt, retryAfter: response.retryAfter)
                     count(model.name) { $0.retries += 1 }
-                    onRetry?("\(model.name): \(failure.message); retry \(attempt + 1)/\(retry.maxAttempts) in \(String(format: "%.1f", wait)) s",
-                             "\(model.name): \(failure.message); retrying")
+                    onRetry?(
+                        """
+                        \(model.name): \(failure.message); retry \(attempt + 1)/\(retry.maxAttempts) in \
+                        \(String(format: "%.1f", wait)) s
+                        """,
+                        "\(model.name): \(failure.message); retrying")
                     // The same bytes again: the buffer is the request's, never written to.
-                    post(path, model: model, body: request.bodyBuffer!, key: key, attempt: attempt + 1, delay: wait, via: executor,
-                         decode: decode, completion: completion)
+                    post(
+                        path, model: model, body: request.bodyBuffer!, key: key, attempt: attempt + 1, delay: wait,
+                        via: executor,
+                        decode: decode, completion: completion)
                 } else {
                     count(model.name) { $0.failures += 1 }
                     var f = failure
@@ -369,25 +391,34 @@ public final class LLMClient: @unchecked Sendable {
     }
 
     /// Sorts an HTTP outcome into a decoded reply, a retryable failure or a permanent one.
-    private func classify<T>(_ response: HTTPResponse, model: ModelEndpoint, base: String,
-                             decode: ([UInt8]) -> Result<T, ReplyProblem>) -> Result<T, RequestFailure> {
+    private func classify<T>(
+        _ response: HTTPResponse, model: ModelEndpoint, base: String,
+        decode: ([UInt8]) -> Result<T, ReplyProblem>
+    ) -> Result<T, RequestFailure> {
         var whereText: String { model.name.isEmpty ? base : "\(base) (model \(model.name))" }
         if response.isTransportFailure {
             let permanent = response.bodyTooLarge || !RetryPolicy.retryableCurlCodes.contains(response.curlCode)
-            return .failure(RequestFailure(message: "\(whereText): \(response.transportError ?? "transfer failed")",
-                                           status: nil, attempts: 0, permanent: permanent, connectFailed: response.connectFailed))
+            return .failure(
+                RequestFailure(
+                    message: "\(whereText): \(response.transportError ?? "transfer failed")",
+                    status: nil, attempts: 0, permanent: permanent, connectFailed: response.connectFailed))
         }
         if response.status == 200 {
             switch decode(response.body) {
             case .success(let v): return .success(v)
             case .failure(let why):
-                return .failure(RequestFailure(message: "\(whereText): malformed response: \(why)", status: 200, attempts: 0, permanent: false))
+                return .failure(
+                    RequestFailure(
+                        message: "\(whereText): malformed response: \(why)", status: 200, attempts: 0, permanent: false)
+                )
             }
         }
         let detail = redact(LLMClient.errorMessage(response.body), model: model)
         let permanent = !RetryPolicy.retryableStatuses.contains(response.status)
-        return .failure(RequestFailure(message: "HTTP \(response.status) from \(whereText): \(detail)",
-                                       status: response.status, attempts: 0, permanent: permanent))
+        return .failure(
+            RequestFailure(
+                message: "HTTP \(response.status) from \(whereText): \(detail)",
+                status: response.status, attempts: 0, permanent: permanent))
     }
 
     // MARK: - Decoding (tolerant of every server in docs/SERVERS.md)
@@ -412,7 +443,7 @@ public final class LLMClient: @unchecked Sendable {
     public static func decodeChat(_ body: [UInt8]) -> Result<ChatReply, ReplyProblem> {
         var isObject = false
         var error: JSONValue?
-        var choices: ChatChoice?      // nil: no "choices" array whose first element is an object
+        var choices: ChatChoice?  // nil: no "choices" array whose first element is an object
         var promptTokens = 0, completionTokens = 0
         do {
             try body.withUnsafeBufferPointer { (buffer) throws(JSONParseError) in
@@ -529,14 +560,20 @@ public final class LLMClient: @unchecked Sendable {
 
     /// Embeds `inputs` with `model` in batches of `batchSize` texts per request, cached per
     /// batch like every request; `completion` gets one vector per input, in order.
-    public func embeddings(model: ModelEndpoint, inputs: [String], batchSize: Int = 64,
-                           completion: @escaping @Sendable (Result<[[Float]], RequestFailure>) -> Void) {
-        let batches = stride(from: 0, to: inputs.count, by: max(1, batchSize)).map { Array(inputs[$0..<min($0 + max(1, batchSize), inputs.count)]) }
+    public func embeddings(
+        model: ModelEndpoint, inputs: [String], batchSize: Int = 64,
+        completion: @escaping @Sendable (Result<[[Float]], RequestFailure>) -> Void
+    ) {
+        let batches = stride(from: 0, to: inputs.count, by: max(1, batchSize)).map {
+            Array(inputs[$0..<min($0 + max(1, batchSize), inputs.count)])
+        }
         guard !batches.isEmpty else { return completion(.success([])) }
         let collector = EmbeddingCollector(count: batches.count, completion: completion)
         for (i, batch) in batches.enumerated() {
             let key = cache == nil ? [] : LLMClient.embeddingsCacheKey(model: model, inputs: batch)
-            if let cache, let body = try? cache.lookup(key), case .success(let vectors) = LLMClient.decodeEmbeddings(body, expected: batch.count) {
+            if let cache, let body = try? cache.lookup(key),
+                case .success(let vectors) = LLMClient.decodeEmbeddings(body, expected: batch.count)
+            {
                 count(model.name) { $0.cacheHits += 1 }
                 collector.set(i, .success(vectors))
                 continue
@@ -548,7 +585,10 @@ public final class LLMClient: @unchecked Sendable {
             let buffer = ByteBuffer(capacity: 960)
             JSONWriter.write(body, to: buffer)
             let expected = batch.count
-            post("/embeddings", model: model, body: buffer, key: key, via: nil, decode: { LLMClient.decodeEmbeddings($0, expected: expected) }) {
+            post(
+                "/embeddings", model: model, body: buffer, key: key, via: nil,
+                decode: { LLMClient.decodeEmbeddings($0, expected: expected) }
+            ) {
                 collector.set(i, $0.map(\.value))
             }
         }
@@ -571,37 +611,55 @@ public final class LLMClient: @unchecked Sendable {
     /// Reads an `/embeddings` body: float arrays or base64 little-endian float32, each item
     /// placed by its `index`.
     public static func decodeEmbeddings(_ body: [UInt8], expected: Int) -> Result<[[Float]], ReplyProblem> {
-        guard let root = try? JSONParser.parse(body), case .object(let o) = root else { return .failure("not a JSON object") }
+        guard let root = try? JSONParser.parse(body), case .object(let o) = root else {
+            return .failure("not a JSON object")
+        }
         guard case .array(let items)? = o["data"] else { return .failure("no 'data' array") }
         var vectors = [[Float]?](repeating: nil, count: expected)
         for (position, item) in items.enumerated() {
             guard case .object(let e) = item else { return .failure("data[\(position)] is not an object") }
             let index = e["index"]?.doubleValue.map { Int($0) } ?? position
-            guard index >= 0 && index < expected else { return .failure("data[\(position)] has index \(index) outside 0..<\(expected)") }
+            guard index >= 0 && index < expected else {
+                return .failure("data[\(position)] has index \(index) outside 0..<\(expected)")
+            }
             switch e["embedding"] {
             case .array(let numbers)?:
                 var v: [Float] = []
                 v.reserveCapacity(numbers.count)
                 for n in numbers {
-                    guard let d = n.doubleValue else { return .failure("data[\(position)].embedding holds \(n.kindDescription)") }
+                    guard let d = n.doubleValue else {
+                        return .failure("data[\(position)].embedding holds \(n.kindDescription)")
+                    }
                     v.append(Float(d))
                 }
                 vectors[index] = v
             case .string(let b64)?:
-                guard let data = Data(base64Encoded: b64), data.count % 4 == 0 else { return .failure("data[\(position)].embedding is not base64 float32") }
-                vectors[index] = data.withUnsafeBytes { raw in (0..<(data.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) } }
+                guard let data = Data(base64Encoded: b64), data.count % 4 == 0 else {
+                    return .failure("data[\(position)].embedding is not base64 float32")
+                }
+                vectors[index] = data.withUnsafeBytes { raw in
+                    (0..<(data.count / 4)).map {
+                        Float(
+                            bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))
+                        )
+                    }
+                }
             default:
                 return .failure("data[\(position)] has no embedding")
             }
         }
-        guard vectors.allSatisfy({ $0 != nil }) else { return .failure("\(vectors.filter { $0 == nil }.count) of \(expected) embeddings missing") }
+        guard vectors.allSatisfy({ $0 != nil }) else {
+            return .failure("\(vectors.filter { $0 == nil }.count) of \(expected) embeddings missing")
+        }
         return .success(vectors.map { $0! })
     }
 
     // MARK: - Models
 
     /// `GET /models` on `baseURL`, synchronously: the model ids, or why not.
-    public func listModels(baseURL: String, apiKeyVariable: String = "OPENAI_API_KEY") -> Result<[String], RequestFailure> {
+    public func listModels(baseURL: String, apiKeyVariable: String = "OPENAI_API_KEY") -> Result<
+        [String], RequestFailure
+    > {
         var headers = ["Accept: application/json"]
         if let k = environment[apiKeyVariable], !k.isEmpty { headers.append("Authorization: Bearer \(k)") }
         var r = HTTPRequest(url: baseURL + "/models", headers: headers, endpoint: baseURL)
@@ -616,12 +674,16 @@ public final class LLMClient: @unchecked Sendable {
         done.wait()
         let model = ModelEndpoint(name: "", baseURLs: [baseURL], apiKeyVariable: apiKeyVariable)
         return classify(box.value!, model: model, base: baseURL) { body -> Result<[String], ReplyProblem> in
-            guard let v = try? JSONParser.parse(body), case .object(let o) = v else { return .failure("not a JSON object") }
+            guard let v = try? JSONParser.parse(body), case .object(let o) = v else {
+                return .failure("not a JSON object")
+            }
             var ids: [String] = []
             for key in ["data", "models"] {
                 if case .array(let items)? = o[key] {
                     for item in items {
-                        if let id = item.objectValue?["id"]?.stringValue ?? item.objectValue?["name"]?.stringValue ?? item.objectValue?["model"]?.stringValue {
+                        if let id = item.objectValue?["id"]?.stringValue ?? item.objectValue?["name"]?.stringValue
+                            ?? item.objectValue?["model"]?.stringValue
+                        {
                             ids.append(id)
                         }
                     }
@@ -637,7 +699,9 @@ public struct ReplyProblem: Error, Sendable, Equatable, CustomStringConvertible,
     public var description: String
     public init(_ description: String) { self.description = description }
     public init(stringLiteral value: String) { description = value }
-    public init(stringInterpolation: DefaultStringInterpolation) { description = String(stringInterpolation: stringInterpolation) }
+    public init(stringInterpolation: DefaultStringInterpolation) {
+        description = String(stringInterpolation: stringInterpolation)
+    }
 }
 
 /// Gathers the batches of one `embeddings` call and answers once, in input order.

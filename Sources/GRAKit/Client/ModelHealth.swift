@@ -50,7 +50,9 @@ public final class ModelHealth: @unchecked Sendable {
     private var probedDown: Set<String> = []
     private var blocks: [(model: String, block: Block)] = []
 
-    public init(maxConnectFailures: Int = 16, minimumSeconds: Double = 10, onBlock: (@Sendable (String, Block) -> Void)? = nil) {
+    public init(
+        maxConnectFailures: Int = 16, minimumSeconds: Double = 10, onBlock: (@Sendable (String, Block) -> Void)? = nil
+    ) {
         self.maxConnectFailures = maxConnectFailures
         self.minimumSeconds = minimumSeconds
         self.onBlock = onBlock
@@ -68,14 +70,18 @@ public final class ModelHealth: @unchecked Sendable {
     /// unreachable, else nil.
     public var exitStatus: Int32? {
         lock.locked {
-            if blocks.contains(where: { if case .denied = $0.block { return true } else { return false } }) { return GRAExit.noPermission }
+            if blocks.contains(where: { if case .denied = $0.block { return true } else { return false } }) {
+                return GRAExit.noPermission
+            }
             return blocks.isEmpty ? nil : GRAExit.unavailable
         }
     }
 
     /// Whether `base` looks down (so that a replica that answers is preferred).
     func looksDown(_ base: String) -> Bool {
-        lock.locked { probedDown.contains(base) || (maxConnectFailures > 0 && (streaks[base]?.count ?? 0) >= maxConnectFailures) }
+        lock.locked {
+            probedDown.contains(base) || (maxConnectFailures > 0 && (streaks[base]?.count ?? 0) >= maxConnectFailures)
+        }
     }
 
     /// A request reached `base` (any HTTP status): its streak ends.
@@ -94,9 +100,19 @@ public final class ModelHealth: @unchecked Sendable {
             streak.count += 1
             streaks[base] = streak
             for b in model.baseURLs {
-                guard let s = streaks[b], s.count >= maxConnectFailures, now - s.since >= minimumSeconds else { return nil }
+                guard let s = streaks[b], s.count >= maxConnectFailures, now - s.since >= minimumSeconds else {
+                    return nil
+                }
             }
-            return add(model.name, .unreachable("model '\(model.name)' is unreachable: \(message) — every endpoint of it failed \(maxConnectFailures) connection attempts in a row, for \(String(format: "%g", minimumSeconds)) s or more, so no more requests are sent to it"))
+            return add(
+                model.name,
+                .unreachable(
+                    """
+                    model '\(model.name)' is unreachable: \(message) — every endpoint of it failed \
+                    \(maxConnectFailures) connection attempts in a row, for \
+                    \(String(format: "%g", minimumSeconds)) s or more, so no more requests are sent to it
+                    """
+                ))
         }
         if let newBlock { onBlock?(model.name, newBlock) }
     }
@@ -109,7 +125,9 @@ public final class ModelHealth: @unchecked Sendable {
         lock.locked {
             probedDown.insert(base)
             guard model.baseURLs.allSatisfy({ probedDown.contains($0) }) else { return false }
-            return add(model.name, .unreachable("cannot reach model '\(model.name)': \(message); only cached replies can be used")) != nil
+            return add(
+                model.name,
+                .unreachable("cannot reach model '\(model.name)': \(message); only cached replies can be used")) != nil
         }
     }
 

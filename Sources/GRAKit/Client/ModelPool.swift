@@ -15,7 +15,9 @@ public struct ModelEndpoint: Sendable, Equatable {
     /// alone, so replicas, and a server that moved, share the cached replies.
     public var cacheNamespace: String?
 
-    public init(name: String, baseURLs: [String], apiKeyVariable: String = "OPENAI_API_KEY", cacheNamespace: String? = nil) {
+    public init(
+        name: String, baseURLs: [String], apiKeyVariable: String = "OPENAI_API_KEY", cacheNamespace: String? = nil
+    ) {
         self.name = name
         self.baseURLs = baseURLs
         self.apiKeyVariable = apiKeyVariable
@@ -41,7 +43,9 @@ public struct ModelPool: Sendable, Equatable {
             throw GRAError.usage("base URL '\(raw)' needs a scheme, e.g. http://127.0.0.1:8000/v1")
         }
         let scheme = s[..<schemeEnd.lowerBound].lowercased()
-        guard scheme == "http" || scheme == "https" else { throw GRAError.usage("base URL '\(raw)': only http and https are supported") }
+        guard scheme == "http" || scheme == "https" else {
+            throw GRAError.usage("base URL '\(raw)': only http and https are supported")
+        }
         let rest = s[schemeEnd.upperBound...]
         let slash = rest.firstIndex(of: "/") ?? rest.endIndex
         let host = rest[..<slash].lowercased()
@@ -52,7 +56,9 @@ public struct ModelPool: Sendable, Equatable {
     }
 
     /// Adds `NAME@BASE_URL` (a repeated name adds a replica).
-    public mutating func add(spec: String, defaultBaseURL: String?, apiKeyVariable: String = "OPENAI_API_KEY") throws(GRAError) {
+    public mutating func add(spec: String, defaultBaseURL: String?, apiKeyVariable: String = "OPENAI_API_KEY")
+        throws(GRAError)
+    {
         let name: String
         let url: String
         if let at = spec.lastIndex(of: "@"), spec[spec.index(after: at)...].contains("://") {
@@ -62,7 +68,8 @@ public struct ModelPool: Sendable, Equatable {
             name = spec
             url = d
         } else {
-            throw GRAError.usage("model '\(spec)' has no base URL: write NAME@http://HOST:PORT/v1 or set OPENAI_BASE_URL")
+            throw GRAError.usage(
+                "model '\(spec)' has no base URL: write NAME@http://HOST:PORT/v1 or set OPENAI_BASE_URL")
         }
         guard !name.isEmpty else { throw GRAError.usage("model spec '\(spec)' has an empty name") }
         try add(name: name, baseURL: ModelPool.normalizeBaseURL(url), apiKeyVariable: apiKeyVariable)
@@ -73,7 +80,9 @@ public struct ModelPool: Sendable, Equatable {
             if !models[i].baseURLs.contains(baseURL) { models[i].baseURLs.append(baseURL) }
             if models[i].cacheNamespace == nil { models[i].cacheNamespace = cacheNamespace }
         } else {
-            models.append(ModelEndpoint(name: name, baseURLs: [baseURL], apiKeyVariable: apiKeyVariable, cacheNamespace: cacheNamespace))
+            models.append(
+                ModelEndpoint(
+                    name: name, baseURLs: [baseURL], apiKeyVariable: apiKeyVariable, cacheNamespace: cacheNamespace))
         }
     }
 
@@ -95,34 +104,53 @@ public struct ModelPool: Sendable, Equatable {
             if case .string(let u)? = m["base_url"] { urls.append(u) }
             if case .array(let us)? = m["base_urls"] {
                 for u in us {
-                    guard case .string(let s) = u else { throw GRAError.usage("\(source): models[\(i)].base_urls must hold strings") }
+                    guard case .string(let s) = u else {
+                        throw GRAError.usage("\(source): models[\(i)].base_urls must hold strings")
+                    }
                     urls.append(s)
                 }
             }
-            guard !urls.isEmpty else { throw GRAError.usage("\(source): models[\(i)] ('\(name)') needs 'base_url' or 'base_urls'") }
+            guard !urls.isEmpty else {
+                throw GRAError.usage("\(source): models[\(i)] ('\(name)') needs 'base_url' or 'base_urls'")
+            }
             var keyVar = "OPENAI_API_KEY"
             if case .string(let k)? = m["api_key_env"] { keyVar = k }
             if m["api_key"] != nil {
-                throw GRAError.usage("\(source): models[\(i)] has 'api_key'; keys come from the environment only — name the variable with 'api_key_env'")
+                throw GRAError.usage(
+                    """
+                    \(source): models[\(i)] has 'api_key'; keys come from the environment only — name the \
+                    variable with 'api_key_env'
+                    """
+                )
             }
             var namespace: String?
             if let ns = m["cache_namespace"] {
-                guard case .string(let n) = ns, !n.isEmpty else { throw GRAError.usage("\(source): models[\(i)].cache_namespace must be a non-empty string") }
+                guard case .string(let n) = ns, !n.isEmpty else {
+                    throw GRAError.usage("\(source): models[\(i)].cache_namespace must be a non-empty string")
+                }
                 namespace = n
             }
-            for u in urls { add(name: name, baseURL: try ModelPool.normalizeBaseURL(u), apiKeyVariable: keyVar, cacheNamespace: namespace) }
+            for u in urls {
+                add(
+                    name: name, baseURL: try ModelPool.normalizeBaseURL(u), apiKeyVariable: keyVar,
+                    cacheNamespace: namespace)
+            }
         }
     }
 
     /// Builds the pool the way every LLM stage does: `--config` files, then `--model` flags,
     /// then, if still empty, `GRA_MODELS` (comma-separated specs) at `OPENAI_BASE_URL`.
     /// `cacheNamespace` (`--cache-namespace`) applies to every model without one of its own.
-    public static func resolve(modelSpecs: [String], configPath: String?, environment: [String: String],
-                               cacheNamespace: String? = nil) throws(GRAError) -> ModelPool {
+    public static func resolve(
+        modelSpecs: [String], configPath: String?, environment: [String: String],
+        cacheNamespace: String? = nil
+    ) throws(GRAError) -> ModelPool {
         var pool = ModelPool()
         let defaultBase = environment["OPENAI_BASE_URL"].flatMap { $0.isEmpty ? nil : $0 }
         if let configPath {
-            guard let text = readTextFile(configPath) else { throw GRAError.usage("cannot read config file \(configPath)") }
+            guard let text = readTextFile(configPath) else {
+                throw GRAError.usage("cannot read config file \(configPath)")
+            }
             try pool.load(configText: text, source: configPath)
         }
         for spec in modelSpecs { try pool.add(spec: spec, defaultBaseURL: defaultBase) }
@@ -132,7 +160,9 @@ public struct ModelPool: Sendable, Equatable {
             }
         }
         if let cacheNamespace {
-            for i in pool.models.indices where pool.models[i].cacheNamespace == nil { pool.models[i].cacheNamespace = cacheNamespace }
+            for i in pool.models.indices where pool.models[i].cacheNamespace == nil {
+                pool.models[i].cacheNamespace = cacheNamespace
+            }
         }
         return pool
     }

@@ -1,4 +1,5 @@
 import CSQLite
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -31,7 +32,7 @@ public final class ResponseCache: @unchecked Sendable {
         path = directory + "/responses.sqlite3"
         do throws(SQLiteFailure) {
             try open()
-        } catch where error.meansDamagedFile {
+        } catch  where error.meansDamagedFile {
             // Corrupt or not a database: keep it for inspection and start afresh.
             close()
             let aside = path + ".corrupt-\(time(nil))"
@@ -51,7 +52,8 @@ public final class ResponseCache: @unchecked Sendable {
         var message: String
         var meansDamagedFile: Bool {
             let primary = code & 0xFF
-            return primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB || primary == SQLITE_IOERR || primary == SQLITE_FORMAT
+            return primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB || primary == SQLITE_IOERR
+                || primary == SQLITE_FORMAT
         }
     }
 
@@ -75,13 +77,23 @@ public final class ResponseCache: @unchecked Sendable {
     }
 
     private func open() throws(SQLiteFailure) {
-        try check(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nil), "open")
+        try check(
+            sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nil), "open")
         sqlite3_busy_timeout(db, 30_000)
         try exec("PRAGMA journal_mode=WAL")
         try exec("PRAGMA synchronous=NORMAL")
-        try exec("CREATE TABLE IF NOT EXISTS responses (key BLOB PRIMARY KEY, body BLOB NOT NULL, created INTEGER NOT NULL) WITHOUT ROWID")
-        try check(sqlite3_prepare_v2(db, "SELECT body FROM responses WHERE key = ?1", -1, &selectStatement, nil), "prepare")
-        try check(sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO responses (key, body, created) VALUES (?1, ?2, ?3)", -1, &insertStatement, nil), "prepare")
+        try exec(
+            """
+            CREATE TABLE IF NOT EXISTS responses (key BLOB PRIMARY KEY, body BLOB NOT NULL, created INTEGER NOT \
+            NULL) WITHOUT ROWID
+            """
+        )
+        try check(
+            sqlite3_prepare_v2(db, "SELECT body FROM responses WHERE key = ?1", -1, &selectStatement, nil), "prepare")
+        try check(
+            sqlite3_prepare_v2(
+                db, "INSERT OR REPLACE INTO responses (key, body, created) VALUES (?1, ?2, ?3)", -1, &insertStatement,
+                nil), "prepare")
         // Touch the table once so that a corrupt file fails here, not in the middle of a run.
         _ = try lookupUnlocked(Array(repeating: 0, count: 32))
     }

@@ -1,7 +1,8 @@
+import Dispatch
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Dispatch
 
 /// Which copy of a duplicate cluster survives.
 public enum DedupKeep: String, CaseIterable, Sendable {
@@ -98,18 +99,24 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
     static let batchBytes = 1 << 20
     static let batchesInFlight = 6
 
-    public init(options: DedupOptions, output: OutputSink, diagnostics: Diagnostics, environment: [String: String] = [:]) {
+    public init(
+        options: DedupOptions, output: OutputSink, diagnostics: Diagnostics, environment: [String: String] = [:]
+    ) {
         self.options = options
         self.environment = environment
         self.out = output
         self.diagnostics = diagnostics
         hasher = MinHasher(numPerm: options.numPerm)
         lsh = options.methods.contains(.semantic) ? HyperplaneLSH(cosine: options.cosine) : nil
-        let texts = options.methods.contains(.minhash)
-            ? DedupTextStore(fields: options.fields, shingle: options.shingle, spoolDirectory: options.spoolDirectory, environment: environment)
+        let texts =
+            options.methods.contains(.minhash)
+            ? DedupTextStore(
+                fields: options.fields, shingle: options.shingle, spoolDirectory: options.spoolDirectory,
+                environment: environment)
             : nil
-        index = DedupIndex(methods: options.methods, numPerm: options.numPerm, banding: options.banding,
-                           threshold: options.threshold, cosine: options.cosine, lsh: lsh, texts: texts)
+        index = DedupIndex(
+            methods: options.methods, numPerm: options.numPerm, banding: options.banding,
+            threshold: options.threshold, cosine: options.cosine, lsh: lsh, texts: texts)
     }
 
     /// What a batch is read for.
@@ -121,9 +128,10 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
     /// Runs over the reference sets, then every input; flushes complete output before
     /// returning or throwing. The end-of-run summary goes to stderr (unless --quiet).
     public func run() throws(GRAError) -> DedupSummary {
-        try OutputGuard.check(inputs: options.io.inputs + options.against,
-                              outputs: [.init("--rejects", options.io.rejectsPath), .init("--errors", options.io.errorsPath)],
-                              stdoutIsOutput: out.fd == 1)
+        try OutputGuard.check(
+            inputs: options.io.inputs + options.against,
+            outputs: [.init("--rejects", options.io.rejectsPath), .init("--errors", options.io.errorsPath)],
+            stdoutIsOutput: out.fd == 1)
         if let path = options.io.rejectsPath { rejects = try OutputSink(path: path) }
         try errors.open()
         defer {
@@ -138,7 +146,10 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
                 index.referenceFiles.append(path)
                 try process(input: path, role: .reference(file: i))
             }
-            if options.keep == .best { bestState = KeepBestState(spool: try DedupSpool(directory: options.spoolDirectory, environment: environment)) }
+            if options.keep == .best {
+                bestState = KeepBestState(
+                    spool: try DedupSpool(directory: options.spoolDirectory, environment: environment))
+            }
             let inputs = options.io.inputs.isEmpty ? ["-"] : options.io.inputs
             for input in inputs { try process(input: input, role: .input) }
             if bestState != nil { try writeBest() }
@@ -150,9 +161,15 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
         summary.blockedStatus = options.embedder?.client.health.exitStatus
         if let note = errors.defaultFileNote { summary.notes.append(note) }
         if !diagnostics.quiet && rejects == nil && !options.mark && reportedDrops > Self.reportedDropsLimit {
-            diagnostics.warn("\(reportedDrops - Self.reportedDropsLimit) more duplicates dropped without a report: use --rejects FILE to keep them")
+            diagnostics.warn(
+                """
+                \(reportedDrops - Self.reportedDropsLimit) more duplicates dropped without a report: use \
+                --rejects FILE to keep them
+                """
+            )
         }
-        diagnostics.info(summary.report(methods: options.methods, marked: options.mark, references: !options.against.isEmpty))
+        diagnostics.info(
+            summary.report(methods: options.methods, marked: options.mark, references: !options.against.isEmpty))
         for note in summary.notes { diagnostics.warn(note) }
         return summary
     }
@@ -160,9 +177,10 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
     private func preparer(for role: Role) -> DedupPreparer {
         var shard: Shard?
         if case .input = role { shard = options.io.shard }
-        return DedupPreparer(fields: options.fields, methods: options.methods, shingle: options.shingle, hasher: hasher,
-                             banding: options.banding, skipBadInput: options.io.skipBadInput, maxLineBytes: options.io.maxLineBytes,
-                             shard: shard, wantScore: options.keep == .best)
+        return DedupPreparer(
+            fields: options.fields, methods: options.methods, shingle: options.shingle, hasher: hasher,
+            banding: options.banding, skipBadInput: options.io.skipBadInput, maxLineBytes: options.io.maxLineBytes,
+            shard: shard, wantScore: options.keep == .best)
     }
 
     private func process(input path: String, role: Role) throws(GRAError) {
@@ -177,21 +195,27 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
         // an array's elements: their record text is re-serialized).
         var source: (id: Int, start: Int)?
         if !isArray, startOffset >= 0, let texts = index.texts,
-           let id = texts.register(fd: file.fd, label: file.label.isEmpty ? "standard input" : file.label) {
+            let id = texts.register(fd: file.fd, label: file.label.isEmpty ? "standard input" : file.label)
+        {
             source = (id, startOffset)
         }
-        try prepareInParallel(reader: reader, preparer: preparer, role: role, label: file.label, arrayElements: isArray, source: source)
+        try prepareInParallel(
+            reader: reader, preparer: preparer, role: role, label: file.label, arrayElements: isArray, source: source)
     }
 
     /// The streaming path, as in `FormatStage` (`OrderedBatches`), for NDJSON and JSON array
     /// documents alike: batches are prepared on pool threads (and embedded, for semantic) and
     /// merged strictly in input order.
-    private func prepareInParallel(reader: LineReader, preparer: DedupPreparer, role: Role, label: String,
-                                   arrayElements: Bool, source: (id: Int, start: Int)?) throws(GRAError) {
+    private func prepareInParallel(
+        reader: LineReader, preparer: DedupPreparer, role: Role, label: String,
+        arrayElements: Bool, source: (id: Int, start: Int)?
+    ) throws(GRAError) {
         try OrderedBatches.run(
             inFlight: Self.batchesInFlight, label: "gra.dedup.merge",
             next: { () throws(GRAError) in
-                try LineBatch.read(from: reader, bytes: Self.batchBytes, mayBlock: true, arrayElements: arrayElements, fileStart: source?.start)
+                try LineBatch.read(
+                    from: reader, bytes: Self.batchBytes, mayBlock: true, arrayElements: arrayElements,
+                    fileStart: source?.start)
             },
             process: { batch, done in
                 let prepared = preparer.prepare(batch, offsets: batch.offsets)
@@ -211,7 +235,9 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
     /// Without semantic, calls `then` at once.
     private func embed(_ batch: PreparedBatch, then: @escaping @Sendable () -> Void) {
         guard let lsh, let embedder = options.embedder else { return then() }
-        let slots = batch.records.indices.filter { if case .record = batch.records[$0].status { return true } else { return false } }
+        let slots = batch.records.indices.filter {
+            if case .record = batch.records[$0].status { return true } else { return false }
+        }
         guard !slots.isEmpty else { return then() }
         let texts = slots.map { batch.records[$0].semanticText ?? "" }
         embedder.embed(texts) { result in
@@ -228,7 +254,8 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
                         codes.removeAll(keepingCapacity: true)
                         lsh.appendCodes(unit, to: &codes)
                         batch.vectors[slot] = unit
-                        batch.semanticCodes.replaceSubrange((slot * lsh.tables)..<((slot + 1) * lsh.tables), with: codes)
+                        batch.semanticCodes.replaceSubrange(
+                            (slot * lsh.tables)..<((slot + 1) * lsh.tables), with: codes)
                     }
                 }
                 then()
@@ -242,31 +269,36 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
         if let f = batch.embeddingFailure { return ("no embedding: \(f.message)", f.status, f.attempts) }
         let n = batch.vectors[slot].count
         if n == 0 { return ("the embeddings endpoint returned an empty vector", 200, 1) }
-        if let d = semantic.dimension, d != n { return ("embedding of dimension \(n), expected \(d) (as the first one)", 200, 1) }
+        if let d = semantic.dimension, d != n {
+            return ("embedding of dimension \(n), expected \(d) (as the first one)", 200, 1)
+        }
         return nil
     }
 
     /// A record that cannot be compared (its embedding failed): to the errors file, not stdout.
-    private func failed(_ r: PreparedRecord, raw: UnsafeBufferPointer<UInt8>, place: String, _ problem: (reason: String, status: Int?, attempts: Int)) throws(GRAError) {
+    private func failed(
+        _ r: PreparedRecord, raw: UnsafeBufferPointer<UInt8>, place: String,
+        _ problem: (reason: String, status: Int?, attempts: Int)
+    ) throws(GRAError) {
         summary.failed += 1
         try errors.writeLine { b in
-        b.append(#"{"stage":"gra-dedup","where":"#)
-        JSONWriter.writeString(place, to: b)
-        b.append(#","id":"#)
-        if r.idIsNumber { b.append(r.id) } else { JSONWriter.writeString(r.id, to: b) }
-        if let model = options.embedder?.model.name {
-            b.append(#","model":"#)
-            JSONWriter.writeString(model, to: b)
-        }
-        b.append(#","reason":"#)
-        JSONWriter.writeString(problem.reason, to: b)
-        b.append(#","status":"#)
-        b.append(problem.status.map(String.init) ?? "null")
-        b.append(#","attempts":"#)
-        b.append(String(problem.attempts))
-        b.append(#","record":"#)
-        b.append(raw)
-        b.append("}")
+            b.append(#"{"stage":"gra-dedup","where":"#)
+            JSONWriter.writeString(place, to: b)
+            b.append(#","id":"#)
+            if r.idIsNumber { b.append(r.id) } else { JSONWriter.writeString(r.id, to: b) }
+            if let model = options.embedder?.model.name {
+                b.append(#","model":"#)
+                JSONWriter.writeString(model, to: b)
+            }
+            b.append(#","reason":"#)
+            JSONWriter.writeString(problem.reason, to: b)
+            b.append(#","status":"#)
+            b.append(problem.status.map(String.init) ?? "null")
+            b.append(#","attempts":"#)
+            b.append(String(problem.attempts))
+            b.append(#","record":"#)
+            b.append(raw)
+            b.append("}")
         }
     }
 
@@ -305,14 +337,16 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
                     switch role {
                     case .reference(let file):
                         summary.references += 1
-                        try index.insert(batch, slot: slot, referenceFile: file,
-                                         name: r.hasOwnID ? nil : place())
+                        try index.insert(
+                            batch, slot: slot, referenceFile: file,
+                            name: r.hasOwnID ? nil : place())
                     case .input:
                         summary.read += 1
                         let match = try index.match(batch, slot: slot)
                         if let best = bestState {
-                            try best.spool(batch, slot: slot, raw: raw, place: place(),
-                                           match: match, index: index)
+                            try best.spool(
+                                batch, slot: slot, raw: raw, place: place(),
+                                match: match, index: index)
                         } else if let m = match {
                             try duplicate(r.id, idIsNumber: r.idIsNumber, report(m), raw: raw, place: place())
                         } else {
@@ -350,8 +384,9 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
         let of = index.id(m.entry)
         if index.isReference(m.entry) {
             let file = index.referenceFile(m.entry)
-            return DuplicateReport(method: "against", of: of, similarity: m.similarity,
-                                   reason: "too close to reference \(of) in \(file) (\(measure(m.method, m.similarity)))", reference: file)
+            return DuplicateReport(
+                method: "against", of: of, similarity: m.similarity,
+                reason: "too close to reference \(of) in \(file) (\(measure(m.method, m.similarity)))", reference: file)
         }
         return report(m.method, of: of, similarity: m.similarity)
     }
@@ -375,7 +410,9 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
     }
 
     /// A duplicate: annotated and written with --mark; else to the rejects file (or stderr).
-    func duplicate(_ id: String, idIsNumber: Bool, _ d: DuplicateReport, raw: UnsafeBufferPointer<UInt8>, place: String) throws(GRAError) {
+    func duplicate(_ id: String, idIsNumber: Bool, _ d: DuplicateReport, raw: UnsafeBufferPointer<UInt8>, place: String)
+        throws(GRAError)
+    {
         summary.duplicates[d.method, default: 0] += 1
         if options.mark {
             guard case .success(.object(var record)) = JSONParser.parseResult(raw) else {
@@ -395,7 +432,9 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
         guard let rejects else {
             reportedDrops += 1
             if reportedDrops <= Self.reportedDropsLimit {
-                diagnostics.warn("\(place): dropped: \(d.reason)" + (reportedDrops == 1 ? " (use --rejects FILE to keep dropped records)" : ""))
+                diagnostics.warn(
+                    "\(place): dropped: \(d.reason)"
+                        + (reportedDrops == 1 ? " (use --rejects FILE to keep dropped records)" : ""))
             }
             return
         }
@@ -446,8 +485,16 @@ extension DedupSummary {
         var names = methods.sorted().map(\.rawValue)
         if references { names.append("against") }
         let counts = names.map { "\($0) \(duplicates[$0, default: 0])" }.joined(separator: ", ")
-        var line = "\(read) records read, \(kept) kept, \(duplicateCount) duplicates \(marked ? "marked" : "dropped") (\(counts))"
-        if references { line += "; \(self.references) reference records" + (referencesWithoutText > 0 ? " (\(referencesWithoutText) without text, ignored)" : "") }
+        var line =
+            """
+            \(read) records read, \(kept) kept, \(duplicateCount) duplicates \(marked ? "marked" : "dropped") \
+            (\(counts))
+            """
+        if references {
+            line +=
+                "; \(self.references) reference records"
+                + (referencesWithoutText > 0 ? " (\(referencesWithoutText) without text, ignored)" : "")
+        }
         if withoutText > 0 { line += ", \(withoutText) without text in the compared fields (written unchanged)" }
         if failed > 0 { line += ", \(failed) failed" }
         if badInput > 0 { line += ", \(badInput) bad input lines skipped" }

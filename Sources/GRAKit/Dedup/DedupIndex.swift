@@ -69,8 +69,11 @@ final class DedupIndex {
     var referenceFiles: [String] = []
 
     /// `texts` defaults to a store for the default fields and shingles.
-    init(methods: Set<DedupMethod>, numPerm: Int, banding: LSHBanding, threshold: Double, cosine: Double, lsh: HyperplaneLSH? = nil,
-         texts: DedupTextStore? = nil) {
+    init(
+        methods: Set<DedupMethod>, numPerm: Int, banding: LSHBanding, threshold: Double, cosine: Double,
+        lsh: HyperplaneLSH? = nil,
+        texts: DedupTextStore? = nil
+    ) {
         self.methods = methods
         self.threshold = threshold
         self.cosine = cosine
@@ -124,7 +127,8 @@ final class DedupIndex {
             try texts!.add(batch, slot: slot)
             batch.signatures.withUnsafeBufferPointer { s in
                 batch.bandKeys.withUnsafeBufferPointer { k in
-                    minhash.insert(s.baseAddress! + slot * minhash.numPerm, keys: k.baseAddress! + slot * minhash.banding.bands)
+                    minhash.insert(
+                        s.baseAddress! + slot * minhash.numPerm, keys: k.baseAddress! + slot * minhash.banding.bands)
                 }
             }
         }
@@ -166,7 +170,9 @@ final class DedupIndex {
             found.removeAll(keepingCapacity: true)
             batch.signatures.withUnsafeBufferPointer { s in
                 batch.bandKeys.withUnsafeBufferPointer { k in
-                    minhash.candidates(s.baseAddress! + slot * minhash.numPerm, keys: k.baseAddress! + slot * minhash.banding.bands) { e, estimate in
+                    minhash.candidates(
+                        s.baseAddress! + slot * minhash.numPerm, keys: k.baseAddress! + slot * minhash.banding.bands
+                    ) { e, estimate in
                         candidatePairs += 1
                         if estimate >= least { found.append(e) }
                     }
@@ -180,11 +186,17 @@ final class DedupIndex {
                 queryShingles.append(contentsOf: batch.shingles[r.shingleStart..<(r.shingleStart + r.shingleCount)])
                 DedupTextStore.sortDistinct(&queryShingles)
                 for e in found {
-                    if isReference(e) ? bestReference?.method == .exact : (bestReference != nil || bestKept?.method == .exact) { continue }
+                    if isReference(e)
+                        ? bestReference?.method == .exact : (bestReference != nil || bestKept?.method == .exact)
+                    {
+                        continue
+                    }
                     try texts.shingles(of: e, into: &entryShingles)
                     verifiedPairs += 1
                     let similarity = DedupTextStore.jaccard(queryShingles, entryShingles)
-                    if similarity >= threshold { consider(DedupMatch(entry: e, method: .minhash, similarity: similarity)) }
+                    if similarity >= threshold {
+                        consider(DedupMatch(entry: e, method: .minhash, similarity: similarity))
+                    }
                 }
             }
             if settled() { return bestReference ?? bestKept }
@@ -192,7 +204,8 @@ final class DedupIndex {
         if let semantic {
             let t = semantic.lsh.tables
             let cosine = self.cosine
-            semantic.candidates(batch.vectors[slot], codes: batch.semanticCodes[(slot * t)..<((slot + 1) * t)]) { e, similarity in
+            semantic.candidates(batch.vectors[slot], codes: batch.semanticCodes[(slot * t)..<((slot + 1) * t)]) {
+                e, similarity in
                 if similarity >= cosine { consider(DedupMatch(entry: e, method: .semantic, similarity: similarity)) }
             }
         }
@@ -201,7 +214,8 @@ final class DedupIndex {
 
     /// Approximate bytes held by the index.
     var memoryBytes: Int {
-        idBytes.capacity + idEnds.capacity * 8 + (exact?.memoryBytes ?? 0) + (minhash?.memoryBytes ?? 0) + (texts?.memoryBytes ?? 0)
+        idBytes.capacity + idEnds.capacity * 8 + (exact?.memoryBytes ?? 0) + (minhash?.memoryBytes ?? 0)
+            + (texts?.memoryBytes ?? 0)
             + (semantic?.memoryBytes ?? 0)
     }
 }

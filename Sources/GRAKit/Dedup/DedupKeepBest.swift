@@ -27,13 +27,18 @@ final class KeepBestState {
 
     /// A record without text: written unchanged in pass 2.
     func spoolPassThrough(_ raw: UnsafeBufferPointer<UInt8>) throws(GRAError) {
-        offsets.append(try spool.append(raw: raw, id: "", idIsNumber: false, place: "", extra: UnsafeBufferPointer(start: nil, count: 0)))
+        offsets.append(
+            try spool.append(
+                raw: raw, id: "", idIsNumber: false, place: "", extra: UnsafeBufferPointer(start: nil, count: 0)))
         clusterOf.append(Self.passThrough)
         joinedBy.append(.exact)
     }
 
     /// A record with text, and what `index.match` found for it.
-    func spool(_ batch: PreparedBatch, slot: Int, raw: UnsafeBufferPointer<UInt8>, place: String, match: DedupMatch?, index: DedupIndex) throws(GRAError) {
+    func spool(
+        _ batch: PreparedBatch, slot: Int, raw: UnsafeBufferPointer<UInt8>, place: String, match: DedupMatch?,
+        index: DedupIndex
+    ) throws(GRAError) {
         let r = batch.records[slot]
         var extra: [UInt8] = []
         withUnsafeBytes(of: r.exactHash.littleEndian) { extra.append(contentsOf: $0) }
@@ -41,12 +46,16 @@ final class KeepBestState {
             extra.append(contentsOf: batch.signatures[(slot * minhash.numPerm)..<((slot + 1) * minhash.numPerm)])
         }
         if index.semantic != nil {
-            for x in batch.vectors[slot] { withUnsafeBytes(of: x.bitPattern.littleEndian) { extra.append(contentsOf: $0) } }
+            for x in batch.vectors[slot] {
+                withUnsafeBytes(of: x.bitPattern.littleEndian) { extra.append(contentsOf: $0) }
+            }
         }
         let ordinal = offsets.count
-        offsets.append(try extra.withUnsafeBufferPointer { e throws(GRAError) in
-            try spool.append(raw: raw, id: r.id, idIsNumber: r.idIsNumber, hasOwnID: r.hasOwnID, place: place, extra: e)
-        })
+        offsets.append(
+            try extra.withUnsafeBufferPointer { e throws(GRAError) in
+                try spool.append(
+                    raw: raw, id: r.id, idIsNumber: r.idIsNumber, hasOwnID: r.hasOwnID, place: place, extra: e)
+            })
         if let m = match {
             joinedBy.append(m.method)
             if index.isReference(m.entry) {
@@ -86,7 +95,9 @@ extension DedupStage {
                 try e.raw.withUnsafeBufferPointer { (raw) throws(GRAError) in try write(raw) }
             case KeepBestState.againstReference:
                 let d = report(best.against[o]!)
-                try e.raw.withUnsafeBufferPointer { (raw) throws(GRAError) in try duplicate(e.id, idIsNumber: e.idIsNumber, d, raw: raw, place: e.place) }
+                try e.raw.withUnsafeBufferPointer { (raw) throws(GRAError) in
+                    try duplicate(e.id, idIsNumber: e.idIsNumber, d, raw: raw, place: e.place)
+                }
             default:
                 let b = best.bestOrdinal[Int(cluster)]
                 if b == o {
@@ -98,7 +109,9 @@ extension DedupStage {
                 let survivor = cachedBest!.entry
                 let (method, similarity) = compare(e, survivor, joinedBy: best.joinedBy[o])
                 let d = report(method, of: survivor.name, similarity: similarity)
-                try e.raw.withUnsafeBufferPointer { (raw) throws(GRAError) in try duplicate(e.id, idIsNumber: e.idIsNumber, d, raw: raw, place: e.place) }
+                try e.raw.withUnsafeBufferPointer { (raw) throws(GRAError) in
+                    try duplicate(e.id, idIsNumber: e.idIsNumber, d, raw: raw, place: e.place)
+                }
             }
         }
     }
@@ -109,7 +122,9 @@ extension DedupStage {
     /// similarity measured to the survivor.
     private func compare(_ a: DedupSpool.Entry, _ b: DedupSpool.Entry, joinedBy: DedupMethod) -> (DedupMethod, Double) {
         let x = a.extra, y = b.extra
-        func hash(_ b: [UInt8]) -> UInt64 { b.prefix(8).enumerated().reduce(0) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) } }
+        func hash(_ b: [UInt8]) -> UInt64 {
+            b.prefix(8).enumerated().reduce(0) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+        }
         let sameText = hash(x) == hash(y)
         if options.methods.contains(.exact) && sameText { return (.exact, 1) }
         var jaccard = sameText ? 1.0 : 0.0
@@ -117,7 +132,8 @@ extension DedupStage {
         if index.minhash != nil, !sameText {
             // Both parsed once as records with string fields.
             if let u = DedupTextStore.shingles(ofRecord: a.raw, fields: options.fields, shingle: options.shingle),
-               let v = DedupTextStore.shingles(ofRecord: b.raw, fields: options.fields, shingle: options.shingle) {
+                let v = DedupTextStore.shingles(ofRecord: b.raw, fields: options.fields, shingle: options.shingle)
+            {
                 jaccard = DedupTextStore.jaccard(u, v)
             }
         }
@@ -125,7 +141,9 @@ extension DedupStage {
         if index.semantic != nil {
             func vector(_ b: [UInt8]) -> [Float] {
                 stride(from: vectorsStart, to: b.count, by: 4).map { i in
-                    Float(bitPattern: UInt32(b[i]) | UInt32(b[i + 1]) << 8 | UInt32(b[i + 2]) << 16 | UInt32(b[i + 3]) << 24)
+                    Float(
+                        bitPattern: UInt32(b[i]) | UInt32(b[i + 1]) << 8 | UInt32(b[i + 2]) << 16 | UInt32(b[i + 3])
+                            << 24)
                 }
             }
             let u = vector(x), v = vector(y)

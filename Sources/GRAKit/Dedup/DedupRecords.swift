@@ -94,8 +94,10 @@ struct DedupPreparer: Sendable {
                 if out.fatal != nil { return }
                 switch line {
                 case .tooLong(let number, let bytes, let element):
-                    bad(out, line: number, element: element.map { $0 + 1 },
-                        InputLine.tooLongMessage(bytes: bytes, element: element, limit: maxLineBytes), start: 0, count: 0)
+                    bad(
+                        out, line: number, element: element.map { $0 + 1 },
+                        InputLine.tooLongMessage(bytes: bytes, element: element, limit: maxLineBytes), start: 0,
+                        count: 0)
                 case .text(let number, let start, var count):
                     let sorted = InputLine.classify(UnsafeBufferPointer(rebasing: all[start..<(start + count)]))
                     if case .blank = sorted { continue }
@@ -107,14 +109,17 @@ struct DedupPreparer: Sendable {
                         bad(out, line: number, element: nil, problem, start: start, count: count)
                     case .record(let record):
                         let before = out.records.count
-                        add(out, record, line: number, element: nil, start: start, count: count, scratch: &scratch, keepText: keepTexts)
+                        add(
+                            out, record, line: number, element: nil, start: start, count: count, scratch: &scratch,
+                            keepText: keepTexts)
                         if let offsets, out.records.count > before { out.records[before].fileOffset = offsets[i] }
                     }
                 case .element(let index, let number, let start, let count):
                     // An element may span lines: its record text (and a bad element's, for the
                     // rejects file) is the value re-serialized on one line, after the batch's
                     // input bytes.
-                    let sorted = InputLine.classify(UnsafeBufferPointer(rebasing: all[start..<(start + count)]), isElement: true)
+                    let sorted = InputLine.classify(
+                        UnsafeBufferPointer(rebasing: all[start..<(start + count)]), isElement: true)
                     let value: JSONValue
                     switch sorted {
                     case .record(let record): value = .object(record)
@@ -129,7 +134,9 @@ struct DedupPreparer: Sendable {
                     let rawStart = out.bytes.count
                     out.bytes.append(contentsOf: element.bytes)
                     if case .record(let record) = sorted {
-                        add(out, record, line: number, element: index + 1, start: rawStart, count: element.count, scratch: &scratch, keepText: true)
+                        add(
+                            out, record, line: number, element: index + 1, start: rawStart, count: element.count,
+                            scratch: &scratch, keepText: true)
                     } else if case .bad(let problem, _) = sorted {
                         bad(out, line: number, element: index + 1, problem, start: rawStart, count: element.count)
                     }
@@ -160,10 +167,15 @@ struct DedupPreparer: Sendable {
             out.fatal = (line, element, message)
             return
         }
-        out.records.append(PreparedRecord(status: .bad(message), line: line, element: element, rawStart: start, rawCount: count, id: ""))
+        out.records.append(
+            PreparedRecord(
+                status: .bad(message), line: line, element: element, rawStart: start, rawCount: count, id: ""))
     }
 
-    private func add(_ out: PreparedBatch, _ record: JSONObject, line: Int, element: Int?, start: Int, count: Int, scratch: inout Scratch, keepText: Bool) {
+    private func add(
+        _ out: PreparedBatch, _ record: JSONObject, line: Int, element: Int?, start: Int, count: Int,
+        scratch: inout Scratch, keepText: Bool
+    ) {
         var r = PreparedRecord(status: .record, line: line, element: element, rawStart: start, rawCount: count, id: "")
         if let shard, !shard.contains(record) {
             r.status = .otherShard
@@ -212,7 +224,8 @@ struct DedupPreparer: Sendable {
                             let dest = sig.baseAddress! + slot * n
                             for i in 0..<n { dest[i] = CompactSignature.byte(m[i]) }
                             out.bandKeys.withUnsafeMutableBufferPointer { keys in
-                                MinHashIndex.bandKeys(dest, banding: banding, into: keys.baseAddress! + slot * banding.bands)
+                                MinHashIndex.bandKeys(
+                                    dest, banding: banding, into: keys.baseAddress! + slot * banding.bands)
                             }
                         }
                     }
@@ -236,7 +249,9 @@ struct DedupFieldReader {
 
     init(_ record: JSONObject) {
         self.record = record
-        if record["instruction"] == nil, let format = RecordFormat.detect(record), format == .sharegpt || format == .openai {
+        if record["instruction"] == nil, let format = RecordFormat.detect(record),
+            format == .sharegpt || format == .openai
+        {
             chat = try? FormatConverter.decode(record, as: format).0
         } else {
             chat = nil

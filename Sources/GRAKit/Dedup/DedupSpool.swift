@@ -44,7 +44,8 @@ final class DedupSpool {
         var template = Array((dir + "/gra-dedup-spool-XXXXXX").utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0 else {
-            throw GRAError.io("cannot create a spool file in \(dir) (for \(purpose)): \(String(cString: strerror(errno)))")
+            throw GRAError.io(
+                "cannot create a spool file in \(dir) (for \(purpose)): \(String(cString: strerror(errno)))")
         }
         unlink(template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
         self.fd = fd
@@ -54,8 +55,10 @@ final class DedupSpool {
     deinit { close(fd) }
 
     /// Appends a record; returns its offset.
-    func append(raw: UnsafeBufferPointer<UInt8>, id: String, idIsNumber: Bool, hasOwnID: Bool = true, place: String,
-                extra: UnsafeBufferPointer<UInt8>) throws(GRAError) -> Int {
+    func append(
+        raw: UnsafeBufferPointer<UInt8>, id: String, idIsNumber: Bool, hasOwnID: Bool = true, place: String,
+        extra: UnsafeBufferPointer<UInt8>
+    ) throws(GRAError) -> Int {
         let offset = size
         let idCount = id.utf8.count, placeCount = place.utf8.count
         // The id's kind in one word: 0 a string, 1 a number, 2 a content hash.
@@ -88,7 +91,9 @@ final class DedupSpool {
             return
         }
         out.append(contentsOf: repeatElement(0, count: count))
-        if let problem = out.withUnsafeMutableBytes({ readFully($0.baseAddress!, at: offset, count: count) }) { throw problem }
+        if let problem = out.withUnsafeMutableBytes({ readFully($0.baseAddress!, at: offset, count: count) }) {
+            throw problem
+        }
     }
 
     private func appendUInt32(_ n: Int) {
@@ -127,12 +132,15 @@ final class DedupSpool {
         let raw = Array(take(n[0]))
         let id = String(decoding: take(n[1]), as: UTF8.self)
         let place = String(decoding: take(n[2]), as: UTF8.self)
-        return Entry(raw: raw, id: id, idIsNumber: n[3] == 1, hasOwnID: n[3] != 2, place: place, extra: Array(take(n[4])))
+        return Entry(
+            raw: raw, id: id, idIsNumber: n[3] == 1, hasOwnID: n[3] != 2, place: place, extra: Array(take(n[4])))
     }
 
     private func readBytes(at offset: Int, count: Int) throws(GRAError) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: count)
-        if let problem = out.withUnsafeMutableBytes({ readFully($0.baseAddress!, at: offset, count: count) }) { throw problem }
+        if let problem = out.withUnsafeMutableBytes({ readFully($0.baseAddress!, at: offset, count: count) }) {
+            throw problem
+        }
         return out
     }
 
@@ -142,7 +150,10 @@ final class DedupSpool {
         while done < count {
             let n = pread(fd, p + done, count - done, off_t(offset + done))
             if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { return GRAError.io("cannot read the \(purpose) spool file: \(n < 0 ? String(cString: strerror(errno)) : "short read")") }
+            guard n > 0 else {
+                return GRAError.io(
+                    "cannot read the \(purpose) spool file: \(n < 0 ? String(cString: strerror(errno)) : "short read")")
+            }
             done += n
         }
         return nil

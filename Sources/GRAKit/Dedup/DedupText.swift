@@ -107,7 +107,8 @@ public struct ShingleSpec: Sendable, Equatable, CustomStringConvertible {
     /// Parses "word:K" or "char:K" (1 ≤ K ≤ 64).
     public init(_ text: String) throws(GRAError) {
         let parts = text.split(separator: ":", omittingEmptySubsequences: false)
-        guard parts.count == 2, let unit = Unit(rawValue: String(parts[0])), let k = Int(parts[1]), (1...64).contains(k) else {
+        guard parts.count == 2, let unit = Unit(rawValue: String(parts[0])), let k = Int(parts[1]), (1...64).contains(k)
+        else {
             throw GRAError.usage("--shingle '\(text)': expected word:K or char:K with 1 <= K <= 64, e.g. word:5")
         }
         self.unit = unit
@@ -125,7 +126,8 @@ public struct ShingleSpec: Sendable, Equatable, CustomStringConvertible {
     /// A token's hash is `StableHash.bytes(utf8, tokenSeed)` for words and the scalar value
     /// for characters; a shingle's hash folds its tokens' hashes in order:
     /// `s = shingleSeed; s = mix(s ^ t)` for each token `t`.
-    public func appendShingleHashes(of text: UnsafeBufferPointer<UInt8>, tokens: inout [UInt64], to out: inout [UInt64]) {
+    public func appendShingleHashes(of text: UnsafeBufferPointer<UInt8>, tokens: inout [UInt64], to out: inout [UInt64])
+    {
         tokens.removeAll(keepingCapacity: true)
         switch unit {
         case .word: Self.wordTokens(text, into: &tokens)

@@ -71,7 +71,8 @@ final class DedupTextStore {
             length = r.rawCount
         } else {
             if spool == nil {
-                spool = try DedupSpool(directory: spoolDirectory, environment: environment, purpose: "near-duplicate verification")
+                spool = try DedupSpool(
+                    directory: spoolDirectory, environment: environment, purpose: "near-duplicate verification")
             }
             let offset = try batch.texts.withUnsafeBufferPointer { (t) throws(GRAError) in
                 try spool!.append(UnsafeBufferPointer(rebasing: t[r.textStart..<(r.textStart + r.textCount)]))
@@ -82,7 +83,9 @@ final class DedupTextStore {
         guard length <= Int(UInt32.max) else {
             throw GRAError.usage("a record of \(length) bytes is too long to verify near duplicates (at most 4 GiB)")
         }
-        var words: (UInt64, UInt64) = (location.littleEndian, (UInt64(length) | UInt64(UInt32(truncatingIfNeeded: r.exactHash)) << 32).littleEndian)
+        var words: (UInt64, UInt64) = (
+            location.littleEndian, (UInt64(length) | UInt64(UInt32(truncatingIfNeeded: r.exactHash)) << 32).littleEndian
+        )
         withUnsafeBytes(of: &words) { locators.append($0.baseAddress!.assumingMemoryBound(to: UInt8.self)) }
     }
 
@@ -99,13 +102,17 @@ final class DedupTextStore {
             let file = files[source - 1]
             try Self.readAgain(file, offset: offset, count: length, into: &raw)
             let parsed = raw.withUnsafeBufferPointer { JSONParser.parseResult($0) }
-            guard case .success(.object(let record)) = parsed, Self.comparedText(of: record, fields: fields, into: &text) else {
+            guard case .success(.object(let record)) = parsed,
+                Self.comparedText(of: record, fields: fields, into: &text)
+            else {
                 throw changed(file.label, offset)
             }
         }
         let hash = text.withUnsafeBufferPointer { StableHash.bytes($0, seed: DedupPreparer.exactSeed) }
         guard UInt32(truncatingIfNeeded: hash) == check else {
-            if source == 0 { throw GRAError.io("the near-duplicate verification spool file was changed (entry \(entry))") }
+            if source == 0 {
+                throw GRAError.io("the near-duplicate verification spool file was changed (entry \(entry))")
+            }
             throw changed(files[source - 1].label, offset)
         }
         out.removeAll(keepingCapacity: true)
@@ -114,18 +121,32 @@ final class DedupTextStore {
     }
 
     private func changed(_ label: String, _ offset: Int) -> GRAError {
-        GRAError.io("\(label) changed while gra-dedup was reading it (the record at byte \(offset) is not the one read): cannot verify near duplicates")
+        GRAError.io(
+            """
+            \(label) changed while gra-dedup was reading it (the record at byte \(offset) is not the one read): \
+            cannot verify near duplicates
+            """
+        )
     }
 
-    private static func readAgain(_ file: (fd: Int32, label: String), offset: Int, count: Int, into out: inout [UInt8]) throws(GRAError) {
+    private static func readAgain(_ file: (fd: Int32, label: String), offset: Int, count: Int, into out: inout [UInt8])
+        throws(GRAError)
+    {
         out.removeAll(keepingCapacity: true)
         out.append(contentsOf: repeatElement(0, count: count))
         var done = 0
         while done < count {
-            let n = out.withUnsafeMutableBytes { pread(file.fd, $0.baseAddress! + done, count - done, off_t(offset + done)) }
+            let n = out.withUnsafeMutableBytes {
+                pread(file.fd, $0.baseAddress! + done, count - done, off_t(offset + done))
+            }
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else {
-                throw GRAError.io("cannot read \(file.label) again to verify a near duplicate: \(n < 0 ? String(cString: strerror(errno)) : "the file is shorter than when it was read")")
+                throw GRAError.io(
+                    """
+                    cannot read \(file.label) again to verify a near duplicate: \
+                    \(n < 0 ? String(cString: strerror(errno)) : "the file is shorter than when it was read")
+                    """
+                )
             }
             done += n
         }
@@ -146,7 +167,9 @@ final class DedupTextStore {
     /// The sorted distinct shingle hashes of a record given as JSON text; nil when it does not
     /// parse as an object with string fields.
     static func shingles(ofRecord json: [UInt8], fields: [String], shingle: ShingleSpec) -> [UInt64]? {
-        guard case .success(.object(let record)) = json.withUnsafeBufferPointer({ JSONParser.parseResult($0) }) else { return nil }
+        guard case .success(.object(let record)) = json.withUnsafeBufferPointer({ JSONParser.parseResult($0) }) else {
+            return nil
+        }
         var text: [UInt8] = [], tokens: [UInt64] = [], out: [UInt64] = []
         guard comparedText(of: record, fields: fields, into: &text) else { return nil }
         text.withUnsafeBufferPointer { shingle.appendShingleHashes(of: $0, tokens: &tokens, to: &out) }

@@ -54,7 +54,9 @@ public struct MinHasher: Sendable {
     /// The signature of `shingles`, as full 32-bit minima.
     public func signature(_ shingles: [UInt64]) -> [UInt32] {
         var mins = [UInt32](repeating: 0, count: numPerm)
-        shingles.withUnsafeBufferPointer { s in mins.withUnsafeMutableBufferPointer { signature(s, into: $0.baseAddress!) } }
+        shingles.withUnsafeBufferPointer { s in
+            mins.withUnsafeMutableBufferPointer { signature(s, into: $0.baseAddress!) }
+        }
         return mins
     }
 }
@@ -103,11 +105,14 @@ public struct LSHBanding: Sendable, Equatable, CustomStringConvertible {
     /// For 128 permutations at 0.8 that is 18 bands × 7 rows (0.986 at J = 0.8, 0.999 at
     /// 0.85, 0.13 at 0.5). `bands` or `rows` given alone fix one and fill the other;
     /// both given must fit in `numPerm`.
-    public static func choose(threshold: Double, numPerm: Int, bands: Int? = nil, rows: Int? = nil) throws(GRAError) -> LSHBanding {
+    public static func choose(threshold: Double, numPerm: Int, bands: Int? = nil, rows: Int? = nil) throws(GRAError)
+        -> LSHBanding
+    {
         switch (bands, rows) {
         case let (b?, r?):
             guard b > 0, r > 0, b * r <= numPerm else {
-                throw GRAError.usage("--bands \(b) × --rows \(r) must be positive and use at most --num-perm \(numPerm) positions")
+                throw GRAError.usage(
+                    "--bands \(b) × --rows \(r) must be positive and use at most --num-perm \(numPerm) positions")
             }
             return LSHBanding(bands: b, rows: r)
         case let (b?, nil):
@@ -141,7 +146,8 @@ public struct LSHBanding: Sendable, Equatable, CustomStringConvertible {
 enum PageMemory {
     static func allocate<T>(_ type: T.Type, count: Int) -> UnsafeMutablePointer<T> {
         let bytes = Swift.max(1, count * MemoryLayout<T>.stride)
-        guard let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED else {
+        guard let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED
+        else {
             fatalError("out of memory: cannot map \(bytes) bytes")
         }
         return p.bindMemory(to: T.self, capacity: count)
@@ -173,7 +179,9 @@ final class SlotTable {
     deinit { PageMemory.free(slots, count: capacity) }
 
     @inline(__always) private static func tag(_ hash: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: hash & 0xF) << 28 }
-    @inline(__always) private func position(_ hash: UInt64) -> Int { Int(truncatingIfNeeded: ((hash >> 32) &* UInt64(capacity)) >> 32) }
+    @inline(__always) private func position(_ hash: UInt64) -> Int {
+        Int(truncatingIfNeeded: ((hash >> 32) &* UInt64(capacity)) >> 32)
+    }
 
     /// True when one more entry would pass 75% load.
     var isFull: Bool { (count + 1) * 4 > capacity * 3 }
@@ -270,7 +278,9 @@ final class MinHashIndex {
     }
 
     /// Writes the band keys of `signature` to `keys` (`banding.bands` of them).
-    static func bandKeys(_ signature: UnsafePointer<UInt8>, banding: LSHBanding, into keys: UnsafeMutablePointer<UInt64>) {
+    static func bandKeys(
+        _ signature: UnsafePointer<UInt8>, banding: LSHBanding, into keys: UnsafeMutablePointer<UInt64>
+    ) {
         for j in 0..<banding.bands { keys[j] = bandKey(signature, band: j, rows: banding.rows) }
     }
 

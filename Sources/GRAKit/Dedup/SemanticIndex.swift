@@ -93,7 +93,9 @@ func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Floa
     var acc = SIMD8<Float>()
     var i = 0
     while i + 8 <= n {
-        acc += UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Float>.self) * UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Float>.self)
+        acc +=
+            UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Float>.self)
+            * UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Float>.self)
         i += 8
     }
     var s = acc.sum()
@@ -129,7 +131,9 @@ final class SemanticIndex {
     }
 
     @inline(__always)
-    static func key(_ code: UInt32, table: Int) -> UInt64 { StableHash.mix(UInt64(code) | UInt64(table) << 32 | 0x5E3A_0000_0000_0000) }
+    static func key(_ code: UInt32, table: Int) -> UInt64 {
+        StableHash.mix(UInt64(code) | UInt64(table) << 32 | 0x5E3A_0000_0000_0000)
+    }
 
     /// Adds an entry: its unit vector and codes (`lsh.tables` of them).
     func insert(_ vector: [Float], codes entryCodes: ArraySlice<UInt32>) {
@@ -180,7 +184,8 @@ final class SemanticIndex {
     }
 
     var memoryBytes: Int {
-        vectors.capacity * MemoryLayout<StoredComponent>.stride + codes.capacity * 4 + tables.reduce(0) { $0 + $1.memoryBytes }
+        vectors.capacity * MemoryLayout<StoredComponent>.stride + codes.capacity * 4
+            + tables.reduce(0) { $0 + $1.memoryBytes }
     }
 }
 

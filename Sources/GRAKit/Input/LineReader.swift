@@ -54,7 +54,9 @@ public final class LineReader {
     /// The line `buffer[start]` is on, for array documents.
     private var arrayLine = 1
 
-    public init(fd: Int32, maxLineBytes: Int = LineReader.defaultMaxLineBytes, readSize: Int = LineReader.defaultReadSize) {
+    public init(
+        fd: Int32, maxLineBytes: Int = LineReader.defaultMaxLineBytes, readSize: Int = LineReader.defaultReadSize
+    ) {
         precondition(readSize > 0)
         self.fd = fd
         self.maxLineBytes = maxLineBytes
@@ -106,7 +108,8 @@ public final class LineReader {
         var scanFrom = start
         while true {
             if scanFrom < end,
-               let nl = memchr(buffer + scanFrom, 0x0A, end - scanFrom) {
+                let nl = memchr(buffer + scanFrom, 0x0A, end - scanFrom)
+            {
                 let nlIndex = UnsafeMutablePointer<UInt8>(nl.assumingMemoryBound(to: UInt8.self)) - buffer
                 let lineStart = start
                 start = nlIndex + 1
@@ -131,7 +134,8 @@ public final class LineReader {
                 start = end
                 lineNumber += 1
                 lastLineOffset = bufferOffset + lineStart
-                return .line(number: lineNumber, bytes: UnsafeBufferPointer(start: buffer + lineStart, count: end - lineStart))
+                return .line(
+                    number: lineNumber, bytes: UnsafeBufferPointer(start: buffer + lineStart, count: end - lineStart))
             }
             if !mayRead { return nil }
             let scanned = end - start
@@ -202,10 +206,16 @@ public final class LineReader {
         let magic: [(bytes: [UInt8], kind: String, tool: String)] = [
             ([0x1F, 0x8B], "gzip", "zcat"), ([0x28, 0xB5, 0x2F, 0xFD], "zstd", "zstdcat"),
             ([0x42, 0x5A, 0x68], "bzip2", "bzcat"), ([0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00], "xz", "xzcat"),
-            ([0x50, 0x4B, 0x03, 0x04], "zip", "unzip -p"),
+            ([0x50, 0x4B, 0x03, 0x04], "zip", "unzip -p")
         ]
-        for m in magic where end - start >= m.bytes.count && (0..<m.bytes.count).allSatisfy({ buffer[start + $0] == m.bytes[$0] }) {
-            throw GRAError.badInput("\(name) looks \(m.kind)-compressed: decompress it first, e.g. \(m.tool) \(file) | \(Diagnostics.toolName) …")
+        for m in magic
+        where end - start >= m.bytes.count && (0..<m.bytes.count).allSatisfy({ buffer[start + $0] == m.bytes[$0] }) {
+            throw GRAError.badInput(
+                """
+                \(name) looks \(m.kind)-compressed: decompress it first, e.g. \(m.tool) \(file) | \
+                \(Diagnostics.toolName) …
+                """
+            )
         }
         func isSpace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 }
         // Offsets from `start` (fill() may move the buffer).
@@ -227,7 +237,10 @@ public final class LineReader {
             guard end - start < 1 << 16, try readMore() else { return .ndjson }
         }
         var lineEnd = newline
-        while lineEnd > first && (buffer[start + lineEnd - 1] == 0x0D || buffer[start + lineEnd - 1] == 0x20 || buffer[start + lineEnd - 1] == 0x09) { lineEnd -= 1 }
+        while lineEnd > first
+            && (buffer[start + lineEnd - 1] == 0x0D || buffer[start + lineEnd - 1] == 0x20
+                || buffer[start + lineEnd - 1] == 0x09)
+        { lineEnd -= 1 }
         let opensAlone = lineEnd == first + 1
         if !opensAlone && buffer[start + lineEnd - 1] == UInt8(ascii: "}") { return .ndjson }
         var next: UInt8?
@@ -242,7 +255,13 @@ public final class LineReader {
         }
         let indentedNext = next == 0x20 || next == 0x09 || next == UInt8(ascii: "\"")
         if opensAlone || indentedNext {
-            throw GRAError.badInput("\(name) looks like one JSON object printed over several lines, not NDJSON (one record per line) or a JSON array of records: write one record per line (e.g. jq -c . \(file)), or put the records in [ … ]")
+            throw GRAError.badInput(
+                """
+                \(name) looks like one JSON object printed over several lines, not NDJSON (one record per line) \
+                or a JSON array of records: write one record per line (e.g. jq -c . \(file)), or put the records \
+                in [ … ]
+                """
+            )
         }
         return .ndjson
     }
@@ -259,17 +278,20 @@ public final class LineReader {
     public func nextElement(mayRead: Bool = true) throws(GRAError) -> Item? {
         while true {
             guard let c = try skipWhitespace(mayRead: mayRead) else {
-                if !eof { return nil }   // nothing buffered, and not allowed to wait
+                if !eof { return nil }  // nothing buffered, and not allowed to wait
                 switch arrayState {
                 case .closed: return nil
                 case .beforeOpen: throw GRAError.badInput("line \(arrayLine): expected '[' to open a JSON array")
                 default:
-                    throw GRAError.badInput("line \(arrayLine): JSON array is not closed (input ends after element \(elementCount))")
+                    throw GRAError.badInput(
+                        "line \(arrayLine): JSON array is not closed (input ends after element \(elementCount))")
                 }
             }
             switch arrayState {
             case .beforeOpen:
-                guard c == UInt8(ascii: "[") else { throw GRAError.badInput("line \(arrayLine): expected '[' to open a JSON array") }
+                guard c == UInt8(ascii: "[") else {
+                    throw GRAError.badInput("line \(arrayLine): expected '[' to open a JSON array")
+                }
                 start += 1
                 arrayState = .afterOpen
             case .afterOpen where c == UInt8(ascii: "]"):
@@ -311,8 +333,9 @@ public final class LineReader {
     }
 
     /// Scans one element from `start`: an object or array to its closing bracket, anything
-    /// else to the `,` or `]` that ends it at depth 0 outside strings (left unconsumed). Scanning state lives in locals across `fill()`, so strings,
-    /// escapes and nesting may straddle any read boundary. Without `mayRead`, an element not
+    /// else to the `,` or `]` that ends it at depth 0 outside strings (left unconsumed).
+    /// Scanning state lives in locals across `fill()`, so strings, escapes and nesting may
+    /// straddle any read boundary. Without `mayRead`, an element not
     /// wholly buffered is left for the next call (nil), unless it is already being dropped.
     private func scanElement(mayRead: Bool) throws(GRAError) -> Item? {
         let index = elementCount
@@ -322,7 +345,7 @@ public final class LineReader {
         var inString = false
         var escaped = false
         var newlines = 0
-        var discarded = 0   // bytes of an overlong element dropped from the buffer
+        var discarded = 0  // bytes of an overlong element dropped from the buffer
         var i = start
         while true {
             while i < end {
@@ -342,11 +365,17 @@ public final class LineReader {
                 } else if c == UInt8(ascii: "{") || c == UInt8(ascii: "[") {
                     depth += 1
                 } else if c == UInt8(ascii: "}") || c == UInt8(ascii: "]") {
-                    if depth == 0 { return finishElement(index: index, line: line, upTo: i, discarded: discarded, newlines: newlines) }
+                    if depth == 0 {
+                        return finishElement(
+                            index: index, line: line, upTo: i, discarded: discarded, newlines: newlines)
+                    }
                     depth -= 1
                     // An object or array element ends with its closing bracket, so a missing
                     // comma after it is named as such.
-                    if depth == 0 { return finishElement(index: index, line: line, upTo: i + 1, discarded: discarded, newlines: newlines) }
+                    if depth == 0 {
+                        return finishElement(
+                            index: index, line: line, upTo: i + 1, discarded: discarded, newlines: newlines)
+                    }
                 } else if c == UInt8(ascii: ",") && depth == 0 {
                     return finishElement(index: index, line: line, upTo: i, discarded: discarded, newlines: newlines)
                 } else if c == 0x0A {
@@ -366,7 +395,8 @@ public final class LineReader {
             let scanned = i - start
             if !eof, try !fill() { eof = true }
             if eof {
-                throw GRAError.badInput("line \(line): JSON array is not closed (input ends inside element \(index + 1))")
+                throw GRAError.badInput(
+                    "line \(line): JSON array is not closed (input ends inside element \(index + 1))")
             }
             i = start + scanned
         }
@@ -379,6 +409,7 @@ public final class LineReader {
         arrayState = .afterElement
         let count = discarded + (i - elementStart)
         if count > maxLineBytes { return .tooLong(number: line, bytes: count, element: index) }
-        return .element(index: index, line: line, bytes: UnsafeBufferPointer(start: buffer + elementStart, count: i - elementStart))
+        return .element(
+            index: index, line: line, bytes: UnsafeBufferPointer(start: buffer + elementStart, count: i - elementStart))
     }
 }

@@ -20,14 +20,17 @@ struct LineBatch: Sendable {
     /// when `mayBlock`; nil when nothing was read (end of input, or nothing buffered without
     /// blocking). With `fileStart` (the file position reading began at), each line's file
     /// offset is recorded in `offsets` (lines only).
-    static func read(from reader: LineReader, bytes limit: Int, mayBlock: Bool, arrayElements: Bool = false,
-                     fileStart: Int? = nil) throws(GRAError) -> LineBatch? {
+    static func read(
+        from reader: LineReader, bytes limit: Int, mayBlock: Bool, arrayElements: Bool = false,
+        fileStart: Int? = nil
+    ) throws(GRAError) -> LineBatch? {
         var b = LineBatch()
         if fileStart != nil && !arrayElements { b.offsets = [] }
         b.bytes.reserveCapacity(limit + limit / 4)
         while b.bytes.count < limit {
             let mayRead = mayBlock && b.lines.isEmpty
-            guard let item = try arrayElements ? reader.nextElement(mayRead: mayRead) : reader.next(mayRead: mayRead) else { break }
+            guard let item = try arrayElements ? reader.nextElement(mayRead: mayRead) : reader.next(mayRead: mayRead)
+            else { break }
             switch item {
             case .line(let number, let bytes):
                 b.lines.append(.text(number: number, start: b.bytes.count, count: bytes.count))

@@ -219,9 +219,15 @@ public struct JSONParser {
         case UInt8(ascii: "\""): return .string(try parseString())
         case UInt8(ascii: "{"): return try parseObject()
         case UInt8(ascii: "["): return try parseArray()
-        case UInt8(ascii: "t"): try expectLiteral("true"); return .bool(true)
-        case UInt8(ascii: "f"): try expectLiteral("false"); return .bool(false)
-        case UInt8(ascii: "n"): try expectLiteral("null"); return .null
+        case UInt8(ascii: "t"):
+            try expectLiteral("true")
+            return .bool(true)
+        case UInt8(ascii: "f"):
+            try expectLiteral("false")
+            return .bool(false)
+        case UInt8(ascii: "n"):
+            try expectLiteral("null")
+            return .null
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return .number(try parseNumber())
         default: throw unexpected("where a value was expected")
         }
@@ -274,14 +280,17 @@ public struct JSONParser {
             }
             pos -= 1
         }
-        throw unexpected(closing == UInt8(ascii: "]") ? "in array, expected ',' or ']'" : "in object, expected ',' or '}'")
+        throw unexpected(
+            closing == UInt8(ascii: "]") ? "in array, expected ',' or ']'" : "in object, expected ',' or '}'")
     }
 
     /// At an object key's opening quote, or else throws.
     @inline(__always)
     private mutating func expectKey() throws(JSONParseError) {
         skipWhitespace()
-        guard pos < end, base[pos] == UInt8(ascii: "\"") else { throw unexpected("in object, expected a key in double quotes") }
+        guard pos < end, base[pos] == UInt8(ascii: "\"") else {
+            throw unexpected("in object, expected a key in double quotes")
+        }
     }
 
     /// After an object key: past the ':' and the whitespace around it, or else throws.
@@ -396,7 +405,7 @@ public struct JSONParser {
     /// backslash (left at `pos`). Throws on control characters, bad UTF-8 or end of input.
     @inline(__always)
     private mutating func scanPlain() throws(JSONParseError) {
-        var i = pos   // a local: `pos` lives in memory while visitors hold the parser inout
+        var i = pos  // a local: `pos` lives in memory while visitors hold the parser inout
         while true {
             // Eight ASCII bytes at a time while none is special; then straight to the first
             // special one (the mask's lowest flag is exact, see `attentionMask`).
@@ -449,13 +458,23 @@ public struct JSONParser {
         var hi: UInt8 = 0xBF
         switch c {
         case 0xC2...0xDF: need = 1
-        case 0xE0: need = 2; lo = 0xA0
+        case 0xE0:
+            need = 2
+            lo = 0xA0
         case 0xE1...0xEC, 0xEE, 0xEF: need = 2
-        case 0xED: need = 2; hi = 0x9F
-        case 0xF0: need = 3; lo = 0x90
+        case 0xED:
+            need = 2
+            hi = 0x9F
+        case 0xF0:
+            need = 3
+            lo = 0x90
         case 0xF1...0xF3: need = 3
-        case 0xF4: need = 3; hi = 0x8F
-        default: throw JSONParseError(offset: pos, message: "invalid UTF-8 (byte 0x\(String(c, radix: 16, uppercase: true)))")
+        case 0xF4:
+            need = 3
+            hi = 0x8F
+        default:
+            throw JSONParseError(
+                offset: pos, message: "invalid UTF-8 (byte 0x\(String(c, radix: 16, uppercase: true)))")
         }
         guard pos + need < end else { throw JSONParseError(offset: pos, message: "invalid UTF-8 (truncated sequence)") }
         let c1 = base[pos + 1]
@@ -489,13 +508,15 @@ public struct JSONParser {
             var scalar = try readHex4(escapeAt: at)
             if scalar >= 0xD800 && scalar <= 0xDBFF {
                 guard pos + 1 < end, base[pos] == UInt8(ascii: "\\"), base[pos + 1] == UInt8(ascii: "u") else {
-                    throw JSONParseError(offset: at, message: "lone surrogate \\u\(String(scalar, radix: 16)) in string")
+                    throw JSONParseError(
+                        offset: at, message: "lone surrogate \\u\(String(scalar, radix: 16)) in string")
                 }
                 let lowAt = pos
                 pos += 2
                 let low = try readHex4(escapeAt: lowAt)
                 guard low >= 0xDC00 && low <= 0xDFFF else {
-                    throw JSONParseError(offset: at, message: "lone surrogate \\u\(String(scalar, radix: 16)) in string")
+                    throw JSONParseError(
+                        offset: at, message: "lone surrogate \\u\(String(scalar, radix: 16)) in string")
                 }
                 scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
             } else if scalar >= 0xDC00 && scalar <= 0xDFFF {
@@ -567,8 +588,10 @@ extension JSONParser {
     /// `readObject`, `readArray`, `readValue`, `readString` or `skipValue`); then checks that
     /// only whitespace follows. For decoders that want a few fields of a larger document: what
     /// they skip is validated as strictly as `parse` would, but never built.
-    public static func read<T>(_ bytes: UnsafeBufferPointer<UInt8>,
-                               _ visit: (inout JSONParser) throws(JSONParseError) -> T) throws(JSONParseError) -> T {
+    public static func read<T>(
+        _ bytes: UnsafeBufferPointer<UInt8>,
+        _ visit: (inout JSONParser) throws(JSONParseError) -> T
+    ) throws(JSONParseError) -> T {
         var p = JSONParser(bytes)
         p.skipWhitespace()
         guard p.pos < p.end else { throw JSONParseError(offset: p.pos, message: "empty input, expected a JSON value") }
@@ -580,7 +603,9 @@ extension JSONParser {
 
     /// When the next value is an object, calls `field` for each of its fields in order (it must
     /// consume the value) and returns true; otherwise skips the value and returns false.
-    public mutating func readObject(_ field: (JSONKey, inout JSONParser) throws(JSONParseError) -> Void) throws(JSONParseError) -> Bool {
+    public mutating func readObject(_ field: (JSONKey, inout JSONParser) throws(JSONParseError) -> Void)
+        throws(JSONParseError) -> Bool
+    {
         skipWhitespace()
         guard pos < end, base[pos] == UInt8(ascii: "{") else {
             try skipValue()
@@ -610,7 +635,9 @@ extension JSONParser {
 
     /// When the next value is an array, calls `element` with each element's index (it must
     /// consume the element) and returns true; otherwise skips the value and returns false.
-    public mutating func readArray(_ element: (Int, inout JSONParser) throws(JSONParseError) -> Void) throws(JSONParseError) -> Bool {
+    public mutating func readArray(_ element: (Int, inout JSONParser) throws(JSONParseError) -> Void)
+        throws(JSONParseError) -> Bool
+    {
         skipWhitespace()
         guard pos < end, base[pos] == UInt8(ascii: "[") else {
             try skipValue()
@@ -685,7 +712,7 @@ extension JSONParser {
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
             try skipNumber()
         default:
-            _ = try parseValue()   // a literal, or the error for what cannot start a value
+            _ = try parseValue()  // a literal, or the error for what cannot start a value
         }
     }
 

@@ -145,7 +145,7 @@ public enum JSONWriter {
             while i + 8 <= n {
                 let m = escapeMask(UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self))
                 if m != 0 {
-                    i += m.trailingZeroBitCount >> 3   // the first byte to escape (exact)
+                    i += m.trailingZeroBitCount >> 3  // the first byte to escape (exact)
                     break
                 }
                 i += 8
@@ -159,13 +159,27 @@ public enum JSONWriter {
             if i > runStart { out.append(UnsafeBufferPointer(start: p + runStart, count: i - runStart)) }
             out.reserve(6)
             switch c {
-            case 0x22: out.append(UInt8(ascii: "\\")); out.append(0x22)
-            case 0x5C: out.append(UInt8(ascii: "\\")); out.append(0x5C)
-            case 0x0A: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
-            case 0x0D: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "r"))
-            case 0x09: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
-            case 0x08: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "b"))
-            case 0x0C: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "f"))
+            case 0x22:
+                out.append(UInt8(ascii: "\\"))
+                out.append(0x22)
+            case 0x5C:
+                out.append(UInt8(ascii: "\\"))
+                out.append(0x5C)
+            case 0x0A:
+                out.append(UInt8(ascii: "\\"))
+                out.append(UInt8(ascii: "n"))
+            case 0x0D:
+                out.append(UInt8(ascii: "\\"))
+                out.append(UInt8(ascii: "r"))
+            case 0x09:
+                out.append(UInt8(ascii: "\\"))
+                out.append(UInt8(ascii: "t"))
+            case 0x08:
+                out.append(UInt8(ascii: "\\"))
+                out.append(UInt8(ascii: "b"))
+            case 0x0C:
+                out.append(UInt8(ascii: "\\"))
+                out.append(UInt8(ascii: "f"))
             default:
                 out.append("\\u00")
                 out.append(hex.utf8Start[Int(c >> 4)])

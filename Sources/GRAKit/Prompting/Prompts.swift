@@ -35,7 +35,9 @@ public struct PromptSet: Sendable {
             sources[name] = "built-in \(language)"
         }
         guard let dir = spec, dir != "en", dir != "zh" else { return }
-        guard isDirectory(dir) else { throw GRAError.usage("--prompts \(dir): not a directory (give a directory of prompt files, or en / zh)") }
+        guard isDirectory(dir) else {
+            throw GRAError.usage("--prompts \(dir): not a directory (give a directory of prompt files, or en / zh)")
+        }
         var found = 0
         for name in Name.allCases {
             let path = dir.hasSuffix("/") ? dir + name.fileName : dir + "/" + name.fileName
@@ -45,7 +47,12 @@ public struct PromptSet: Sendable {
             found += 1
         }
         if found == 0 {
-            throw GRAError.usage("--prompts \(dir): no prompt files in it (expected \(Name.allCases.map(\.fileName).joined(separator: ", ")))")
+            throw GRAError.usage(
+                """
+                --prompts \(dir): no prompt files in it (expected \
+                \(Name.allCases.map(\.fileName).joined(separator: ", ")))
+                """
+            )
         }
     }
 
@@ -56,10 +63,17 @@ public struct PromptSet: Sendable {
     /// A directory with some of them is fine: the rest stay built in, as documented.
     public func require(_ names: [Name], for tool: String) throws(GRAError) {
         guard names.allSatisfy({ sources[$0]?.hasPrefix("built-in") == true }),
-              let dir = sources.values.first(where: { !$0.hasPrefix("built-in") }).map({ String($0.prefix(upTo: $0.lastIndex(of: "/") ?? $0.endIndex)) })
+            let dir = sources.values.first(where: { !$0.hasPrefix("built-in") }).map({
+                String($0.prefix(upTo: $0.lastIndex(of: "/") ?? $0.endIndex))
+            })
         else { return }
         let has = Name.allCases.filter { sources[$0]?.hasPrefix("built-in") == false }.map(\.fileName)
-        throw GRAError.usage("--prompts \(dir) holds none of the prompts \(tool) uses (\(names.map(\.fileName).joined(separator: ", "))); it has \(has.joined(separator: ", "))")
+        throw GRAError.usage(
+            """
+            --prompts \(dir) holds none of the prompts \(tool) uses \
+            (\(names.map(\.fileName).joined(separator: ", "))); it has \(has.joined(separator: ", "))
+            """
+        )
     }
 
     private static func parse(_ text: String, what: String) throws(GRAError) -> PromptTemplate {

@@ -55,7 +55,8 @@ public enum ReplyJSON {
                 var start = end
                 while start >= 0 {
                     if b[start] == UInt8(ascii: "{"),
-                       let v = try? JSONParser.parse(Array(b[start...end])), case .object = v {
+                        let v = try? JSONParser.parse(Array(b[start...end])), case .object = v
+                    {
                         return v
                     }
                     start -= 1
@@ -76,7 +77,9 @@ public struct JSONSchema: Sendable {
 
     public init(_ schema: JSONValue) throws(GRAError) {
         guard case .object = schema else { throw GRAError.usage("a JSON schema must be an object") }
-        if let problem = JSONSchema.problem(in: schema, at: "$") { throw GRAError.usage("not a valid JSON Schema: \(problem)") }
+        if let problem = JSONSchema.problem(in: schema, at: "$") {
+            throw GRAError.usage("not a valid JSON Schema: \(problem)")
+        }
         self.schema = schema
     }
 
@@ -87,7 +90,7 @@ public struct JSONSchema: Sendable {
     /// schema stops the run once instead of failing every record.
     static func problem(in schema: JSONValue, at path: String) -> String? {
         guard case .object(let s) = schema else {
-            if case .bool = schema { return nil }   // true / false are schemas too
+            if case .bool = schema { return nil }  // true / false are schemas too
             return "\(path) should be a schema (an object), not \(schema.kindDescription)"
         }
         if let t = s["type"] {
@@ -99,7 +102,11 @@ public struct JSONSchema: Sendable {
             }
             for n in names {
                 guard let name = n.stringValue, typeNames.contains(name) else {
-                    return "\(path).type: \(JSONWriter.string(n)) is not a JSON Schema type (\(typeNames.sorted().joined(separator: ", ")))"
+                    return
+                        """
+                        \(path).type: \(JSONWriter.string(n)) is not a JSON Schema type \
+                        (\(typeNames.sorted().joined(separator: ", ")))
+                        """
                 }
             }
         }
@@ -110,11 +117,16 @@ public struct JSONSchema: Sendable {
             }
         }
         if let r = s["required"] {
-            guard case .array(let names) = r, names.allSatisfy({ $0.stringValue != nil }) else { return "\(path).required should be a list of field names" }
+            guard case .array(let names) = r, names.allSatisfy({ $0.stringValue != nil }) else {
+                return "\(path).required should be a list of field names"
+            }
         }
         if let items = s["items"], let problem = problem(in: items, at: "\(path).items") { return problem }
         if let a = s["additionalProperties"] {
-            if case .bool = a {} else if let problem = problem(in: a, at: "\(path).additionalProperties") { return problem }
+            if case .bool = a {
+            } else if let problem = problem(in: a, at: "\(path).additionalProperties") {
+                return problem
+            }
         }
         if let e = s["enum"], e.arrayValue == nil { return "\(path).enum should be a list" }
         for key in ["minimum", "maximum", "minLength", "maxLength", "minItems", "maxItems"] {
@@ -144,8 +156,10 @@ public struct JSONSchema: Sendable {
         if let t = s["type"] {
             let allowed: [String] = t.stringValue.map { [$0] } ?? (t.arrayValue?.compactMap(\.stringValue) ?? [])
             let actual = typeName(v)
-            let ok = allowed.contains(actual) || (actual == "integer" && allowed.contains("number"))
-                || (actual == "number" && allowed.contains("integer") && (Double(v.doubleValue ?? 0.5).rounded() == v.doubleValue))
+            let ok =
+                allowed.contains(actual) || (actual == "integer" && allowed.contains("number"))
+                || (actual == "number" && allowed.contains("integer")
+                    && (Double(v.doubleValue ?? 0.5).rounded() == v.doubleValue))
             if !ok { return "\(path) should be \(allowed.joined(separator: " or ")), not \(actual)" }
         }
         if case .array(let options)? = s["enum"], !options.contains(v) {
@@ -156,12 +170,20 @@ public struct JSONSchema: Sendable {
             if let max = s["maximum"]?.doubleValue, d > max { return "\(path) is \(d), above the maximum \(max)" }
         }
         if case .string(let str) = v {
-            if let min = s["minLength"]?.doubleValue, Double(str.count) < min { return "\(path) is shorter than \(Int(min)) characters" }
-            if let max = s["maxLength"]?.doubleValue, Double(str.count) > max { return "\(path) is longer than \(Int(max)) characters" }
+            if let min = s["minLength"]?.doubleValue, Double(str.count) < min {
+                return "\(path) is shorter than \(Int(min)) characters"
+            }
+            if let max = s["maxLength"]?.doubleValue, Double(str.count) > max {
+                return "\(path) is longer than \(Int(max)) characters"
+            }
         }
         if case .array(let items) = v {
-            if let min = s["minItems"]?.doubleValue, Double(items.count) < min { return "\(path) has fewer than \(Int(min)) items" }
-            if let max = s["maxItems"]?.doubleValue, Double(items.count) > max { return "\(path) has more than \(Int(max)) items" }
+            if let min = s["minItems"]?.doubleValue, Double(items.count) < min {
+                return "\(path) has fewer than \(Int(min)) items"
+            }
+            if let max = s["maxItems"]?.doubleValue, Double(items.count) > max {
+                return "\(path) has more than \(Int(max)) items"
+            }
             if let itemSchema = s["items"] {
                 for (i, item) in items.enumerated() {
                     if let p = check(item, against: itemSchema, path: "\(path)[\(i)]") { return p }

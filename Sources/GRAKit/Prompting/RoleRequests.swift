@@ -3,25 +3,39 @@
 /// failure (re-asked, then an error), never clamped or guessed.
 public enum RoleSchemas {
     /// A reviewer's verdict on one round: a score from 1 to 10 and a comment.
-    public static let review = schema("""
-        {"type":"object","properties":{"score":{"type":"number","minimum":1,"maximum":10},"comment":{"type":"string"}},"required":["score","comment"]}
+    public static let review = schema(
+        """
+        {"type":"object","properties":{"score":{"type":"number","minimum":1,"maximum":10},\
+        "comment":{"type":"string"}},"required":["score","comment"]}
         """)
     /// The area chair's ruling.
-    public static let adjudication = schema("""
-        {"type":"object","properties":{"decision":{"type":"string","enum":["accept","reject"]},"score":{"type":"number","minimum":1,"maximum":10},"rationale":{"type":"string"}},"required":["decision","score","rationale"]}
+    public static let adjudication = schema(
+        """
+        {"type":"object","properties":{"decision":{"type":"string","enum":["accept","reject"]},\
+        "score":{"type":"number","minimum":1,"maximum":10},"rationale":{"type":"string"}},"required":["decision",\
+        "score","rationale"]}
         """)
     /// A generated sample.
-    public static let sample = schema("""
-        {"type":"object","properties":{"instruction":{"type":"string","minLength":1},"input":{"type":"string"},"response":{"type":"string","minLength":1}},"required":["instruction","input","response"]}
+    public static let sample = schema(
+        """
+        {"type":"object","properties":{"instruction":{"type":"string","minLength":1},"input":{"type":"string"},\
+        "response":{"type":"string","minLength":1}},"required":["instruction","input","response"]}
         """)
     /// The knowledge a seed is about.
-    public static let knowledge = schema("""
-        {"type":"object","properties":{"keywords":{"type":"array","items":{"type":"string","minLength":1},"minItems":1,"maxItems":12},"summary":{"type":"string","minLength":1}},"required":["keywords","summary"]}
+    public static let knowledge = schema(
+        """
+        {"type":"object","properties":{"keywords":{"type":"array","items":{"type":"string","minLength":1},\
+        "minItems":1,"maxItems":12},"summary":{"type":"string","minLength":1}},"required":["keywords","summary"]}
         """)
     /// A domain label, one of `domains`.
     public static func domain(_ domains: [String]) -> JSONSchema {
         let values = JSONWriter.string(.array(domains.map { .string($0) }))
-        return schema("{\"type\":\"object\",\"properties\":{\"domain\":{\"type\":\"string\",\"enum\":\(values)}},\"required\":[\"domain\"]}")
+        return schema(
+            """
+            {\"type\":\"object\",\"properties\":{\"domain\":{\"type\":\"string\",\"enum\":\(values)}},\
+            \"required\":[\"domain\"]}
+            """
+        )
     }
 
     private static func schema(_ text: String) -> JSONSchema {
@@ -40,17 +54,22 @@ public struct RoleRequestMaker: Sendable {
 
     public init() {}
 
-    public func request(_ template: PromptTemplate, context: JSONObject, schema: JSONSchema, schemaName: String,
-                        model: ModelEndpoint, sampleIndex: Int = 0) -> Result<ChatRequest, TaskFailure> {
+    public func request(
+        _ template: PromptTemplate, context: JSONObject, schema: JSONSchema, schemaName: String,
+        model: ModelEndpoint, sampleIndex: Int = 0
+    ) -> Result<ChatRequest, TaskFailure> {
         switch renderPrompt(template, context) {
         case .failure(var f):
             f.model = model.name
             return .failure(f)
         case .success(let messages):
             let version = template.version + "+" + String(SHA256.hex(JSONWriter.string(schema.schema)).prefix(16))
-            return .success(ChatRequest(model: model, messages: messages, parameters: parameters,
-                                        responseFormat: sendResponseFormat ? ChatRequest.jsonSchemaFormat(name: schemaName, schema: schema) : nil,
-                                        sampleIndex: sampleIndex, promptVersion: version))
+            return .success(
+                ChatRequest(
+                    model: model, messages: messages, parameters: parameters,
+                    responseFormat: sendResponseFormat
+                        ? ChatRequest.jsonSchemaFormat(name: schemaName, schema: schema) : nil,
+                    sampleIndex: sampleIndex, promptVersion: version))
         }
     }
 

@@ -122,7 +122,9 @@ private struct TemplateParser {
 
     mutating func parseAll() throws(PromptTemplate.ParseError) -> [PromptTemplate.Node] {
         let (nodes, closing) = try parse(until: nil)
-        if let closing { throw PromptTemplate.ParseError(line: line, message: "'{{/\(closing)}}' closes no open section") }
+        if let closing {
+            throw PromptTemplate.ParseError(line: line, message: "'{{/\(closing)}}' closes no open section")
+        }
         return nodes
     }
 
@@ -172,21 +174,32 @@ private struct TemplateParser {
             }
             switch sigil {
             case "!": continue
-            case ">", "=": throw PromptTemplate.ParseError(line: tagLine, message: "partials and delimiter changes are not supported")
+            case ">", "=":
+                throw PromptTemplate.ParseError(
+                    line: tagLine, message: "partials and delimiter changes are not supported")
             case "#", "^":
-                guard !inner.isEmpty else { throw PromptTemplate.ParseError(line: tagLine, message: "section without a name") }
+                guard !inner.isEmpty else {
+                    throw PromptTemplate.ParseError(line: tagLine, message: "section without a name")
+                }
                 flush()
                 let (children, closing) = try parse(until: inner)
-                guard closing == inner else { throw PromptTemplate.ParseError(line: tagLine, message: "section '\(inner)' is never closed") }
+                guard closing == inner else {
+                    throw PromptTemplate.ParseError(line: tagLine, message: "section '\(inner)' is never closed")
+                }
                 nodes.append(.section(TemplateParser.path(inner), inverted: sigil == "^", children))
             case "/":
                 flush()
                 guard inner == section else {
-                    throw PromptTemplate.ParseError(line: tagLine, message: section.map { "'{{/\(inner)}}' found where '{{/\($0)}}' was expected" } ?? "'{{/\(inner)}}' closes no open section")
+                    throw PromptTemplate.ParseError(
+                        line: tagLine,
+                        message: section.map { "'{{/\(inner)}}' found where '{{/\($0)}}' was expected" }
+                            ?? "'{{/\(inner)}}' closes no open section")
                 }
                 return (nodes, inner)
             default:
-                guard !inner.isEmpty else { throw PromptTemplate.ParseError(line: tagLine, message: "empty tag '{{}}'") }
+                guard !inner.isEmpty else {
+                    throw PromptTemplate.ParseError(line: tagLine, message: "empty tag '{{}}'")
+                }
                 flush()
                 nodes.append(.variable(TemplateParser.path(inner)))
             }

@@ -29,7 +29,10 @@ public enum RecordFormat: String, CaseIterable, Sendable {
 
     /// Accepts the canonical names and `messages` as another name for `openai`.
     public init?(name: String) {
-        if name == "messages" { self = .openai; return }
+        if name == "messages" {
+            self = .openai
+            return
+        }
         self.init(rawValue: name)
     }
 
@@ -108,8 +111,10 @@ public struct Sample: Equatable, Sendable {
     public var steps: [ToolStep]
     public var response: String
 
-    public init(system: String? = nil, tools: [JSONValue]? = nil, history: [Turn] = [], instruction: String, input: String = "",
-                steps: [ToolStep] = [], response: String) {
+    public init(
+        system: String? = nil, tools: [JSONValue]? = nil, history: [Turn] = [], instruction: String, input: String = "",
+        steps: [ToolStep] = [], response: String
+    ) {
         self.system = system
         self.tools = tools
         self.history = history
@@ -178,7 +183,9 @@ public enum FormatConverter {
     // MARK: Decoding
 
     /// Splits `record` (in `format`) into its sample and the fields the format does not own.
-    public static func decode(_ record: JSONObject, as format: RecordFormat) throws(FormatRejection) -> (Sample, JSONObject) {
+    public static func decode(_ record: JSONObject, as format: RecordFormat) throws(FormatRejection) -> (
+        Sample, JSONObject
+    ) {
         switch format {
         case .gra: return try decodeInstructionStyle(record, responseKey: "response", fallbackKey: "output")
         case .alpaca: return try decodeInstructionStyle(record, responseKey: "output", fallbackKey: "response")
@@ -189,13 +196,17 @@ public enum FormatConverter {
 
     private static func requiredString(_ record: JSONObject, _ key: String) throws(FormatRejection) -> String {
         guard let v = record[key] else { throw FormatRejection("missing field '\(key)'") }
-        guard case .string(let s) = v else { throw FormatRejection("field '\(key)' must be a string, not \(v.kindDescription)") }
+        guard case .string(let s) = v else {
+            throw FormatRejection("field '\(key)' must be a string, not \(v.kindDescription)")
+        }
         return s
     }
 
     private static func optionalString(_ record: JSONObject, _ key: String) throws(FormatRejection) -> String? {
         guard let v = record[key], v != .null else { return nil }
-        guard case .string(let s) = v else { throw FormatRejection("field '\(key)' must be a string, not \(v.kindDescription)") }
+        guard case .string(let s) = v else {
+            throw FormatRejection("field '\(key)' must be a string, not \(v.kindDescription)")
+        }
         return s
     }
 
@@ -221,7 +232,7 @@ public enum FormatConverter {
             case fallbackKey:
                 fallback = f.value
                 if fallbackIndex < 0 { fallbackIndex = extras.count }
-                extras.fields.append(f)   // removed below if it is used as the response
+                extras.fields.append(f)  // removed below if it is used as the response
             default: extras.fields.append(f)
             }
         }
@@ -233,39 +244,57 @@ public enum FormatConverter {
             switch v {
             case .string(let s)?: return s
             case nil: if required { throw FormatRejection("missing field '\(key)'") } else { return nil }
-            case .null?: if required { throw FormatRejection("field '\(key)' must be a string, not null") } else { return nil }
+            case .null?:
+                if required { throw FormatRejection("field '\(key)' must be a string, not null") } else { return nil }
             case let other?: throw FormatRejection("field '\(key)' must be a string, not \(other.kindDescription)")
             }
         }
         let instructionText = try string(instruction, "instruction", required: true)!
-        let responseText = try string(response, response == fallback && fallback != nil ? fallbackKey : responseKey, required: true)!
+        let responseText = try string(
+            response, response == fallback && fallback != nil ? fallbackKey : responseKey, required: true)!
         let inputText = try string(input, "input", required: false) ?? ""
         let systemText = try string(system, "system", required: false)
         var history: [Sample.Turn] = []
         if let h = historyValue, h != .null {
-            guard case .array(let turns) = h else { throw FormatRejection("field 'history' must be an array of [user, assistant] pairs") }
+            guard case .array(let turns) = h else {
+                throw FormatRejection("field 'history' must be an array of [user, assistant] pairs")
+            }
             for (i, t) in turns.enumerated() {
-                if case .array(let pair) = t, pair.count == 2, case .string(let u) = pair[0], case .string(let a) = pair[1] {
+                if case .array(let pair) = t, pair.count == 2, case .string(let u) = pair[0],
+                    case .string(let a) = pair[1]
+                {
                     history.append(Sample.Turn(user: u, assistant: a))
-                } else if case .object(let o) = t, case .string(let u)? = o["user"], case .string(let a)? = o["assistant"] {
-                    history.append(Sample.Turn(user: u, steps: try decodeSteps(o["tool_steps"], field: "history[\(i)].tool_steps"), assistant: a))
+                } else if case .object(let o) = t, case .string(let u)? = o["user"],
+                    case .string(let a)? = o["assistant"]
+                {
+                    history.append(
+                        Sample.Turn(
+                            user: u, steps: try decodeSteps(o["tool_steps"], field: "history[\(i)].tool_steps"),
+                            assistant: a))
                 } else {
                     throw FormatRejection("history[\(i)] must be a [user, assistant] pair of strings")
                 }
             }
         }
-        return (Sample(system: systemText, tools: try decodeTools(tools), history: history, instruction: instructionText, input: inputText,
-                       steps: try decodeSteps(steps, field: "tool_steps"), response: responseText), extras)
+        return (
+            Sample(
+                system: systemText, tools: try decodeTools(tools), history: history, instruction: instructionText,
+                input: inputText,
+                steps: try decodeSteps(steps, field: "tool_steps"), response: responseText), extras
+        )
     }
 
     /// gra's `tool_steps`: `[{"calls": [{"name", "arguments", "id"?}], "results": ["…"]}]`.
     static func decodeSteps(_ value: JSONValue?, field: String) throws(FormatRejection) -> [ToolStep] {
         guard let value, value != .null else { return [] }
-        guard case .array(let items) = value else { throw FormatRejection("field '\(field)' must be a list of tool steps") }
+        guard case .array(let items) = value else {
+            throw FormatRejection("field '\(field)' must be a list of tool steps")
+        }
         var steps: [ToolStep] = []
         for (k, item) in items.enumerated() {
             guard case .object(let o) = item, case .array(let callValues)? = o["calls"], !callValues.isEmpty,
-                  case .array(let resultValues)? = o["results"] else {
+                case .array(let resultValues)? = o["results"]
+            else {
                 throw FormatRejection("\(field)[\(k)] must hold 'calls' and 'results'")
             }
             var calls: [ToolCall] = []
@@ -273,11 +302,14 @@ public enum FormatConverter {
                 guard case .object(let call) = c, case .string(let name)? = call["name"] else {
                     throw FormatRejection("\(field)[\(k)].calls holds a call without a 'name'")
                 }
-                calls.append(ToolCall(name: name, arguments: call["arguments"] ?? .object([:]), id: call["id"]?.stringValue))
+                calls.append(
+                    ToolCall(name: name, arguments: call["arguments"] ?? .object([:]), id: call["id"]?.stringValue))
             }
             var results: [String] = []
             for r in resultValues {
-                guard case .string(let text) = r else { throw FormatRejection("\(field)[\(k)].results must be strings") }
+                guard case .string(let text) = r else {
+                    throw FormatRejection("\(field)[\(k)].results must be strings")
+                }
                 results.append(text)
             }
             steps.append(ToolStep(calls: calls, results: results))
@@ -286,13 +318,17 @@ public enum FormatConverter {
     }
 
     static func encodeSteps(_ steps: [ToolStep]) -> JSONValue {
-        .array(steps.map { step in
-            .object(["calls": .array(step.calls.map { call in
-                var o: JSONObject = ["name": .string(call.name), "arguments": call.arguments]
-                if let id = call.id { o.append("id", .string(id)) }
-                return .object(o)
-            }), "results": .array(step.results.map { .string($0) })])
-        })
+        .array(
+            steps.map { step in
+                .object([
+                    "calls": .array(
+                        step.calls.map { call in
+                            var o: JSONObject = ["name": .string(call.name), "arguments": call.arguments]
+                            if let id = call.id { o.append("id", .string(id)) }
+                            return .object(o)
+                        }), "results": .array(step.results.map { .string($0) })
+                ])
+            })
     }
 
     /// One message of a chat-shaped record, as far as a sample cares.
@@ -330,9 +366,12 @@ public enum FormatConverter {
             var steps: [ToolStep] = []
             while i < msgs.count, case .calls(let calls, _) = msgs[i] {
                 i += 1
-                guard i < msgs.count else { throw FormatRejection("'\(field)' ends with a tool call: no tool results and no final reply") }
+                guard i < msgs.count else {
+                    throw FormatRejection("'\(field)' ends with a tool call: no tool results and no final reply")
+                }
                 guard case .results(let results, _) = msgs[i] else {
-                    throw FormatRejection("'\(field)'[\(i)] should hold the results of the tool call before it, found '\(msgs[i].label)'")
+                    throw FormatRejection(
+                        "'\(field)'[\(i)] should hold the results of the tool call before it, found '\(msgs[i].label)'")
                 }
                 steps.append(ToolStep(calls: calls, results: results))
                 i += 1
@@ -345,7 +384,8 @@ public enum FormatConverter {
             turns.append(Sample.Turn(user: user, steps: steps, assistant: reply))
         }
         let last = turns.removeLast()
-        return Sample(system: system, history: turns, instruction: last.user, steps: last.steps, response: last.assistant)
+        return Sample(
+            system: system, history: turns, instruction: last.user, steps: last.steps, response: last.assistant)
     }
 
     /// Tool definitions as LLaMA-Factory (a JSON string of a list) and OpenAI (a list of
@@ -361,12 +401,15 @@ public enum FormatConverter {
             }
             list = items
         case .array(let items)?: list = items
-        case let other?: throw FormatRejection("field 'tools' must be a list of function definitions, not \(other.kindDescription)")
+        case let other?:
+            throw FormatRejection("field 'tools' must be a list of function definitions, not \(other.kindDescription)")
         }
         for (k, item) in list.enumerated() {
             guard case .object(let o) = item else { throw FormatRejection("tools[\(k)] must be an object") }
             if case .object(let f)? = o["function"], o["type"] == .string("function") { list[k] = .object(f) }
-            guard case .string? = list[k].objectValue?["name"] else { throw FormatRejection("tools[\(k)] has no function name") }
+            guard case .string? = list[k].objectValue?["name"] else {
+                throw FormatRejection("tools[\(k)] has no function name")
+            }
         }
         return list
     }
@@ -397,13 +440,18 @@ public enum FormatConverter {
         var messages: [Message] = []
         for (i, item) in items.enumerated() {
             guard case .object(let m) = item else { throw FormatRejection("conversations[\(i)] must be an object") }
-            guard case .string(let from)? = m["from"] else { throw FormatRejection("conversations[\(i)] has no string 'from'") }
-            guard case .string(let value)? = m["value"] else { throw FormatRejection("conversations[\(i)] has no string 'value'") }
+            guard case .string(let from)? = m["from"] else {
+                throw FormatRejection("conversations[\(i)] has no string 'from'")
+            }
+            guard case .string(let value)? = m["value"] else {
+                throw FormatRejection("conversations[\(i)] has no string 'value'")
+            }
             switch from {
             case "human", "user": messages.append(.text(role: "user", value))
             case "gpt", "assistant", "chatgpt", "bard", "bing": messages.append(.text(role: "assistant", value))
             case "system": messages.append(.text(role: "system", value))
-            case "function_call": messages.append(.calls(try decodeFunctionCall(value, at: "conversations[\(i)]"), label: from))
+            case "function_call":
+                messages.append(.calls(try decodeFunctionCall(value, at: "conversations[\(i)]"), label: from))
             case "observation": messages.append(.results([value], label: from))
             default: throw FormatRejection("conversations[\(i)] has unsupported role '\(from)'")
             }
@@ -420,11 +468,15 @@ public enum FormatConverter {
     }
 
     private static func decodeOpenAI(_ record: JSONObject) throws(FormatRejection) -> (Sample, JSONObject) {
-        guard case .array(let items)? = record["messages"] else { throw FormatRejection("field 'messages' must be an array") }
+        guard case .array(let items)? = record["messages"] else {
+            throw FormatRejection("field 'messages' must be an array")
+        }
         var messages: [Message] = []
         for (i, item) in items.enumerated() {
             guard case .object(let m) = item else { throw FormatRejection("messages[\(i)] must be an object") }
-            guard case .string(let role)? = m["role"] else { throw FormatRejection("messages[\(i)] has no string 'role'") }
+            guard case .string(let role)? = m["role"] else {
+                throw FormatRejection("messages[\(i)] has no string 'role'")
+            }
             guard ["system", "user", "assistant", "developer", "tool"].contains(role) else {
                 throw FormatRejection("messages[\(i)] has unsupported role '\(role)'")
             }
@@ -445,15 +497,19 @@ public enum FormatConverter {
                 }
                 text = pieces.joined()
             case nil, .null?: text = nil
-            case let other?: throw FormatRejection("messages[\(i)].content must be a string or parts, not \(other.kindDescription)")
+            case let other?:
+                throw FormatRejection("messages[\(i)].content must be a string or parts, not \(other.kindDescription)")
             }
             if role == "assistant", case .array(let list)? = m["tool_calls"], !list.isEmpty {
                 if let text, !text.isEmpty {
-                    throw FormatRejection("messages[\(i)] has both text and tool calls; gra keeps tool calls without words beside them")
+                    throw FormatRejection(
+                        "messages[\(i)] has both text and tool calls; gra keeps tool calls without words beside them")
                 }
                 var calls: [ToolCall] = []
                 for (k, c) in list.enumerated() {
-                    guard case .object(let call) = c, case .object(let f)? = call["function"], case .string(let name)? = f["name"] else {
+                    guard case .object(let call) = c, case .object(let f)? = call["function"],
+                        case .string(let name)? = f["name"]
+                    else {
                         throw FormatRejection("messages[\(i)].tool_calls[\(k)] is not a function call")
                     }
                     var arguments = f["arguments"] ?? .object([:])
@@ -508,8 +564,10 @@ public enum FormatConverter {
     /// format (not gra) every other field the format does not define goes too, except those
     /// named in `keep`. The fields the format writes itself win over extras of the same name
     /// (see `Encoded`).
-    public static func encode(_ sample: Sample, extras: JSONObject, as format: RecordFormat, stripMeta: Bool,
-                              keep: Set<String> = []) -> Encoded {
+    public static func encode(
+        _ sample: Sample, extras: JSONObject, as format: RecordFormat, stripMeta: Bool,
+        keep: Set<String> = []
+    ) -> Encoded {
         var out = JSONObject()
         out.fields.reserveCapacity(extras.count + 6)
         // One pass: the fields gra places itself (for the gra format) and `gra`; the rest in order.
@@ -539,10 +597,17 @@ public enum FormatConverter {
             out.append(format == .gra ? "response" : "output", .string(sample.response))
             if let sys = sample.system { out.append("system", .string(sys)) }
             if !sample.history.isEmpty {
-                out.append("history", .array(sample.history.map { t in
-                    t.steps.isEmpty ? .array([.string(t.user), .string(t.assistant)])
-                        : .object(["user": .string(t.user), "tool_steps": encodeSteps(t.steps), "assistant": .string(t.assistant)])
-                }))
+                out.append(
+                    "history",
+                    .array(
+                        sample.history.map { t in
+                            t.steps.isEmpty
+                                ? .array([.string(t.user), .string(t.assistant)])
+                                : .object([
+                                    "user": .string(t.user), "tool_steps": encodeSteps(t.steps),
+                                    "assistant": .string(t.assistant)
+                                ])
+                        }))
             }
             if let tools = sample.tools {
                 // gra keeps JSON; LLaMA-Factory's Alpaca wants the list as JSON text.
@@ -553,10 +618,14 @@ public enum FormatConverter {
             if let summary { out.append("summary", summary) }
         case .sharegpt:
             var turns: [JSONValue] = []
-            func turn(_ from: String, _ value: String) { turns.append(.object(["from": .string(from), "value": .string(value)])) }
+            func turn(_ from: String, _ value: String) {
+                turns.append(.object(["from": .string(from), "value": .string(value)]))
+            }
             func steps(_ steps: [ToolStep]) {
                 for step in steps {
-                    let calls = step.calls.map { JSONValue.object(["name": .string($0.name), "arguments": $0.arguments]) }
+                    let calls = step.calls.map {
+                        JSONValue.object(["name": .string($0.name), "arguments": $0.arguments])
+                    }
                     turn("function_call", JSONWriter.string(calls.count == 1 ? calls[0] : .array(calls)))
                     turn("observation", step.results[0])
                 }
@@ -571,15 +640,27 @@ public enum FormatConverter {
             if let tools = sample.tools { out.append("tools", .string(JSONWriter.string(.array(tools)))) }
         case .openai:
             var msgs: [JSONValue] = []
-            func message(_ role: String, _ content: String) { msgs.append(.object(["role": .string(role), "content": .string(content)])) }
+            func message(_ role: String, _ content: String) {
+                msgs.append(.object(["role": .string(role), "content": .string(content)]))
+            }
             func steps(_ steps: [ToolStep], turn: Int) {
                 for (k, step) in steps.enumerated() {
                     // Ids the data did not have are made up stably: call_<turn>_<step>_<call>.
                     let ids = step.calls.enumerated().map { $0.element.id ?? "call_\(turn)_\(k)_\($0.offset)" }
-                    msgs.append(.object(["role": .string("assistant"), "tool_calls": .array(zip(step.calls, ids).map { call, id in
-                        .object(["id": .string(id), "type": .string("function"),
-                                 "function": .object(["name": .string(call.name), "arguments": .string(JSONWriter.string(call.arguments))])])
-                    })]))
+                    msgs.append(
+                        .object([
+                            "role": .string("assistant"),
+                            "tool_calls": .array(
+                                zip(step.calls, ids).map { call, id in
+                                    .object([
+                                        "id": .string(id), "type": .string("function"),
+                                        "function": .object([
+                                            "name": .string(call.name),
+                                            "arguments": .string(JSONWriter.string(call.arguments))
+                                        ])
+                                    ])
+                                })
+                        ]))
                     for (r, result) in step.results.enumerated() {
                         var m: JSONObject = ["role": .string("tool")]
                         if r < ids.count { m.append("tool_call_id", .string(ids[r])) }

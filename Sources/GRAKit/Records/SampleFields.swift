@@ -14,20 +14,30 @@ public struct SampleFields: Sendable {
         // The LLM stages see one instruction and its response; a reply reached through tool
         // calls would be judged (or imitated) without them.
         if let steps = record["tool_steps"], steps != .null {
-            return .failure(TaskFailure(reason: "a tool-call sample ('tool_steps'): this stage handles instruction/response samples without tool calls"))
+            return .failure(
+                TaskFailure(
+                    reason:
+                        """
+                        a tool-call sample ('tool_steps'): this stage handles instruction/response samples \
+                        without tool calls
+                        """
+                ))
         }
         func string(_ key: String) -> Result<String?, TaskFailure> {
             switch record[key] {
             case nil, .null?: return .success(nil)
             case .string(let s)?: return .success(s)
-            case let other?: return .failure(TaskFailure(reason: "field '\(key)' must be a string, not \(other.kindDescription)"))
+            case let other?:
+                return .failure(TaskFailure(reason: "field '\(key)' must be a string, not \(other.kindDescription)"))
             }
         }
         let instruction: String
         switch string("instruction") {
         case .failure(let f): return .failure(f)
         case .success(let s):
-            guard let s, !s.isEmpty else { return .failure(TaskFailure(reason: "missing required field 'instruction'")) }
+            guard let s, !s.isEmpty else {
+                return .failure(TaskFailure(reason: "missing required field 'instruction'"))
+            }
             instruction = s
         }
         var input = ""
@@ -58,7 +68,8 @@ public struct SampleFields: Sendable {
             hadID = false
             id = contentID(instruction: instruction, input: input, response: response ?? "")
         case let other?:
-            return .failure(TaskFailure(reason: "field 'id' must be a string or a number, not \(other.kindDescription)"))
+            return .failure(
+                TaskFailure(reason: "field 'id' must be a string or a number, not \(other.kindDescription)"))
         }
         return .success(SampleFields(id: id, hadID: hadID, instruction: instruction, input: input, response: response))
     }

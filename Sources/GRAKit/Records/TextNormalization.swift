@@ -36,18 +36,30 @@ public enum TextNormalizer {
         let n = s.count
         while i < n {
             // Skip ASCII eight bytes at a time.
-            while i + 8 <= n && UnsafeRawPointer(s.baseAddress! + i).loadUnaligned(as: UInt64.self) & 0x8080_8080_8080_8080 == 0 {
+            while i + 8 <= n
+                && UnsafeRawPointer(s.baseAddress! + i).loadUnaligned(as: UInt64.self) & 0x8080_8080_8080_8080 == 0
+            {
                 i += 8
             }
             guard i < n else { break }
             let c = s[i]
-            if c < 0x80 { i += 1; continue }
+            if c < 0x80 {
+                i += 1
+                continue
+            }
             // Decode the scalar (input is valid UTF-8: it came from a Swift String).
             var v: UInt32
             var len: Int
-            if c < 0xE0 { v = UInt32(c & 0x1F); len = 2 }
-            else if c < 0xF0 { v = UInt32(c & 0x0F); len = 3 }
-            else { v = UInt32(c & 0x07); len = 4 }
+            if c < 0xE0 {
+                v = UInt32(c & 0x1F)
+                len = 2
+            } else if c < 0xF0 {
+                v = UInt32(c & 0x0F)
+                len = 3
+            } else {
+                v = UInt32(c & 0x07)
+                len = 4
+            }
             var k = 1
             while k < len && i + k < n {
                 v = v << 6 | UInt32(s[i + k] & 0x3F)
@@ -57,7 +69,8 @@ public enum TextNormalizer {
             if v < 0x300 || (0x3040...0x3098).contains(v) || (0x30A0...0x30FF).contains(v)
                 || (0x4E00...0x9FFF).contains(v) || (0xAC00...0xD7A3).contains(v)
                 || (0x2000...0x206F).contains(v) || (0xFF01...0xFF5E).contains(v)
-                || (0x1F300...0x1FAFF).contains(v) {
+                || (0x1F300...0x1FAFF).contains(v)
+            {
                 continue
             }
             return false
@@ -72,7 +85,7 @@ public enum TextNormalizer {
         var out: [UInt8] = []
         out.reserveCapacity(n)
         var fences = FenceTracker()
-        var pendingBlank = 0   // blank lines seen outside a fence, not yet written
+        var pendingBlank = 0  // blank lines seen outside a fence, not yet written
         var wroteAnyLine = false
         var i = 0
         while i <= n {
@@ -189,6 +202,6 @@ struct FenceTracker {
         guard ch == fenceChar && len >= fenceLength else { return }
         var k = i + len
         while k < line.count && (line[k] == 0x20 || line[k] == 0x09) { k += 1 }
-        if k == line.count { inFence = false }   // a closing fence carries nothing else
+        if k == line.count { inFence = false }  // a closing fence carries nothing else
     }
 }

@@ -35,13 +35,14 @@ public final class AdjudicateStage: @unchecked Sendable {
 
     public init(options: AdjudicateOptions, client: LLMClient, output: OutputSink, diagnostics: Diagnostics) {
         self.options = options
-        engine = StageEngine(name: "gra-adjudicate", io: options.io, client: client, output: output, diagnostics: diagnostics)
+        engine = StageEngine(
+            name: "gra-adjudicate", io: options.io, client: client, output: output, diagnostics: diagnostics)
         engine.extraStats = { [unowned self] in
             [
                 "accepted_by_reviewers": .integer(counts.acceptedByReviewers),
                 "accepted_by_adjudicator": .integer(counts.acceptedByAdjudicator),
                 "rejected_by_reviewers": .integer(counts.rejectedByReviewers),
-                "rejected_by_adjudicator": .integer(counts.rejectedByAdjudicator),
+                "rejected_by_adjudicator": .integer(counts.rejectedByAdjudicator)
             ]
         }
     }
@@ -50,8 +51,14 @@ public final class AdjudicateStage: @unchecked Sendable {
         let summary = try engine.run { task in adjudicate(task) }
         let c = counts
         // Always said (unless --quiet): the run's bottom line.
-        engine.diagnostics.info("\(c.acceptedByReviewers + c.acceptedByAdjudicator) accepted (\(c.acceptedByAdjudicator) by the adjudicator), "
-            + "\(c.rejectedByReviewers) rejected by reviewers, \(c.rejectedByAdjudicator) rejected by the adjudicator, \(summary.failed) errors")
+        let accepted = c.acceptedByReviewers + c.acceptedByAdjudicator
+        engine.diagnostics.info(
+            """
+            \(accepted) accepted (\(c.acceptedByAdjudicator) by the adjudicator), \
+            \(c.rejectedByReviewers) rejected by reviewers, \(c.rejectedByAdjudicator) rejected by the adjudicator, \
+            \(summary.failed) errors
+            """
+        )
         return summary
     }
 
@@ -71,7 +78,14 @@ public final class AdjudicateStage: @unchecked Sendable {
         case "dispute":
             break
         default:
-            return task.fail(TaskFailure(reason: "gra.review.decision must be accept, reject or dispute, not \(decision.map { "'\($0)'" } ?? "missing")"))
+            return task.fail(
+                TaskFailure(
+                    reason:
+                        """
+                        gra.review.decision must be accept, reject or dispute, not \
+                        \(decision.map { "'\($0)'" } ?? "missing")
+                        """
+                ))
         }
         let fields: SampleFields
         switch SampleFields.read(task.record, needResponse: true) {
@@ -97,28 +111,41 @@ public final class AdjudicateStage: @unchecked Sendable {
             if let o = r.objectValue, let n = o["round"]?.doubleValue { context.append("round\(Int(n))", .object(o)) }
         }
         let request: ChatRequest
-        switch options.requests.request(options.prompts[.adjudicate], context: context, schema: RoleSchemas.adjudication,
-                                        schemaName: "gra_adjudication", model: model) {
+        switch options.requests.request(
+            options.prompts[.adjudicate], context: context, schema: RoleSchemas.adjudication,
+            schemaName: "gra_adjudication", model: model)
+        {
         case .failure(let f): return task.fail(f)
         case .success(let r): request = r
         }
-        task.ask(request, parseRetries: options.requests.parseRetries, parse: RoleRequestMaker.parser(RoleSchemas.adjudication)) { [self] result in
+        task.ask(
+            request, parseRetries: options.requests.parseRetries,
+            parse: RoleRequestMaker.parser(RoleSchemas.adjudication)
+        ) { [self] result in
             switch result {
             case .failure(let f): task.fail(f)
             case .success(let answer):
                 let o = answer.value.objectValue!
                 let ruling = o["decision"]!.stringValue!
                 var record = task.record
-                record.setGRASection("adjudication", [
-                    "model": .string(model.name), "decision": .string(ruling),
-                    "score": o["score"]!, "rationale": o["rationale"]!,
-                ])
+                record.setGRASection(
+                    "adjudication",
+                    [
+                        "model": .string(model.name), "decision": .string(ruling),
+                        "score": o["score"]!, "rationale": o["rationale"]!
+                    ])
                 if ruling == "accept" {
                     counts.acceptedByAdjudicator += 1
                     task.finish(TaskOutcome(outputs: [record]))
                 } else {
                     counts.rejectedByAdjudicator += 1
-                    task.finish(TaskOutcome(rejects: [(record, "rejected by the adjudicator (\(model.name)): \(o["rationale"]!.stringValue ?? "")")]))
+                    task.finish(
+                        TaskOutcome(rejects: [
+                            (
+                                record,
+                                "rejected by the adjudicator (\(model.name)): \(o["rationale"]!.stringValue ?? "")"
+                            )
+                        ]))
                 }
             }
         }
@@ -129,14 +156,20 @@ public final class AdjudicateStage: @unchecked Sendable {
     private func chooseAdjudicator(_ review: JSONObject, id: String) -> Result<ModelEndpoint, TaskFailure> {
         let roles = review["roles"]?.objectValue
         if let name = roles?["adjudicator"]?.stringValue, options.roles.adjudicators?.contains(name) ?? true,
-           let m = options.pool.model(named: name) { return .success(m) }
+            let m = options.pool.model(named: name)
+        {
+            return .success(m)
+        }
         guard !options.pool.models.isEmpty else { return .failure(TaskFailure(reason: "the model pool is empty")) }
         let author = roles?["author"]?.stringValue ?? ""
         let reviewers = (roles?["reviewers"]?.arrayValue ?? []).compactMap(\.stringValue)
         let names = options.roles.adjudicators ?? options.pool.models.map(\.name)
-        let (name, rule) = RoleAssignment.chooseAdjudicator(RoleAssignment.order(names, recordID: id, seed: options.seed),
-                                                            author: author, reviewers: reviewers)
-        if let rule, relaxedSaid.insert(rule).inserted { engine.diagnostics.warn("role rule relaxed: \(rule) (pool of \(names.count))") }
+        let (name, rule) = RoleAssignment.chooseAdjudicator(
+            RoleAssignment.order(names, recordID: id, seed: options.seed),
+            author: author, reviewers: reviewers)
+        if let rule, relaxedSaid.insert(rule).inserted {
+            engine.diagnostics.warn("role rule relaxed: \(rule) (pool of \(names.count))")
+        }
         return .success(options.pool.model(named: name)!)
     }
 }

@@ -1,7 +1,8 @@
+import Dispatch
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Dispatch
 
 /// What `gra-format` does, as plain values (the CLI fills this from its flags).
 public struct FormatOptions: Sendable {
@@ -49,12 +50,18 @@ public struct FormatSummary: Equatable, Sendable, CustomStringConvertible {
     /// The end-of-run line: "N records read, N written, N rejected (reason: N, …)" and what
     /// else happened.
     public var description: String {
-        func counts(_ d: [String: Int]) -> String { d.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ") }
+        func counts(_ d: [String: Int]) -> String {
+            d.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")
+        }
         var line = "\(read) records read, \(written) written, \(rejected) rejected"
         if !reasons.isEmpty { line += " (" + counts(reasons) + ")" }
         if badInput > 0 { line += ", \(badInput) bad input lines skipped" }
         if otherShards > 0 { line += ", \(otherShards) left to other shards" }
-        if !displaced.isEmpty { line += "; fields the target format writes itself, other value kept under gra.format.displaced (" + counts(displaced) + ")" }
+        if !displaced.isEmpty {
+            line +=
+                "; fields the target format writes itself, other value kept under gra.format.displaced ("
+                + counts(displaced) + ")"
+        }
         if !dropped.isEmpty { line += "; fields the target format writes itself, dropped (" + counts(dropped) + ")" }
         return line
     }
@@ -69,7 +76,8 @@ public struct FormatSummary: Equatable, Sendable, CustomStringConvertible {
 /// first comes: `SideOutput`);
 /// malformed input stops the run with `GRAError.badInput` unless `skipBadInput`, after
 /// everything before the bad line has been written.
-public final class FormatStage: @unchecked Sendable {  // output state is touched only by the writer queue while batches convert
+// @unchecked: output state is touched only by the writer queue while batches convert.
+public final class FormatStage: @unchecked Sendable {
     public let options: FormatOptions
     private let out: OutputSink
     private let diagnostics: Diagnostics
@@ -98,7 +106,9 @@ public final class FormatStage: @unchecked Sendable {  // output state is touche
     /// Runs over every input; flushes complete output before returning or throwing. As the
     /// whole run, it reports the summary on stderr at the end (unless --quiet).
     public func run() throws(GRAError) -> FormatSummary {
-        try OutputGuard.check(inputs: options.io.inputs, outputs: [.init("--rejects", options.io.rejectsPath)], stdoutIsOutput: out.fd == 1)
+        try OutputGuard.check(
+            inputs: options.io.inputs, outputs: [.init("--rejects", options.io.rejectsPath)],
+            stdoutIsOutput: out.fd == 1)
         try rejects.open()
         defer { if isWholeRun { rejects.close() } }
         do {
@@ -136,7 +146,8 @@ public final class FormatStage: @unchecked Sendable {  // output state is touche
         try OrderedBatches.run(
             inFlight: FormatStage.batchesInFlight, label: "gra.format.writer",
             next: { () throws(GRAError) in
-                try LineBatch.read(from: reader, bytes: FormatStage.batchBytes, mayBlock: true, arrayElements: arrayElements)
+                try LineBatch.read(
+                    from: reader, bytes: FormatStage.batchBytes, mayBlock: true, arrayElements: arrayElements)
             },
             process: { batch, done in done(worker.process(batch: batch)) },
             merge: { (r: BatchResult) throws(GRAError) in try self.merge(r) },
@@ -197,21 +208,27 @@ struct FormatWorker: Sendable {
                 if r.fatal != nil { return }
                 switch line {
                 case .tooLong(let number, let bytes, let element):
-                    badInput(r, where: input.place(number, element: element.map { $0 + 1 }),
-                             message: InputLine.tooLongMessage(bytes: bytes, element: element, limit: options.io.maxLineBytes))
+                    badInput(
+                        r, where: input.place(number, element: element.map { $0 + 1 }),
+                        message: InputLine.tooLongMessage(
+                            bytes: bytes, element: element, limit: options.io.maxLineBytes))
                 case .text(let number, let start, let count):
-                    sortAndHandle(r, UnsafeBufferPointer(rebasing: all[start..<(start + count)]), isElement: false,
-                                  where: input.place(number))
+                    sortAndHandle(
+                        r, UnsafeBufferPointer(rebasing: all[start..<(start + count)]), isElement: false,
+                        where: input.place(number))
                 case .element(let index, let number, let start, let count):
-                    sortAndHandle(r, UnsafeBufferPointer(rebasing: all[start..<(start + count)]), isElement: true,
-                                  where: input.place(number, element: index + 1))
+                    sortAndHandle(
+                        r, UnsafeBufferPointer(rebasing: all[start..<(start + count)]), isElement: true,
+                        where: input.place(number, element: index + 1))
                 }
             }
         }
         return r
     }
 
-    private func sortAndHandle(_ r: BatchResult, _ bytes: UnsafeBufferPointer<UInt8>, isElement: Bool, where place: String) {
+    private func sortAndHandle(
+        _ r: BatchResult, _ bytes: UnsafeBufferPointer<UInt8>, isElement: Bool, where place: String
+    ) {
         switch InputLine.classify(bytes, isElement: isElement) {
         case .blank:
             return
@@ -234,7 +251,9 @@ struct FormatWorker: Sendable {
             return
         }
         if record["chosen"] != nil && record["rejected"] != nil {
-            reject(r, record, reason: "preference pair (DPO)", detail: "'chosen'/'rejected' have no place in a supervised sample", place: place)
+            reject(
+                r, record, reason: "preference pair (DPO)",
+                detail: "'chosen'/'rejected' have no place in a supervised sample", place: place)
             return
         }
         let format: RecordFormat
@@ -243,7 +262,9 @@ struct FormatWorker: Sendable {
         } else if let f = RecordFormat.detect(record) {
             format = f
         } else {
-            reject(r, record, reason: "unrecognized record", detail: "no 'instruction' with 'response'/'output', no 'conversations', no 'messages'", place: place)
+            reject(
+                r, record, reason: "unrecognized record",
+                detail: "no 'instruction' with 'response'/'output', no 'conversations', no 'messages'", place: place)
             return
         }
         var sample: Sample
@@ -255,7 +276,9 @@ struct FormatWorker: Sendable {
             return
         }
         // Normalizing finds an unclosed fence on the way; without it, the same check alone.
-        let unclosed = options.normalizeText ? sample.unifyText().unclosedFenceInResponse : TextNormalizer.hasUnclosedFence(sample.response)
+        let unclosed =
+            options.normalizeText
+            ? sample.unifyText().unclosedFenceInResponse : TextNormalizer.hasUnclosedFence(sample.response)
         if unclosed {
             reject(r, record, reason: "truncated", detail: "response has an unclosed code fence", place: place)
             return
@@ -272,7 +295,8 @@ struct FormatWorker: Sendable {
             reject(r, record, reason: "empty response", detail: nil, place: place)
             return
         }
-        let converted = FormatConverter.encode(sample, extras: extras, as: options.to, stripMeta: options.stripMeta, keep: options.keep)
+        let converted = FormatConverter.encode(
+            sample, extras: extras, as: options.to, stripMeta: options.stripMeta, keep: options.keep)
         for key in converted.displaced { r.summary.displaced[key, default: 0] += 1 }
         for key in converted.dropped { r.summary.dropped[key, default: 0] += 1 }
         if options.array { r.output.append(",\n") }
@@ -296,8 +320,10 @@ struct FormatWorker: Sendable {
     }
 
     /// Malformed input: stop (exit 65) unless --skip-bad-input, then record it in rejects.
-    private func badInput(_ r: BatchResult, where place: String, message: String,
-                          raw: UnsafeBufferPointer<UInt8>? = nil, value: JSONValue? = nil) {
+    private func badInput(
+        _ r: BatchResult, where place: String, message: String,
+        raw: UnsafeBufferPointer<UInt8>? = nil, value: JSONValue? = nil
+    ) {
         guard options.io.skipBadInput else {
             r.fatal = GRAError.badRecord(place, message)
             return

@@ -74,7 +74,8 @@ public final class GenerateStage: @unchecked Sendable {
 
     public init(options: GenerateOptions, client: LLMClient, output: OutputSink, diagnostics: Diagnostics) {
         self.options = options
-        engine = StageEngine(name: "gra-generate", io: options.io, client: client, output: output, diagnostics: diagnostics)
+        engine = StageEngine(
+            name: "gra-generate", io: options.io, client: client, output: output, diagnostics: diagnostics)
         engine.extraStats = { [unowned self] in ["classified": .integer(classified), "extracted": .integer(extracted)] }
     }
 
@@ -102,7 +103,8 @@ public final class GenerateStage: @unchecked Sendable {
             w.keywords = k.keywords
             w.summary = k.summary
         case .success(nil):
-            Knowledge.extract(fields, model: author, prompts: options.prompts, requests: options.requests, task: task) { [self] result in
+            Knowledge.extract(fields, model: author, prompts: options.prompts, requests: options.requests, task: task) {
+                [self] result in
                 switch result {
                 case .failure(let f):
                     fail(w, f)
@@ -126,13 +128,16 @@ public final class GenerateStage: @unchecked Sendable {
             var context = fields.context
             context.append("domain_list", .string(options.domains.joined(separator: ", ")))
             let schema = RoleSchemas.domain(options.domains)
-            switch options.requests.request(options.prompts[.classify], context: context, schema: schema,
-                                            schemaName: "gra_domain", model: author) {
+            switch options.requests.request(
+                options.prompts[.classify], context: context, schema: schema,
+                schemaName: "gra_domain", model: author)
+            {
             case .failure(let f):
                 fail(w, f)
                 resolve(task.seq, nil)
             case .success(let r):
-                task.ask(r, parseRetries: options.requests.parseRetries, parse: RoleRequestMaker.parser(schema)) { [self] result in
+                task.ask(r, parseRetries: options.requests.parseRetries, parse: RoleRequestMaker.parser(schema)) {
+                    [self] result in
                     switch result {
                     case .failure(var f):
                         f.extra["step"] = .string("domain classification")
@@ -172,7 +177,8 @@ public final class GenerateStage: @unchecked Sendable {
     private func drawShots(_ domain: String, for id: String) -> [Shot] {
         guard options.shots > 0, let pool = reservoirs[domain]?.shots else { return [] }
         let candidates = pool.filter { $0.id != id }
-        return candidates
+        return
+            candidates
             .map { (SHA256.hash(Array("\(options.seed)\u{1F}shot\u{1F}\(id)\u{1F}\($0.id)".utf8)), $0) }
             .sorted { $0.0.lexicographicallyPrecedes($1.0) }
             .prefix(options.shots)
@@ -206,7 +212,9 @@ public final class GenerateStage: @unchecked Sendable {
     }
 
     private func generateIfReady(_ w: Work) {
-        guard !w.failed, !w.started, let domain = w.domain, let shots = w.shots, let keywords = w.keywords, let summary = w.summary else { return }
+        guard !w.failed, !w.started, let domain = w.domain, let shots = w.shots, let keywords = w.keywords,
+            let summary = w.summary
+        else { return }
         w.started = true
         work[w.task.seq] = nil
         let n = max(1, options.perSeed)
@@ -236,33 +244,46 @@ public final class GenerateStage: @unchecked Sendable {
             context.append("variant", .integer(i + 1))
             context.append("variants", .integer(n))
             let request: ChatRequest
-            switch options.requests.request(options.prompts[.generate], context: context, schema: RoleSchemas.sample,
-                                            schemaName: "gra_sample", model: model, sampleIndex: i) {
+            switch options.requests.request(
+                options.prompts[.generate], context: context, schema: RoleSchemas.sample,
+                schemaName: "gra_sample", model: model, sampleIndex: i)
+            {
             case .failure(var f):
                 f.extra["sample_id"] = .string(sampleID)
                 samples.receive(i, .failure(f))
                 continue
             case .success(let r): request = r
             }
-            task.ask(request, parseRetries: options.requests.parseRetries, parse: RoleRequestMaker.parser(RoleSchemas.sample)) { [self] result in
+            task.ask(
+                request, parseRetries: options.requests.parseRetries, parse: RoleRequestMaker.parser(RoleSchemas.sample)
+            ) { [self] result in
                 switch result {
                 case .failure(var f):
                     f.extra["sample_id"] = .string(sampleID)
                     samples.receive(i, .failure(f))
                 case .success(let a):
-                    samples.receive(i, .success(sampleRecord(w, id: sampleID, index: i, sample: a.value.objectValue!, model: model.name,
-                                                             domain: domain, keywords: keywords, summary: summary, shots: shots,
-                                                             promptVersion: request.promptVersion ?? "")))
+                    samples.receive(
+                        i,
+                        .success(
+                            sampleRecord(
+                                w, id: sampleID, index: i, sample: a.value.objectValue!, model: model.name,
+                                domain: domain, keywords: keywords, summary: summary, shots: shots,
+                                promptVersion: request.promptVersion ?? "")))
                 }
             }
         }
     }
 
     /// Fields a generated sample takes from the sample, not from its seed.
-    private static let ownedFields: Set<String> = ["id", "domain", "instruction", "input", "response", "output", "keywords", "summary", "gra", "conversations", "messages", "history", "system"]
+    private static let ownedFields: Set<String> = [
+        "id", "domain", "instruction", "input", "response", "output", "keywords", "summary", "gra", "conversations",
+        "messages", "history", "system"
+    ]
 
-    private func sampleRecord(_ w: Work, id: String, index: Int, sample: JSONObject, model: String, domain: String,
-                              keywords: [String], summary: String, shots: [Shot], promptVersion: String) -> JSONObject {
+    private func sampleRecord(
+        _ w: Work, id: String, index: Int, sample: JSONObject, model: String, domain: String,
+        keywords: [String], summary: String, shots: [Shot], promptVersion: String
+    ) -> JSONObject {
         var r = JSONObject()
         r.append("id", .string(id))
         r.append("domain", .string(domain))

@@ -18,7 +18,8 @@ public struct Knowledge: Sendable, Equatable {
             }
             keywords = items.compactMap(\.stringValue)
         case let other?:
-            return .failure(TaskFailure(reason: "field 'keywords' must be an array of strings, not \(other.kindDescription)"))
+            return .failure(
+                TaskFailure(reason: "field 'keywords' must be an array of strings, not \(other.kindDescription)"))
         }
         var summary: String?
         switch record["summary"] {
@@ -33,21 +34,30 @@ public struct Knowledge: Sendable, Equatable {
 
     /// Asks `model` for the knowledge of `fields` through `task`; `done` gets it or the failure
     /// (marked with `step: knowledge extraction`).
-    public static func extract(_ fields: SampleFields, model: ModelEndpoint, prompts: PromptSet, requests: RoleRequestMaker,
-                               task: StageTask, done: @escaping @Sendable (Result<Knowledge, TaskFailure>) -> Void) {
-        switch requests.request(prompts[.extract], context: fields.context, schema: RoleSchemas.knowledge,
-                                schemaName: "gra_knowledge", model: model) {
+    public static func extract(
+        _ fields: SampleFields, model: ModelEndpoint, prompts: PromptSet, requests: RoleRequestMaker,
+        task: StageTask, done: @escaping @Sendable (Result<Knowledge, TaskFailure>) -> Void
+    ) {
+        switch requests.request(
+            prompts[.extract], context: fields.context, schema: RoleSchemas.knowledge,
+            schemaName: "gra_knowledge", model: model)
+        {
         case .failure(let f):
             done(.failure(f))
         case .success(let r):
-            task.ask(r, parseRetries: requests.parseRetries, parse: RoleRequestMaker.parser(RoleSchemas.knowledge)) { result in
+            task.ask(r, parseRetries: requests.parseRetries, parse: RoleRequestMaker.parser(RoleSchemas.knowledge)) {
+                result in
                 switch result {
                 case .failure(var f):
                     f.extra["step"] = .string("knowledge extraction")
                     done(.failure(f))
                 case .success(let a):
                     let o = a.value.objectValue!
-                    done(.success(Knowledge(keywords: o["keywords"]!.arrayValue!.compactMap(\.stringValue), summary: o["summary"]!.stringValue!)))
+                    done(
+                        .success(
+                            Knowledge(
+                                keywords: o["keywords"]!.arrayValue!.compactMap(\.stringValue),
+                                summary: o["summary"]!.stringValue!)))
                 }
             }
         }

@@ -35,7 +35,9 @@ public final class MapStage: @unchecked Sendable {
     public init(options: MapOptions, client: LLMClient, output: OutputSink, diagnostics: Diagnostics) {
         var version = options.template.version
         if let s = options.systemTemplate { version += "+" + s.version }
-        if let schema = options.schema { version += "+" + String(SHA256.hex(JSONWriter.string(schema.schema)).prefix(16)) }
+        if let schema = options.schema {
+            version += "+" + String(SHA256.hex(JSONWriter.string(schema.schema)).prefix(16))
+        }
         promptVersion = version
         self.options = options
         let schema = options.schema
@@ -54,7 +56,11 @@ public final class MapStage: @unchecked Sendable {
             guard !missing.isEmpty else { return nil }
             let names = Array(Set(missing)).sorted().map { "'\($0)'" }.joined(separator: ", ")
             let fields = record.fields.prefix(12).map(\.key).joined(separator: ", ")
-            return "the prompt uses \(names), which the first record lacks (its fields: \(fields)); nothing was sent. Fix the template, or wrap a field only some records have in {{#name}}…{{/name}}"
+            return
+                """
+                the prompt uses \(names), which the first record lacks (its fields: \(fields)); nothing was sent. \
+                Fix the template, or wrap a field only some records have in {{#name}}…{{/name}}
+                """
         }
     }
 
@@ -71,38 +77,47 @@ public final class MapStage: @unchecked Sendable {
         let system = options.systemTemplate?.render(root, missing: &missing).trimmingWhitespace()
         if !missing.isEmpty {
             let names = Array(Set(missing)).sorted().map { "'\($0)'" }.joined(separator: ", ")
-            return task.fail(TaskFailure(reason: "the prompt uses \(names), missing from the record", model: options.model.name))
+            return task.fail(
+                TaskFailure(reason: "the prompt uses \(names), missing from the record", model: options.model.name))
         }
         // Fields listed directly: a dictionary literal allocates its elements twice.
         var messages: [JSONValue] = []
         messages.reserveCapacity(system == nil ? 1 : 2)
-        if let system { messages.append(.object(JSONObject([JSONField("role", .string("system")), JSONField("content", .string(system))]))) }
+        if let system {
+            messages.append(
+                .object(JSONObject([JSONField("role", .string("system")), JSONField("content", .string(system))])))
+        }
         messages.append(.object(JSONObject([JSONField("role", .string("user")), JSONField("content", .string(user))])))
         var responseFormat: JSONValue?
         if let schema = options.schema, options.sendResponseFormat {
             responseFormat = ChatRequest.jsonSchemaFormat(name: "gra_map", schema: schema)
         }
-        let request = ChatRequest(model: options.model, messages: messages, parameters: options.parameters,
-                                  responseFormat: responseFormat, promptVersion: promptVersion)
+        let request = ChatRequest(
+            model: options.model, messages: messages, parameters: options.parameters,
+            responseFormat: responseFormat, promptVersion: promptVersion)
         let into = options.into
-        task.ask(request, parseRetries: options.schema == nil ? 0 : options.parseRetries, parse: parse, done: { result in
-            switch result {
-            case .failure(let f):
-                task.fail(f)
-            case .success(let answer):
-                var record = task.record
-                do {
-                    try MapStage.set(answer.value, at: into[...], in: &record)
-                    task.finish(TaskOutcome(outputs: [record]))
-                } catch {
-                    task.fail(TaskFailure(reason: "\(error)", attempts: answer.reply.attempts))
+        task.ask(
+            request, parseRetries: options.schema == nil ? 0 : options.parseRetries, parse: parse,
+            done: { result in
+                switch result {
+                case .failure(let f):
+                    task.fail(f)
+                case .success(let answer):
+                    var record = task.record
+                    do {
+                        try MapStage.set(answer.value, at: into[...], in: &record)
+                        task.finish(TaskOutcome(outputs: [record]))
+                    } catch {
+                        task.fail(TaskFailure(reason: "\(error)", attempts: answer.reply.attempts))
+                    }
                 }
-            }
-        })
+            })
     }
 
     /// Sets `value` at a dotted path, creating objects on the way.
-    public static func set(_ value: JSONValue, at path: ArraySlice<String>, in object: inout JSONObject) throws(GRAError) {
+    public static func set(_ value: JSONValue, at path: ArraySlice<String>, in object: inout JSONObject)
+        throws(GRAError)
+    {
         guard let key = path.first else { return }
         if path.count == 1 {
             object[key] = value
@@ -112,7 +127,8 @@ public final class MapStage: @unchecked Sendable {
         switch object[key] {
         case nil, .null?: inner = JSONObject()
         case .object(let o)?: inner = o
-        case let other?: throw GRAError.badInput("cannot write into '\(key)': it holds \(other.kindDescription), not an object")
+        case let other?:
+            throw GRAError.badInput("cannot write into '\(key)': it holds \(other.kindDescription), not an object")
         }
         try set(value, at: path.dropFirst(), in: &inner)
         object[key] = .object(inner)

@@ -53,20 +53,38 @@ public enum ReviewRule {
     /// Decides from round 1 (instruction) and, when it was run, round 2 (response).
     public static func decide(round1: RoundStatistics, round2: RoundStatistics?, thresholds t: Thresholds) -> Verdict {
         if rejectsInstruction(round1, t) {
-            return Verdict(decision: .reject, reason: "instruction rejected in round 1: mean \(format(round1.mean)) < \(format(t.minScore)) with variance \(format(round1.variance)) ≤ \(format(t.maxVariance)); round 2 skipped")
+            return Verdict(
+                decision: .reject,
+                reason:
+                    """
+                    instruction rejected in round 1: mean \(format(round1.mean)) < \(format(t.minScore)) with \
+                    variance \(format(round1.variance)) ≤ \(format(t.maxVariance)); round 2 skipped
+                    """
+            )
         }
         guard let round2 else {
             return Verdict(decision: .dispute, reason: "round 2 missing")
         }
         if round2.mean < t.minScore && round2.variance <= t.maxVariance {
-            return Verdict(decision: .reject, reason: "response rejected in round 2: mean \(format(round2.mean)) < \(format(t.minScore)) with variance \(format(round2.variance)) ≤ \(format(t.maxVariance))")
+            return Verdict(
+                decision: .reject,
+                reason:
+                    """
+                    response rejected in round 2: mean \(format(round2.mean)) < \(format(t.minScore)) with \
+                    variance \(format(round2.variance)) ≤ \(format(t.maxVariance))
+                    """
+            )
         }
         var disputed: [String] = []
         if round1.variance > t.maxVariance { disputed.append("round 1 variance \(format(round1.variance))") }
         if round2.variance > t.maxVariance { disputed.append("round 2 variance \(format(round2.variance))") }
         if !disputed.isEmpty {
-            return Verdict(decision: .dispute, reason: "reviewers disagree: \(disputed.joined(separator: ", ")) > \(format(t.maxVariance))")
+            return Verdict(
+                decision: .dispute,
+                reason: "reviewers disagree: \(disputed.joined(separator: ", ")) > \(format(t.maxVariance))")
         }
-        return Verdict(decision: .accept, reason: "means \(format(round1.mean)) and \(format(round2.mean)) ≥ \(format(t.minScore)), reviewers agree")
+        return Verdict(
+            decision: .accept,
+            reason: "means \(format(round1.mean)) and \(format(round2.mean)) ≥ \(format(t.minScore)), reviewers agree")
     }
 }

@@ -32,10 +32,13 @@ public final class ReviewStage: @unchecked Sendable {
     /// `client`: nil with `rescore` (no model is asked).
     public init(options: ReviewOptions, client: LLMClient?, output: OutputSink, diagnostics: Diagnostics) {
         self.options = options
-        engine = StageEngine(name: "gra-review", io: options.io, client: client, output: output, diagnostics: diagnostics)
+        engine = StageEngine(
+            name: "gra-review", io: options.io, client: client, output: output, diagnostics: diagnostics)
         engine.extraStats = { [unowned self] in
             var o = JSONObject()
-            for d in [ReviewRule.Decision.accept, .reject, .dispute] { o.append(d.rawValue, .integer(decisions[d] ?? 0)) }
+            for d in [ReviewRule.Decision.accept, .reject, .dispute] {
+                o.append(d.rawValue, .integer(decisions[d] ?? 0))
+            }
             return ["decisions": .object(o)]
         }
     }
@@ -45,7 +48,12 @@ public final class ReviewStage: @unchecked Sendable {
             if options.rescore { rescore(task) } else { review(task) }
         }
         if summary.read > 0 {
-            engine.diagnostics.info("decisions: \(decisions[.accept] ?? 0) accept, \(decisions[.reject] ?? 0) reject, \(decisions[.dispute] ?? 0) dispute")
+            engine.diagnostics.info(
+                """
+                decisions: \(decisions[.accept] ?? 0) accept, \(decisions[.reject] ?? 0) reject, \
+                \(decisions[.dispute] ?? 0) dispute
+                """
+            )
         }
         return summary
     }
@@ -66,9 +74,10 @@ public final class ReviewStage: @unchecked Sendable {
         }
         // The author never reviews its own sample; a seed has no author.
         let author = task.record.graSection("origin")?["generator"]?.stringValue
-        let roles = RoleAssignment.assign(pool: options.pool.models.map(\.name), recordID: fields.id, seed: options.seed,
-                                          reviewers: options.reviewers, author: author ?? "",
-                                          reviewerPool: options.roles.reviewers, adjudicatorPool: options.roles.adjudicators)
+        let roles = RoleAssignment.assign(
+            pool: options.pool.models.map(\.name), recordID: fields.id, seed: options.seed,
+            reviewers: options.reviewers, author: author ?? "",
+            reviewerPool: options.roles.reviewers, adjudicatorPool: options.roles.adjudicators)
         for rule in roles.relaxed where relaxedSaid.insert(rule).inserted {
             engine.diagnostics.warn("role rule relaxed: \(rule)")
         }
@@ -86,17 +95,23 @@ public final class ReviewStage: @unchecked Sendable {
     }
 
     /// Asks every reviewer about one round; `done` gets their reviews in reviewer order.
-    private func askRound(_ round: Int, _ prompt: PromptSet.Name, _ context: JSONObject, _ reviewers: [String],
-                          _ task: StageTask, done: @escaping ([Review]) -> Void) {
+    private func askRound(
+        _ round: Int, _ prompt: PromptSet.Name, _ context: JSONObject, _ reviewers: [String],
+        _ task: StageTask, done: @escaping ([Review]) -> Void
+    ) {
         var requests: [ChatRequest] = []
         var seen: [String: Int] = [:]
         for name in reviewers {
-            guard let model = options.pool.model(named: name) else { return task.fail(TaskFailure(reason: "reviewer '\(name)' is not in the pool")) }
+            guard let model = options.pool.model(named: name) else {
+                return task.fail(TaskFailure(reason: "reviewer '\(name)' is not in the pool"))
+            }
             // A model that reviews twice (small pool) answers as two samples, not one cached reply.
             let index = seen[name, default: 0]
             seen[name] = index + 1
-            switch options.requests.request(options.prompts[prompt], context: context, schema: RoleSchemas.review,
-                                            schemaName: "gra_review", model: model, sampleIndex: index) {
+            switch options.requests.request(
+                options.prompts[prompt], context: context, schema: RoleSchemas.review,
+                schemaName: "gra_review", model: model, sampleIndex: index)
+            {
             case .failure(let f): return task.fail(f)
             case .success(let r): requests.append(r)
             }
@@ -121,7 +136,9 @@ public final class ReviewStage: @unchecked Sendable {
         }
     }
 
-    private func finish(_ task: StageTask, _ fields: SampleFields, _ roles: RoleAssignment, author: String?, reviews: [Review]) {
+    private func finish(
+        _ task: StageTask, _ fields: SampleFields, _ roles: RoleAssignment, author: String?, reviews: [Review]
+    ) {
         var section = JSONObject()
         var r = JSONObject()
         r.append("author", author.map { .string($0) } ?? .null)
@@ -129,9 +146,14 @@ public final class ReviewStage: @unchecked Sendable {
         r.append("adjudicator", .string(roles.adjudicator))
         section.append("roles", .object(r))
         section.append("seed", .integer(options.seed))
-        section.append("reviews", .array(reviews.map { v in
-            .object(["model": .string(v.model), "round": .integer(v.round), "score": v.score, "comment": v.comment])
-        }))
+        section.append(
+            "reviews",
+            .array(
+                reviews.map { v in
+                    .object([
+                        "model": .string(v.model), "round": .integer(v.round), "score": v.score, "comment": v.comment
+                    ])
+                }))
         var record = task.record
         record.ensureID(fields)
         switch decide(section, reviews.map { ($0.round, $0.score.doubleValue!) }) {
@@ -143,21 +165,35 @@ public final class ReviewStage: @unchecked Sendable {
     }
 
     /// Adds the per-round statistics and the decision to a review section.
-    private func decide(_ section: JSONObject, _ scores: [(round: Int, score: Double)]) -> Result<JSONObject, TaskFailure> {
+    private func decide(_ section: JSONObject, _ scores: [(round: Int, score: Double)]) -> Result<
+        JSONObject, TaskFailure
+    > {
         let round1 = scores.filter { $0.round == 1 }.map(\.score)
         let round2 = scores.filter { $0.round == 2 }.map(\.score)
         guard !round1.isEmpty else { return .failure(TaskFailure(reason: "gra.review has no round-1 scores")) }
         let s1 = ReviewRule.RoundStatistics(scores: round1)
         let s2 = round2.isEmpty ? nil : ReviewRule.RoundStatistics(scores: round2)
         if s2 == nil && !ReviewRule.rejectsInstruction(s1, options.thresholds) {
-            return .failure(TaskFailure(reason: "round 2 was never asked (round 1 rejected the instruction under the earlier thresholds); rerun gra-review without --rescore to ask it"))
+            return .failure(
+                TaskFailure(
+                    reason:
+                        """
+                        round 2 was never asked (round 1 rejected the instruction under the earlier thresholds); \
+                        rerun gra-review without --rescore to ask it
+                        """
+                ))
         }
         let verdict = ReviewRule.decide(round1: s1, round2: s2, thresholds: options.thresholds)
         decisions[verdict.decision, default: 0] += 1
         var out = section
         for key in ["rounds", "min_score", "max_variance", "decision", "reason"] { out[key] = nil }
-        var rounds: [JSONValue] = [.object(["round": .integer(1), "mean": roundedNumber(s1.mean), "variance": roundedNumber(s1.variance)])]
-        if let s2 { rounds.append(.object(["round": .integer(2), "mean": roundedNumber(s2.mean), "variance": roundedNumber(s2.variance)])) }
+        var rounds: [JSONValue] = [
+            .object(["round": .integer(1), "mean": roundedNumber(s1.mean), "variance": roundedNumber(s1.variance)])
+        ]
+        if let s2 {
+            rounds.append(
+                .object(["round": .integer(2), "mean": roundedNumber(s2.mean), "variance": roundedNumber(s2.variance)]))
+        }
         out.append("rounds", .array(rounds))
         out.append("min_score", roundedNumber(options.thresholds.minScore))
         out.append("max_variance", roundedNumber(options.thresholds.maxVariance))
@@ -177,8 +213,10 @@ public final class ReviewStage: @unchecked Sendable {
         var scores: [(round: Int, score: Double)] = []
         for (i, v) in reviews.enumerated() {
             guard let o = v.objectValue, let round = o["round"]?.doubleValue, round == 1 || round == 2,
-                  let score = o["score"]?.doubleValue, (1...10).contains(score) else {
-                return task.fail(TaskFailure(reason: "gra.review.reviews[\(i)] needs a round (1 or 2) and a score from 1 to 10"))
+                let score = o["score"]?.doubleValue, (1...10).contains(score)
+            else {
+                return task.fail(
+                    TaskFailure(reason: "gra.review.reviews[\(i)] needs a round (1 or 2) and a score from 1 to 10"))
             }
             scores.append((Int(round), score))
         }

@@ -15,21 +15,26 @@ public struct RoleAssignment: Sendable, Equatable {
 
     /// The per-record order of `pool`: stable across runs and machines for the same seed.
     public static func order(_ pool: [String], recordID: String, seed: Int) -> [String] {
-        pool.map { name -> ([UInt8], String) in (SHA256.hash(Array("\(seed)\u{1F}\(recordID)\u{1F}\(name)".utf8)), name) }
-            .sorted { $0.0.lexicographicallyPrecedes($1.0) || ($0.0 == $1.0 && $0.1 < $1.1) }
-            .map(\.1)
+        pool.map { name -> ([UInt8], String) in (SHA256.hash(Array("\(seed)\u{1F}\(recordID)\u{1F}\(name)".utf8)), name)
+        }
+        .sorted { $0.0.lexicographicallyPrecedes($1.0) || ($0.0 == $1.0 && $0.1 < $1.1) }
+        .map(\.1)
     }
 
     /// Assigns roles for one record. `author` is the record's generator when it already has
     /// one (review of generated data); nil picks one from the pool. `reviewerPool` and
     /// `adjudicatorPool` (the config's fixed lists) restrict who may play those parts.
-    public static func assign(pool: [String], recordID: String, seed: Int, reviewers k: Int, author given: String? = nil,
-                              reviewerPool: [String]? = nil, adjudicatorPool: [String]? = nil) -> RoleAssignment {
+    public static func assign(
+        pool: [String], recordID: String, seed: Int, reviewers k: Int, author given: String? = nil,
+        reviewerPool: [String]? = nil, adjudicatorPool: [String]? = nil
+    ) -> RoleAssignment {
         precondition(!pool.isEmpty, "the pool is empty")
         let ordered = order(Array(Set(pool)).sorted(), recordID: recordID, seed: seed)
         let author = given ?? ordered[0]
-        let reviewerOrder = reviewerPool.map { order(Array(Set($0)).sorted(), recordID: recordID, seed: seed) } ?? ordered
-        let adjudicatorOrder = adjudicatorPool.map { order(Array(Set($0)).sorted(), recordID: recordID, seed: seed) } ?? ordered
+        let reviewerOrder =
+            reviewerPool.map { order(Array(Set($0)).sorted(), recordID: recordID, seed: seed) } ?? ordered
+        let adjudicatorOrder =
+            adjudicatorPool.map { order(Array(Set($0)).sorted(), recordID: recordID, seed: seed) } ?? ordered
         var relaxed: [String] = []
         var reviewers = Array(reviewerOrder.filter { $0 != author }.prefix(k))
         if reviewers.count < k {
@@ -45,7 +50,9 @@ public struct RoleAssignment: Sendable, Equatable {
                 i += 1
                 repeated = true
             }
-            if repeated { relaxed.append("a model reviews more than once (\(reviewerOrder.count) possible reviewers for \(k))") }
+            if repeated {
+                relaxed.append("a model reviews more than once (\(reviewerOrder.count) possible reviewers for \(k))")
+            }
         }
         let (adjudicator, rule) = chooseAdjudicator(adjudicatorOrder, author: author, reviewers: reviewers)
         if let rule { relaxed.append(rule) }
@@ -54,7 +61,9 @@ public struct RoleAssignment: Sendable, Equatable {
 
     /// The first model of `ordered` that is neither author nor reviewer; failing that, one that
     /// is not the author, then the first: with the rule that gave way, if any.
-    public static func chooseAdjudicator(_ ordered: [String], author: String, reviewers: [String]) -> (name: String, relaxed: String?) {
+    public static func chooseAdjudicator(_ ordered: [String], author: String, reviewers: [String]) -> (
+        name: String, relaxed: String?
+    ) {
         if let a = ordered.first(where: { $0 != author && !reviewers.contains($0) }) { return (a, nil) }
         if let a = ordered.first(where: { $0 != author }) { return (a, "the adjudicator is also a reviewer") }
         return (ordered.first ?? author, "the adjudicator is the author")
@@ -78,18 +87,23 @@ public struct RoleConfig: Sendable, Equatable {
         var config = RoleConfig()
         guard let path = configPath else { return config }
         guard let text = readTextFile(path) else { throw GRAError.usage("cannot read --config \(path)") }
-        guard case .object(let root)? = try? JSONParser.parse(text) else { throw GRAError.usage("\(path): expected a JSON object") }
+        guard case .object(let root)? = try? JSONParser.parse(text) else {
+            throw GRAError.usage("\(path): expected a JSON object")
+        }
         guard let roles = root["roles"] else { return config }
         guard case .object(let r) = roles else { throw GRAError.usage("\(path): 'roles' must be an object") }
         if let g = r["generators"] {
-            guard case .object(let byDomain) = g else { throw GRAError.usage("\(path): roles.generators must map domains to lists of model names") }
+            guard case .object(let byDomain) = g else {
+                throw GRAError.usage("\(path): roles.generators must map domains to lists of model names")
+            }
             for f in byDomain.fields {
                 guard case .array(let names) = f.value, names.allSatisfy({ $0.stringValue != nil }) else {
                     throw GRAError.usage("\(path): roles.generators.\(f.key) must be a list of model names")
                 }
                 let list = names.compactMap(\.stringValue)
                 for name in list where pool.model(named: name) == nil {
-                    throw GRAError.usage("\(path): roles.generators.\(f.key) names '\(name)', which is not in the model pool")
+                    throw GRAError.usage(
+                        "\(path): roles.generators.\(f.key) names '\(name)', which is not in the model pool")
                 }
                 config.generatorsByDomain[f.key] = list
             }

@@ -1,8 +1,9 @@
+import Dispatch
+import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Dispatch
-import Foundation
 
 /// Where a record-at-a-time stage reads from and where its failed and rejected records go:
 /// the options `gra-map`, `gra-generate`, `gra-review` and `gra-adjudicate` share.
@@ -73,7 +74,9 @@ public struct TaskOutcome: Sendable {
     public var rejects: [(record: JSONObject, reason: String)] = []
     public var failures: [TaskFailure] = []
 
-    public init(outputs: [JSONObject] = [], rejects: [(record: JSONObject, reason: String)] = [], failures: [TaskFailure] = []) {
+    public init(
+        outputs: [JSONObject] = [], rejects: [(record: JSONObject, reason: String)] = [], failures: [TaskFailure] = []
+    ) {
         self.outputs = outputs
         self.rejects = rejects
         self.failures = failures
@@ -116,23 +119,30 @@ public final class StageTask: @unchecked Sendable {
     /// Sends `request` and parses the reply with `parse`. A reply that does not parse is asked
     /// again (a new cache entry, `reask` in the key) up to `parseRetries` times, then fails.
     /// `done` may run before `ask` returns (a cache hit).
-    public func ask<T: Sendable>(_ request: ChatRequest, parseRetries: Int,
-                                 parse: @escaping @Sendable (ChatReply) -> Result<T, ReplyProblem>,
-                                 done: @escaping @Sendable (Result<(value: T, reply: ChatReply), TaskFailure>) -> Void) {
+    public func ask<T: Sendable>(
+        _ request: ChatRequest, parseRetries: Int,
+        parse: @escaping @Sendable (ChatReply) -> Result<T, ReplyProblem>,
+        done: @escaping @Sendable (Result<(value: T, reply: ChatReply), TaskFailure>) -> Void
+    ) {
         asked += 1
         if engine.io.dryRun {
             // Listed, then answered from the cache when it can be (so the requests that depend on
             // it are listed too), else not sent at all.
             let cached = engine.client!.cachedReply(request) != nil
             engine.listDryRun(request, place: place, cached: cached)
-            guard cached else { return done(.failure(TaskFailure(reason: "dry run: not sent", model: request.model.name))) }
+            guard cached else {
+                return done(.failure(TaskFailure(reason: "dry run: not sent", model: request.model.name)))
+            }
         }
         guard let client = engine.client else { preconditionFailure("a stage without a client asked a model") }
         client.chat(request, via: engine.replyExecutor) { [self] result in
             switch result {
             case .failure(let f):
                 allCached = false
-                done(.failure(TaskFailure(reason: f.message, status: f.status, attempts: f.attempts, model: request.model.name)))
+                done(
+                    .failure(
+                        TaskFailure(
+                            reason: f.message, status: f.status, attempts: f.attempts, model: request.model.name)))
             case .success(let reply):
                 if !reply.fromCache { allCached = false }
                 switch parse(reply) {
@@ -144,8 +154,15 @@ public final class StageTask: @unchecked Sendable {
                         again.reask += 1
                         ask(again, parseRetries: parseRetries, parse: parse, done: done)
                     } else {
-                        done(.failure(TaskFailure(reason: "unparseable reply from \(request.model.name) after \(request.reask + 1) tries: \(problem)",
-                                                  status: 200, attempts: reply.attempts, model: request.model.name)))
+                        done(
+                            .failure(
+                                TaskFailure(
+                                    reason:
+                                        """
+                                        unparseable reply from \(request.model.name) after \(request.reask + 1) \
+                                        tries: \(problem)
+                                        """,
+                                    status: 200, attempts: reply.attempts, model: request.model.name)))
                     }
                 }
             }
@@ -202,7 +219,9 @@ public final class StageEngine: @unchecked Sendable {
 
     /// Where the client runs the work after each of this stage's replies: queued for this
     /// thread (`enqueue`), so handlers run here, one at a time.
-    fileprivate lazy var replyExecutor: HTTPClient.Executor = { [unowned self] handle, response in self.enqueue(handle, response) }
+    fileprivate lazy var replyExecutor: HTTPClient.Executor = { [unowned self] handle, response in
+        self.enqueue(handle, response)
+    }
 
     /// Work handed from the event-loop thread to this one (replies to decode and complete).
     private let inboxLock = Mutex()
@@ -229,7 +248,10 @@ public final class StageEngine: @unchecked Sendable {
 
     /// `window`: the most records in work at once (default: four per request the client may
     /// have in flight, at least 16).
-    public init(name: String, io: StageIOOptions, client: LLMClient?, window: Int? = nil, output: OutputSink, diagnostics: Diagnostics) {
+    public init(
+        name: String, io: StageIOOptions, client: LLMClient?, window: Int? = nil, output: OutputSink,
+        diagnostics: Diagnostics
+    ) {
         self.name = name
         self.io = io
         self.client = client
@@ -275,8 +297,12 @@ public final class StageEngine: @unchecked Sendable {
     public func run(_ start: (StageTask) -> Void) throws(GRAError) -> StageSummary {
         client?.http.afterCompletions = { [unowned self] in self.wakeIfQueued() }
         defer { client?.http.shutdown() }
-        try OutputGuard.check(inputs: io.inputs, outputs: [.init("--errors", io.errorsPath), .init("--rejects", io.rejectsPath),
-                                                           .init("--stats", io.statsPath)], stdoutIsOutput: out.fd == 1)
+        try OutputGuard.check(
+            inputs: io.inputs,
+            outputs: [
+                .init("--errors", io.errorsPath), .init("--rejects", io.rejectsPath),
+                .init("--stats", io.statsPath)
+            ], stdoutIsOutput: out.fd == 1)
         try errors.open()
         try rejects.open()
         inputBytes = Self.totalBytes(io.inputs.isEmpty ? ["-"] : io.inputs)
@@ -322,8 +348,9 @@ public final class StageEngine: @unchecked Sendable {
             let line: Int, element: Int?, sorted: InputLine
             switch item {
             case .tooLong(let number, let n, let index):
-                try badInput(file.place(number, element: index.map { $0 + 1 }),
-                             InputLine.tooLongMessage(bytes: n, element: index, limit: io.maxLineBytes))
+                try badInput(
+                    file.place(number, element: index.map { $0 + 1 }),
+                    InputLine.tooLongMessage(bytes: n, element: index, limit: io.maxLineBytes))
                 continue
             case .line(let number, let text):
                 (line, element, sorted) = (number, nil, InputLine.classify(text))
@@ -346,7 +373,8 @@ public final class StageEngine: @unchecked Sendable {
                 throw GRAError.badInput("\(file.place(line, element: element)): \(problem)")
             }
             summary.read += 1
-            let task = StageTask(seq: seq, record: record, inputLabel: file.label, line: line, element: element, engine: self)
+            let task = StageTask(
+                seq: seq, record: record, inputLabel: file.label, line: line, element: element, engine: self)
             tasks.insert(task)
             seq += 1
             start(task)
@@ -464,7 +492,7 @@ public final class StageEngine: @unchecked Sendable {
 
     private func write(_ outcome: TaskOutcome, of task: StageTask) throws(GRAError) {
         summary.done += 1
-        if io.dryRun { return }   // the requests are the output
+        if io.dryRun { return }  // the requests are the output
         if task.allCached && task.asked > 0 { summary.cached += 1 }
         for record in outcome.outputs {
             JSONWriter.write(record, to: out.buffer)
@@ -489,7 +517,7 @@ public final class StageEngine: @unchecked Sendable {
             if let id = task.record["id"] {
                 e.append("id", id)
             } else if case .success(let fields) = SampleFields.read(task.record, needResponse: false) {
-                e.append("id", .string(fields.id))   // the content-hash id the stages give it
+                e.append("id", .string(fields.id))  // the content-hash id the stages give it
             }
             if let model = failure.model { e.append("model", .string(model)) }
             for f in failure.extra.fields { e.append(f.key, f.value) }
@@ -525,7 +553,12 @@ public final class StageEngine: @unchecked Sendable {
         }
         if final && io.dryRun {
             if liveProgress { diagnostics.emitRaw("\r\u{1B}[K") }
-            diagnostics.info("dry run: \(summary.read) records, \(dryRunListed) requests listed (\(dryRunCached) answered from the cache, so the requests that follow them are listed too); nothing was sent")
+            diagnostics.info(
+                """
+                dry run: \(summary.read) records, \(dryRunListed) requests listed (\(dryRunCached) answered from \
+                the cache, so the requests that follow them are listed too); nothing was sent
+                """
+            )
         } else if final {
             if liveProgress { diagnostics.emitRaw("\r\u{1B}[K") }
             diagnostics.reportFolded()

@@ -1,7 +1,8 @@
+import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
 
 /// What `gra-format --complete-summaries` needs besides the format options.
 public struct SummaryCompletionOptions: Sendable {
@@ -28,7 +29,10 @@ public final class SummaryCompletionStage: @unchecked Sendable {
     private let engine: StageEngine
     public private(set) var completed = 0
 
-    public init(options: SummaryCompletionOptions, io: StageIOOptions, client: LLMClient, output: OutputSink, diagnostics: Diagnostics) {
+    public init(
+        options: SummaryCompletionOptions, io: StageIOOptions, client: LLMClient, output: OutputSink,
+        diagnostics: Diagnostics
+    ) {
         self.options = options
         engine = StageEngine(name: "gra-format", io: io, client: client, output: output, diagnostics: diagnostics)
         engine.extraStats = { [unowned self] in ["summaries_completed": .integer(completed)] }
@@ -50,7 +54,10 @@ public final class SummaryCompletionStage: @unchecked Sendable {
         case .success(nil): break
         }
         let name = RoleAssignment.order(options.pool.models.map(\.name), recordID: fields.id, seed: options.seed)[0]
-        Knowledge.extract(fields, model: options.pool.model(named: name)!, prompts: options.prompts, requests: options.requests, task: task) { [self] result in
+        Knowledge.extract(
+            fields, model: options.pool.model(named: name)!, prompts: options.prompts, requests: options.requests,
+            task: task
+        ) { [self] result in
             switch result {
             case .failure(let f): task.fail(f)
             case .success(let k):
@@ -67,14 +74,22 @@ public final class SummaryCompletionStage: @unchecked Sendable {
     /// converted to the target format (FormatStage again) — three steps joined by pipes, all
     /// running at once, so memory stays bounded and order is kept. The summaries line and the
     /// format summary go to stderr at the end.
-    public static func formatCompletingSummaries(format: FormatOptions, completion: SummaryCompletionOptions, client: LLMClient,
-                                                 output: OutputSink, diagnostics: Diagnostics) throws(GRAError) -> (FormatSummary, StageSummary, completed: Int) {
+    public static func formatCompletingSummaries(
+        format: FormatOptions, completion: SummaryCompletionOptions, client: LLMClient,
+        output: OutputSink, diagnostics: Diagnostics
+    ) throws(GRAError) -> (FormatSummary, StageSummary, completed: Int) {
         // The three steps each see part of the paths: check them all together first.
-        try OutputGuard.check(inputs: format.io.inputs, outputs: [.init("--rejects", format.io.rejectsPath), .init("--errors", completion.errorsPath),
-                                                               .init("--stats", completion.statsPath)], stdoutIsOutput: output.fd == 1)
+        try OutputGuard.check(
+            inputs: format.io.inputs,
+            outputs: [
+                .init("--rejects", format.io.rejectsPath), .init("--errors", completion.errorsPath),
+                .init("--stats", completion.statsPath)
+            ], stdoutIsOutput: output.fd == 1)
         var toSummaries: [Int32] = [0, 0]
         var toOutput: [Int32] = [0, 0]
-        guard pipe(&toSummaries) == 0, pipe(&toOutput) == 0 else { throw GRAError.io("cannot create a pipe: \(String(cString: strerror(errno)))") }
+        guard pipe(&toSummaries) == 0, pipe(&toOutput) == 0 else {
+            throw GRAError.io("cannot create a pipe: \(String(cString: strerror(errno)))")
+        }
         for fd in toSummaries + toOutput { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
 
         var first = format
@@ -85,7 +100,8 @@ public final class SummaryCompletionStage: @unchecked Sendable {
         let rejects = SideOutput(kind: "rejects", tool: "gra-format", path: format.io.rejectsPath)
         try rejects.open()
         defer { rejects.close() }
-        let reading = FormatStage(options: first, output: OutputSink(fd: toSummaries[1]), diagnostics: diagnostics, rejects: rejects)
+        let reading = FormatStage(
+            options: first, output: OutputSink(fd: toSummaries[1]), diagnostics: diagnostics, rejects: rejects)
 
         var last = format
         last.from = .gra
@@ -116,7 +132,8 @@ public final class SummaryCompletionStage: @unchecked Sendable {
         io.errorsPath = completion.errorsPath
         io.statsPath = completion.statsPath
         let middleSink = OutputSink(fd: toOutput[1])
-        let middle = SummaryCompletionStage(options: completion, io: io, client: client, output: middleSink, diagnostics: diagnostics)
+        let middle = SummaryCompletionStage(
+            options: completion, io: io, client: client, output: middleSink, diagnostics: diagnostics)
         let middleResult = Result { () throws(GRAError) in try middle.run() }
         try? middleSink.flush()
         close(toOutput[1])
@@ -138,7 +155,12 @@ public final class SummaryCompletionStage: @unchecked Sendable {
         for (k, v) in written.reasons { summary.reasons[k, default: 0] += v }
         if let note = rejects.defaultFileNote { summary.notes.append(note) }
         let completion = try! middleResult.get()
-        diagnostics.info("summaries: \(middle.completed) completed, \(completion.failed) failed, \(completion.written - middle.completed) already had them")
+        diagnostics.info(
+            """
+            summaries: \(middle.completed) completed, \(completion.failed) failed, \
+            \(completion.written - middle.completed) already had them
+            """
+        )
         summary.report(to: diagnostics)
         return (summary, completion, middle.completed)
     }

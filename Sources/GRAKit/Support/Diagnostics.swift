@@ -1,4 +1,5 @@
 import CCurl
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -8,7 +9,9 @@ import Glibc
 /// stdout carries data only; everything a person should read goes through here.
 public final class Diagnostics: @unchecked Sendable {
     /// The running tool's name (for messages that suggest a command line).
-    public static var toolName: String { CommandLine.arguments.first.map { String($0.split(separator: "/").last ?? "gra") } ?? "gra" }
+    public static var toolName: String {
+        CommandLine.arguments.first.map { String($0.split(separator: "/").last ?? "gra") } ?? "gra"
+    }
 
     public let tool: String
     public var quiet: Bool

@@ -39,7 +39,8 @@ public enum GRAError: Error, Equatable, Sendable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .usage(let m), .badInput(let m), .noInput(let m), .unavailable(let m), .noPermission(let m), .io(let m): return m
+        case .usage(let m), .badInput(let m), .noInput(let m), .unavailable(let m), .noPermission(let m), .io(let m):
+            return m
         case .brokenPipe: return "output closed"
         case .interrupted: return "interrupted"
         }

@@ -36,7 +36,9 @@ public enum OutputGuard {
         }
         var ins: [(name: String, id: FileID)] = []
         for path in (inputs.isEmpty ? ["-"] : inputs) {
-            if let id = path == "-" ? FileID(fd: 0) : FileID(path: path) { ins.append((path == "-" ? "standard input" : path, id)) }
+            if let id = path == "-" ? FileID(fd: 0) : FileID(path: path) {
+                ins.append((path == "-" ? "standard input" : path, id))
+            }
         }
         var outs: [(name: String, id: FileID)] = []
         if stdoutIsOutput, let id = FileID(fd: 1) { outs.append(("standard output", id)) }

@@ -17,7 +17,7 @@ public struct SHA256 {
         0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
         0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
         0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2
     ]
 
     public init() {}
@@ -87,17 +87,25 @@ public struct SHA256 {
         block[blockCount] = 0x80
         blockCount += 1
         if blockCount > 56 {
-            while blockCount < 64 { block[blockCount] = 0; blockCount += 1 }
+            while blockCount < 64 {
+                block[blockCount] = 0
+                blockCount += 1
+            }
             compressBlock()
         }
-        while blockCount < 56 { block[blockCount] = 0; blockCount += 1 }
+        while blockCount < 56 {
+            block[blockCount] = 0
+            blockCount += 1
+        }
         for i in 0..<8 { block[56 + i] = UInt8(truncatingIfNeeded: bitLength >> (56 - 8 * UInt64(i))) }
         compressBlock()
         var out: [UInt8] = []
         out.reserveCapacity(32)
         for word in [h.0, h.1, h.2, h.3, h.4, h.5, h.6, h.7] {
-            out.append(UInt8(word >> 24)); out.append(UInt8((word >> 16) & 0xFF))
-            out.append(UInt8((word >> 8) & 0xFF)); out.append(UInt8(word & 0xFF))
+            out.append(UInt8(word >> 24))
+            out.append(UInt8((word >> 16) & 0xFF))
+            out.append(UInt8((word >> 8) & 0xFF))
+            out.append(UInt8(word & 0xFF))
         }
         return out
     }
@@ -109,7 +117,9 @@ public struct SHA256 {
         withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 64) { w in
             SHA256.k.withUnsafeBufferPointer { k in
                 for i in 0..<16 {
-                    w[i] = UInt32(p[4 * i]) << 24 | UInt32(p[4 * i + 1]) << 16 | UInt32(p[4 * i + 2]) << 8 | UInt32(p[4 * i + 3])
+                    w[i] =
+                        UInt32(p[4 * i]) << 24 | UInt32(p[4 * i + 1]) << 16 | UInt32(p[4 * i + 2]) << 8
+                        | UInt32(p[4 * i + 3])
                 }
                 for i in 16..<64 {
                     let s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3)
@@ -123,7 +133,14 @@ public struct SHA256 {
                     let s0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)
                     let maj = (a & b) ^ (a & c) ^ (b & c)
                     let t2 = s0 &+ maj
-                    hh = g; g = f; f = e; e = d &+ t1; d = c; c = b; b = a; a = t1 &+ t2
+                    hh = g
+                    g = f
+                    f = e
+                    e = d &+ t1
+                    d = c
+                    c = b
+                    b = a
+                    a = t1 &+ t2
                 }
             }
         }

@@ -87,7 +87,11 @@ public final class SideOutput: @unchecked Sendable {
     /// The sentence the end-of-run summary adds when records went to a default file.
     public var defaultFileNote: String? {
         guard isDefault, let path else { return nil }
-        return "\(lines) \(kind == "errors" ? "failed" : "rejected") record(s) written to \(path) (choose the file with --\(kind) FILE; --\(kind) /dev/null drops them)"
+        return
+            """
+            \(lines) \(kind == "errors" ? "failed" : "rejected") record(s) written to \(path) (choose the file \
+            with --\(kind) FILE; --\(kind) /dev/null drops them)
+            """
     }
 
     private func openDefault() throws(GRAError) {
@@ -100,7 +104,12 @@ public final class SideOutput: @unchecked Sendable {
                 return
             }
             if errno != EEXIST {
-                throw GRAError.io("cannot create \(candidate) for the \(kind) (no --\(kind) FILE was given): \(String(cString: strerror(errno)))")
+                throw GRAError.io(
+                    """
+                    cannot create \(candidate) for the \(kind) (no --\(kind) FILE was given): \
+                    \(String(cString: strerror(errno)))
+                    """
+                )
             }
         }
         throw GRAError.io("cannot create a default \(kind) file: ./\(tool).\(kind).*.ndjson are all taken")

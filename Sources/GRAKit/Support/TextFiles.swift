@@ -11,7 +11,13 @@ public func readFileBytes(_ path: String) -> [UInt8]? {
     var chunk = [UInt8](repeating: 0, count: 1 << 16)
     while true {
         let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n > 0 { bytes.append(contentsOf: chunk[0..<n]) } else if n == 0 { return bytes } else if errno != EINTR { return nil }
+        if n > 0 {
+            bytes.append(contentsOf: chunk[0..<n])
+        } else if n == 0 {
+            return bytes
+        } else if errno != EINTR {
+            return nil
+        }
     }
 }
 
@@ -41,7 +47,9 @@ extension StringProtocol {
         }
         if let kept = fast ?? nil {
             if kept.count == utf8.count { return String(self) }
-            return utf8.withContiguousStorageIfAvailable { String(decoding: UnsafeBufferPointer(rebasing: $0[kept]), as: UTF8.self) }!
+            return utf8.withContiguousStorageIfAvailable {
+                String(decoding: UnsafeBufferPointer(rebasing: $0[kept]), as: UTF8.self)
+            }!
         }
         var s = Substring(self)
         while let f = s.first, f.isWhitespace { s.removeFirst() }
@@ -58,7 +66,9 @@ enum TextBytes {
 
     /// The offset of the first occurrence of `needle` in `hay` (nil for an empty needle).
     static func find(_ needle: UnsafeBufferPointer<UInt8>, in hay: UnsafeBufferPointer<UInt8>) -> Int? {
-        guard let n = needle.baseAddress, let h = hay.baseAddress, needle.count > 0, hay.count >= needle.count else { return nil }
+        guard let n = needle.baseAddress, let h = hay.baseAddress, needle.count > 0, hay.count >= needle.count else {
+            return nil
+        }
         let last = hay.count - needle.count
         var i = 0
         while i <= last {
