@@ -431,11 +431,12 @@ struct MapCLITests {
               {"contains":"SEVEN","reply":"{\"score\": \"seven\", \"comment\": \"words\"}"},
               {"contains":"PROSE","reply":"I would rate this 7 out of 10."},
               {"contains":"ONCE","times":1,"reply":"no json here"},
-              {"contains":"ONCE","reply":"{\"score\": 5, \"comment\": \"second try\"}"}
+              {"contains":"ONCE","reply":"{\"score\": 5, \"comment\": \"second try\"}"},
+              {"contains":"CUT","reply":"{\"score\": 7, \"comm","finish_reason":"length"}
             ]}
             """#
         let dir = try setUp(
-            script: script, records: records(["GOOD", "THINK", "FENCED", "ELEVEN", "SEVEN", "PROSE", "ONCE"]))
+            script: script, records: records(["GOOD", "THINK", "FENCED", "ELEVEN", "SEVEN", "PROSE", "ONCE", "CUT"]))
         try Data(
             #"""
             {"type":"object","properties":{"score":{"type":"integer","minimum":1,"maximum":10},\#
@@ -448,7 +449,7 @@ struct MapCLITests {
             Self.prelude + """
                 start_server --script script.json
                 gra-map --prompt prompt.txt --json-schema schema.json --into gra.map.review --model m1@$URL \
-                --no-cache --errors err.ndjson < in.ndjson > out.ndjson
+                --no-cache --max-tokens 16 --errors err.ndjson < in.ndjson > out.ndjson
                 echo "status $?"
                 """, in: dir)
         #expect(r.stdoutLines == ["status 75"], "\(r.stderr)")
@@ -465,10 +466,13 @@ struct MapCLITests {
         #expect(reasons["ELEVEN"]?.contains("above the maximum") == true)
         #expect(reasons["SEVEN"]?.contains("should be integer, not string") == true)
         #expect(reasons["PROSE"]?.contains("no JSON object") == true)
+        // Cut off by max_tokens: said so, and not asked again (it would be cut at the same place).
+        #expect(reasons["CUT"]?.contains(#"cut off at max_tokens=16 (finish_reason "length")"#) == true, "\(reasons)")
         let prompts = try chatPrompts(dir)
         // 1 try + 2 re-asks for each failure, 2 tries for ONCE.
         #expect(prompts.filter { $0 == "ELEVEN" }.count == 3)
         #expect(prompts.filter { $0 == "ONCE" }.count == 2)
+        #expect(prompts.filter { $0 == "CUT" }.count == 1)
         // The schema went to the server as response_format.
         let firstBody =
             try log(dir).first { $0["path"] as? String == "/v1/chat/completions" }?["body"] as? [String: Any]

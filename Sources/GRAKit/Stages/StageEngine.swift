@@ -149,21 +149,27 @@ public final class StageTask: @unchecked Sendable {
                 case .success(let v):
                     done(.success((v, reply)))
                 case .failure(let problem):
-                    if request.reask < parseRetries {
+                    // A reply cut off by the token limit is not asked again: it would be cut at
+                    // the same place.
+                    let cut = reply.finishReason == "length"
+                    if !cut && request.reask < parseRetries {
                         var again = request
                         again.reask += 1
                         ask(again, parseRetries: parseRetries, parse: parse, done: done)
-                    } else {
-                        done(
-                            .failure(
-                                TaskFailure(
-                                    reason:
-                                        """
-                                        unparseable reply from \(request.model.name) after \(request.reask + 1) \
-                                        tries: \(problem)
-                                        """,
-                                    status: 200, attempts: reply.attempts, model: request.model.name)))
+                        return
                     }
+                    let model = request.model.name
+                    let reason: String
+                    if cut {
+                        let limit = request.parameters["max_tokens"].map { "max_tokens=" + JSONWriter.string($0) }
+                        reason = """
+                            reply from \(model) cut off at \(limit ?? "the server's token limit") \
+                            (finish_reason "length") before it was complete: raise --max-tokens
+                            """
+                    } else {
+                        reason = "unparseable reply from \(model) after \(request.reask + 1) tries: \(problem)"
+                    }
+                    done(.failure(TaskFailure(reason: reason, status: 200, attempts: reply.attempts, model: model)))
                 }
             }
         }
