@@ -6,12 +6,9 @@ import Testing
 struct GenerateCLITests {
     static let prelude = MapCLITests.prelude
 
+    /// A scratch directory with the server script and the input records (as the GRA stage tests make it).
     func setUp(rules: [String], records: [String]) throws -> URL {
-        let dir = ToolRunner.scratch()
-        try Data(#"{"rules":[\#(rules.joined(separator: ",\n"))]}"#.utf8).write(
-            to: dir.appendingPathComponent("script.json"))
-        try Data((records.joined(separator: "\n") + "\n").utf8).write(to: dir.appendingPathComponent("in.ndjson"))
-        return dir
+        try GRAStagesCLITests().setUp(rules: rules, records: records)
     }
 
     func lines(_ dir: URL, _ name: String) throws -> [[String: Any]] {

@@ -31,7 +31,7 @@ public enum InputLine {
     }
 
     /// True when `bytes` holds only spaces, tabs and carriage returns (or nothing).
-    public static func isBlank(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+    static func isBlank(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         for c in bytes where !(c == 0x20 || c == 0x09 || c == 0x0D) { return false }
         return true
     }
