@@ -42,6 +42,16 @@ struct GenerateCommand: ParsableCommand {
     var shots: Int = 2
 
     @Option(
+        name: .long, parsing: .unconditional,
+        help: ArgumentHelp(
+            """
+            Seeds of a domain shown the same draw of examples, so their prompts share a prefix the server \
+            caches (1: a new draw per seed).
+            """,
+            valueName: "n"))
+    var shotReuse: Int = 16
+
+    @Option(
         name: .long, help: ArgumentHelp("Domain of seeds that have none (no classification call).", valueName: "name"))
     var domain: String?
 
@@ -84,6 +94,7 @@ struct GenerateCommand: ParsableCommand {
     func validate() throws {
         guard perSeed > 0 else { throw ValidationError("--per-seed must be positive") }
         guard shots >= 0 else { throw ValidationError("--shots must be 0 or more") }
+        guard shotReuse >= 1 else { throw ValidationError("--shot-reuse must be 1 or more") }
         guard !domainList.isEmpty else { throw ValidationError("--domains must name at least one domain") }
     }
 
@@ -104,6 +115,7 @@ struct GenerateCommand: ParsableCommand {
             options.seed = roles.seed
             options.perSeed = perSeed
             options.shots = shots
+            options.shotReuse = shotReuse
             options.domain = domain
             options.domains = domainList
             options.generatorsByDomain = try RoleConfig.load(configPath: client.config, pool: setup.pool)

@@ -68,13 +68,13 @@ struct FilterContractTests {
             """#
         }
         let score8 = #"{"reply_json":{"score":8,"comment":"fine"}}"#
-        // Two reviewers score 9 and one 5.66 in round 2: mean 7.89, variance 2.48 > 2: a dispute.
+        // Two reviewers score 9 and one 5 in round 2: mean 7.67, variance 3.56 > 2: a dispute.
         var disputes = [
             #"{"contains":"\#(disagreed)","reply_json":{"decision":"accept","score":9,"rationale":"fine"}}"#
         ]
         for i in 0..<6 {
             disputes.append(GRAStagesCLITests.score(["MARK-\(i) ", round2], "9", times: 2))
-            disputes.append(GRAStagesCLITests.score(["MARK-\(i) ", round2], "5.66"))
+            disputes.append(GRAStagesCLITests.score(["MARK-\(i) ", round2], "5"))
         }
         disputes.append(score8)
         return [

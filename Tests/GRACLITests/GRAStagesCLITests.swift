@@ -58,7 +58,8 @@ struct GRAStagesCLITests {
     }
 
     /// The labelled case of the issue: the paper's dispute (two reviewers score a bad response
-    /// 9, one 5.66: mean 7.89 passes, variance 2.48 > 2.0) goes to the adjudicator, who rejects
+    /// 9, one 5 — integers, as the schema asks: mean 7.67 passes, variance 3.56 > 2.0; the paper's
+    /// own 9, 9, 5.66 is in ReviewAndRolesTests) goes to the adjudicator, who rejects
     /// it; next to a clear accept, a round-1 reject, a round-2 reject and a dispute the
     /// adjudicator accepts.
     @Test func paperCaseAndClearDecisions() throws {
@@ -69,7 +70,7 @@ struct GRAStagesCLITests {
             Self.score(["MARK-badresp", r2], "3", times: 1), Self.score(["MARK-badresp", r2], "4", times: 1),
             Self.score(["MARK-badresp", r2], "3"),
             Self.score(["MARK-paper", r2], "9", "looks right", times: 2),
-            Self.score(["MARK-paper", r2], "5.66", "the total is wrong"),
+            Self.score(["MARK-paper", r2], "5", "the total is wrong"),
             Self.score(["MARK-saved", r2], "9", times: 2),
             Self.score(["MARK-saved", r2], "4", "wrongly claims an error"),
             #"""
@@ -101,12 +102,12 @@ struct GRAStagesCLITests {
         let rounds = paper["rounds"] as? [[String: Any]] ?? []
         #expect(rounds.count == 2)
         #expect(rounds.first?["mean"] as? Double == 8 && rounds.first?["variance"] as? Double == 0)
-        #expect(rounds.last?["mean"] as? Double == 7.8867)
-        #expect(rounds.last?["variance"] as? Double == 2.479)
-        #expect((paper["reason"] as? String)?.contains("round 2 variance 2.48 > 2") == true)
+        #expect(rounds.last?["mean"] as? Double == 7.6667)
+        #expect(rounds.last?["variance"] as? Double == 3.5556)
+        #expect((paper["reason"] as? String)?.contains("round 2 variance 3.56 > 2") == true)
         #expect(
             ((paper["reviews"] as? [[String: Any]]) ?? []).compactMap { $0["score"] as? Double }.sorted() == [
-                5.66, 8, 8, 8, 9, 9
+                5, 8, 8, 8, 9, 9
             ])
         // Round 1 rejected: round 2 never asked (3 requests mention the record, not 6).
         let log = try chatLog(dir)
@@ -155,12 +156,12 @@ struct GRAStagesCLITests {
         #expect(r.stderr.contains("gra-review: decisions: 1 accept, 2 reject, 2 dispute"))
         #expect(!r.stderr.contains("relaxed"))
 
-        // --rescore: new thresholds, new decisions, not one request. With variance up to 3 the
-        // paper's case (2.48) is accepted; "saved" (9, 9, 4: variance 5.56) stays disputed.
+        // --rescore: new thresholds, new decisions, not one request. With variance up to 4 the
+        // paper's case (3.56) is accepted; "saved" (9, 9, 4: variance 5.56) stays disputed.
         let before = try chatLog(dir).count
         let again = try ToolRunner.sh(
             Self.prelude + """
-                gra-review --rescore --max-variance 3 < reviewed.ndjson > loose.ndjson; echo "loose $?"
+                gra-review --rescore --max-variance 4 < reviewed.ndjson > loose.ndjson; echo "loose $?"
                 gra-review --rescore --min-score 8.5 < reviewed.ndjson > strict.ndjson; echo "strict $?"
                 gra-review --rescore --min-score 3 --errors err.ndjson < reviewed.ndjson > low.ndjson; echo "low $?"
                 """, in: dir)
@@ -400,7 +401,7 @@ struct GRAStagesCLITests {
         let reasons = errors.map { $0["reason"] as? String ?? "" }
         #expect(reasons[0].contains("after 2 tries") && reasons[0].contains("holds no JSON"))
         #expect(reasons[1].contains("above the maximum"))
-        #expect(reasons[2].contains("should be number"))
+        #expect(reasons[2].contains("should be integer"))
         #expect(
             errors.allSatisfy {
                 $0["stage"] as? String == "gra-review" && $0["round"] as? Int == 1 && $0["record"] != nil

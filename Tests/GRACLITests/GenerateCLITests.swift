@@ -21,9 +21,12 @@ struct GenerateCLITests {
 
     static let rules = [
         // s0's classification is slow: later seeds must still draw their shots as if it came first.
-        #"{"contains":["Classify the following","SEED-0 "],"delay_ms":300,"reply_json":{"domain":"math"}}"#,
-        #"{"contains":["Classify the following","SEED-7 "],"reply_json":{"domain":"poetry"}}"#,
-        #"{"contains":"Classify the following","reply":"```json\n{\"domain\": \"math\"}\n```"}"#,
+        #"""
+        {"contains":["Classify the instruction-tuning example","SEED-0 "],"delay_ms":300,\#
+        "reply_json":{"domain":"math"}}
+        """#,
+        #"{"contains":["Classify the instruction-tuning example","SEED-7 "],"reply_json":{"domain":"poetry"}}"#,
+        #"{"contains":"Classify the instruction-tuning example","reply":"```json\n{\"domain\": \"math\"}\n```"}"#,
         #"""
         {"contains":["extract the knowledge","SEED-2 \#
         "],"delay_ms":200,"reply_json":{"keywords":["late"],"summary":"Slow."}}
@@ -118,5 +121,49 @@ struct GenerateCLITests {
         #expect(
             errors[1]["step"] as? String == "domain classification"
                 && (errors[1]["reason"] as? String)?.contains("should be one of") == true)
+    }
+
+    /// --shot-reuse: consecutive seeds of a domain are shown one draw of examples, so their
+    /// prompts are the same text up to the seed (what a server's prefix cache reuses); the
+    /// seed comes last. Early seeds redraw while the reservoir is smaller than --shots.
+    @Test func seedsOfADomainShareOneDrawAndOnePromptPrefix() throws {
+        let seeds = (0..<12).map {
+            #"""
+            {"id":"s\#($0)","domain":"math","keywords":["k"],"summary":"S.","instruction":"Task SEED-\#($0) \#
+            here","output":"Answer \#($0)"}
+            """#
+        }
+        let dir = try setUp(
+            rules: [#"{"reply_json":{"instruction":"New task","input":"","response":"New answer"}}"#], records: seeds)
+        let r = try ToolRunner.sh(
+            Self.prelude + """
+                start_server --script script.json --models m1
+                gra-generate --model m1@$URL --no-cache --shot-reuse 4 < in.ndjson > out.ndjson; echo "status $?"
+                gra-generate --model m1@$URL --no-cache --shot-reuse 1 < in.ndjson > each.ndjson; echo "each $?"
+                """, in: dir)
+        #expect(r.stdoutLines == ["status 0", "each 0"], "\(r.stderr)")
+        let shots = try lines(dir, "out.ndjson").map { Set(Self.origin($0)["shots"] as? [String] ?? []) }
+        #expect(shots.count == 12)
+        // s0 has none, s1 the one seed before it; from s2 on, draws of 2 serve 4 seeds each.
+        #expect(shots[0].isEmpty && shots[1] == ["s0"] && shots[2] == ["s0", "s1"])
+        #expect(Set(shots[2...5]).count == 1 && Set(shots[6...9]).count == 1 && Set(shots[10...11]).count == 1)
+        for (i, s) in shots.enumerated() { #expect(s.allSatisfy { Int($0.dropFirst())! < i }) }
+        // The prompts of one draw are the same text up to the seed's own section.
+        let marker = "### Seed\nInstruction: Task SEED-"
+        func seedNumber(_ prompt: String) -> Int {
+            Int(prompt.components(separatedBy: marker).last!.prefix(while: \.isNumber)) ?? -1
+        }
+        let prompts = try chatLog(dir).map(\.prompt).prefix(12).sorted { seedNumber($0) < seedNumber($1) }
+        #expect(prompts.count == 12 && prompts.allSatisfy { $0.contains(marker) })
+        let heads = prompts.map { String($0[..<($0.range(of: "### Seed\n")?.lowerBound ?? $0.endIndex)]) }
+        #expect(Set(heads[2...5]).count == 1 && Set(heads[6...9]).count == 1)
+        #expect(heads[5] != heads[6] || shots[5] == shots[6])
+        // With --shot-reuse 1 every seed draws anew: the prefixes from s2 on are not all one.
+        let each = try lines(dir, "each.ndjson").map { Set(Self.origin($0)["shots"] as? [String] ?? []) }
+        #expect(Set(each[2...11]).count > 3)
+    }
+
+    func chatLog(_ dir: URL) throws -> [(model: String, prompt: String)] {
+        try GRAStagesCLITests().chatLog(dir)
     }
 }

@@ -1,31 +1,38 @@
 /// The JSON shapes GRA's roles answer in, as schemas: sent as `response_format` (where the
 /// server accepts it) and always checked on the reply, so a score of 11 or "seven" is a parse
-/// failure (re-asked, then an error), never clamped or guessed.
+/// failure (re-asked, then an error), never clamped or guessed. Every object lists all its
+/// fields as required and says `"additionalProperties":false`: OpenAI's strict structured
+/// outputs demand both, and grammar-constrained decoding (llama.cpp) otherwise lets a model add
+/// keys of its own.
 public enum RoleSchemas {
-    /// A reviewer's verdict on one round: a score from 1 to 10 and a comment.
+    /// A reviewer's verdict on one round: an integer score from 1 to 10 and a comment. Integer, not
+    /// number: grammar-constrained decoding (llama.cpp, xgrammar, outlines) enforces integer ranges but
+    /// not number ranges, so with "number" a constrained model can answer `inf` or `5555445.0`.
     public static let review = schema(
         """
-        {"type":"object","properties":{"score":{"type":"number","minimum":1,"maximum":10},\
-        "comment":{"type":"string"}},"required":["score","comment"]}
+        {"type":"object","properties":{"score":{"type":"integer","minimum":1,"maximum":10},\
+        "comment":{"type":"string"}},"required":["score","comment"],"additionalProperties":false}
         """)
     /// The area chair's ruling.
     public static let adjudication = schema(
         """
         {"type":"object","properties":{"decision":{"type":"string","enum":["accept","reject"]},\
-        "score":{"type":"number","minimum":1,"maximum":10},"rationale":{"type":"string"}},"required":["decision",\
-        "score","rationale"]}
+        "score":{"type":"integer","minimum":1,"maximum":10},"rationale":{"type":"string"}},"required":["decision",\
+        "score","rationale"],"additionalProperties":false}
         """)
     /// A generated sample.
     public static let sample = schema(
         """
         {"type":"object","properties":{"instruction":{"type":"string","minLength":1},"input":{"type":"string"},\
-        "response":{"type":"string","minLength":1}},"required":["instruction","input","response"]}
+        "response":{"type":"string","minLength":1}},"required":["instruction","input","response"],\
+        "additionalProperties":false}
         """)
     /// The knowledge a seed is about.
     public static let knowledge = schema(
         """
         {"type":"object","properties":{"keywords":{"type":"array","items":{"type":"string","minLength":1},\
-        "minItems":1,"maxItems":12},"summary":{"type":"string","minLength":1}},"required":["keywords","summary"]}
+        "minItems":1,"maxItems":12},"summary":{"type":"string","minLength":1}},"required":["keywords","summary"],\
+        "additionalProperties":false}
         """)
     /// A domain label, one of `domains`.
     public static func domain(_ domains: [String]) -> JSONSchema {
@@ -33,7 +40,7 @@ public enum RoleSchemas {
         return schema(
             """
             {\"type\":\"object\",\"properties\":{\"domain\":{\"type\":\"string\",\"enum\":\(values)}},\
-            \"required\":[\"domain\"]}
+            \"required\":[\"domain\"],\"additionalProperties\":false}
             """
         )
     }

@@ -8,6 +8,9 @@ public struct GenerateOptions: Sendable {
     public var perSeed = 1
     /// Other seeds of the same domain shown as examples.
     public var shots = 2
+    /// Seeds of a domain that are shown the same draw of examples, so that their prompts share
+    /// one prefix the server's prefix cache can reuse (1: a fresh draw for every seed).
+    public var shotReuse = 16
     /// Domain for seeds that have none (instead of classifying them).
     public var domain: String?
     /// The domains a seed may be classified into.
@@ -35,8 +38,10 @@ public struct GenerateOptions: Sendable {
 /// response}.
 ///
 /// Few-shot examples are drawn from a bounded reservoir of the seeds read before this one, in
-/// input order: a seed's shots depend only on the seeds before it, the `--seed` and the
-/// reservoir size, never on which reply came back first.
+/// input order: a seed's shots depend only on the seeds before it, the `--seed`, the reservoir
+/// size and `shotReuse`, never on which reply came back first. One draw serves `shotReuse`
+/// consecutive seeds of a domain (sooner redrawn while it holds fewer than `shots`), so their
+/// prompts share the static part and the examples as one prefix.
 public final class GenerateStage: @unchecked Sendable {
     public let options: GenerateOptions
     private let engine: StageEngine
@@ -69,6 +74,8 @@ public final class GenerateStage: @unchecked Sendable {
     /// The first sequence number whose domain is not resolved yet.
     private var frontier = 0
     private var reservoirs: [String: (seen: Int, shots: [Shot])] = [:]
+    /// Per domain, the examples drawn last, how many seeds were shown them, and the draw's number.
+    private var draws: [String: (shots: [Shot], uses: Int, number: Int)] = [:]
     public private(set) var classified = 0
     public private(set) var extracted = 0
 
@@ -174,15 +181,26 @@ public final class GenerateStage: @unchecked Sendable {
         }
     }
 
+    /// The domain's current draw, redrawn after `shotReuse` seeds or while it is short of
+    /// `shots` and the reservoir has more; a seed is never shown an example with its own id.
     private func drawShots(_ domain: String, for id: String) -> [Shot] {
         guard options.shots > 0, let pool = reservoirs[domain]?.shots else { return [] }
-        let candidates = pool.filter { $0.id != id }
-        return
-            candidates
-            .map { (SHA256.hash(Array("\(options.seed)\u{1F}shot\u{1F}\(id)\u{1F}\($0.id)".utf8)), $0) }
+        var draw = draws[domain] ?? ([], Int.max, 0)
+        let short = draw.shots.count < min(options.shots, pool.count)
+        if draw.uses >= max(1, options.shotReuse) || short {
+            let number = draw.number + 1
+            let shots = pool.map {
+                (SHA256.hash(Array("\(options.seed)\u{1F}shot\u{1F}\(domain)\u{1F}\(number)\u{1F}\($0.id)".utf8)), $0)
+            }
             .sorted { $0.0.lexicographicallyPrecedes($1.0) }
-            .prefix(options.shots)
+            .prefix(options.shots + 1)
             .map(\.1)
+            draw = (shots, 0, number)
+        }
+        draw.uses += 1
+        draws[domain] = draw
+        // One spare example stands in for a seed that is in the draw (duplicate ids).
+        return Array(draw.shots.filter { $0.id != id }.prefix(options.shots))
     }
 
     /// Reservoir sampling (deterministic: the slot comes from a hash of the seed and the count).
