@@ -74,6 +74,37 @@ struct MapCLITests {
         #expect(r.stderr.contains("60/60 done"))
     }
 
+    /// Records that ask the same request (same prompt, model and parameters) while it is on its
+    /// way share one send and one answer, so the run and its rerun from the cache agree: the
+    /// server here answers each send differently (the first "A", the next ones "B").
+    @Test func identicalRequestsInFlightShareOneAnswer() throws {
+        let inputs = ["same question", "same question", "other", "same question"]
+        let script = #"""
+            {"rules":[{"contains":"same question","times":1,"delay_ms":400,"reply":"A"},\#
+            {"contains":"same question","reply":"B"}]}
+            """#
+        let dir = try setUp(script: script, records: records(inputs))
+        let r = try ToolRunner.sh(
+            Self.prelude + """
+                start_server --script script.json
+                gra-map --prompt prompt.txt --into gra.map.answer --model m1@$URL --cache cache --max-in-flight 8 \
+                --stats stats.json < in.ndjson > out.ndjson
+                echo "status $? requests $(requests)"
+                gra-map --prompt prompt.txt --into gra.map.answer --model m1@$URL --cache cache < in.ndjson > again.ndjson
+                echo "again $? requests $(requests)"
+                cmp out.ndjson again.ndjson && echo same
+                """, in: dir)
+        #expect(r.stdoutLines == ["status 0 requests 2", "again 0 requests 2", "same"], "\(r.stderr)")
+        let out = try jsonLines(Data(contentsOf: dir.appendingPathComponent("out.ndjson")))
+        #expect(
+            out.map { ((($0["gra"] as? [String: Any])?["map"] as? [String: Any])?["answer"] as? String) ?? "" } == [
+                "A", "A", "echo: other", "A"
+            ])
+        let stats = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("stats.json")))
+        let m1 = ((stats as? [String: Any])?["models"] as? [String: Any])?["m1"] as? [String: Any]
+        #expect(m1?["requests"] as? Int == 2 && m1?["cache_hits"] as? Int == 2, "\(String(describing: m1))")
+    }
+
     /// The LLM stages read a JSON array of records as gra-format does (the bundled Alpaca seeds
     /// are one): the same records and replies as from NDJSON, from a file and from a pipe; a
     /// bad element is named by its line and element number.

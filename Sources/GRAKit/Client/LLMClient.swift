@@ -293,17 +293,36 @@ public final class LLMClient: @unchecked Sendable {
     /// the reply, `completion` included, runs through `executor` (nil: on the event-loop
     /// thread). The handler is made when the request is sent, so nothing is allocated or
     /// copied on the event-loop thread when a reply comes.
+    ///
+    /// With a cache, a request asked again while the same one (same cache key) is on its way is
+    /// not sent twice: the second call gets the first one's reply, as from the cache. A sampling
+    /// server answers two sends differently, and the cache keeps one answer, so a rerun could
+    /// not give back what both records got.
     public func chat(
         _ request: ChatRequest, via executor: HTTPClient.Executor? = nil,
         completion: @escaping @Sendable (Result<ChatReply, RequestFailure>) -> Void
     ) {
         let key = cache == nil ? [] : request.cacheKey()
-        if let cache, let body = try? cache.lookup(key), let decoded = try? LLMClient.decodeChat(body).get() {
-            var reply = decoded
-            reply.fromCache = true
-            count(request.model.name) { $0.cacheHits += 1 }
-            completion(.success(reply))
-            return
+        if let cache {
+            // Joined before the cache is read: the first call leaves `waiting` only after its
+            // reply is in the cache, so a later call finds one or the other.
+            let joined = waitingLock.locked { () -> Bool in
+                if waiting[key] != nil {
+                    waiting[key]!.append(completion)
+                    return true
+                }
+                waiting[key] = []
+                return false
+            }
+            if joined { return }
+            if let body = try? cache.lookup(key), let decoded = try? LLMClient.decodeChat(body).get() {
+                var reply = decoded
+                reply.fromCache = true
+                count(request.model.name) { $0.cacheHits += 1 }
+                completion(.success(reply))
+                answerWaiting(key, .success(reply), model: request.model.name)
+                return
+            }
         }
         // Under glibc's 1 KiB large-chunk size: a large allocation makes malloc consolidate
         // its fast bins, on every request.
@@ -312,18 +331,37 @@ public final class LLMClient: @unchecked Sendable {
         let model = request.model
         post("/chat/completions", model: model, body: buffer, key: key, via: executor, decode: LLMClient.decodeChat) {
             [self] result in
-            completion(
-                result.map { outcome in
-                    var reply = outcome.value
-                    reply.attempts = outcome.attempts
-                    reply.seconds = outcome.response.seconds
-                    count(model.name) {
-                        $0.promptTokens += reply.promptTokens
-                        $0.completionTokens += reply.completionTokens
-                    }
-                    return reply
-                })
+            let answer = result.map { outcome in
+                var reply = outcome.value
+                reply.attempts = outcome.attempts
+                reply.seconds = outcome.response.seconds
+                count(model.name) {
+                    $0.promptTokens += reply.promptTokens
+                    $0.completionTokens += reply.completionTokens
+                }
+                return reply
+            }
+            completion(answer)
+            if !key.isEmpty { answerWaiting(key, answer, model: model.name) }
         }
+    }
+
+    private let waitingLock = Mutex()
+    /// Cache keys of requests on their way, with the calls that asked the same meanwhile.
+    private var waiting: [[UInt8]: [@Sendable (Result<ChatReply, RequestFailure>) -> Void]] = [:]
+
+    /// Ends `key`'s wait: the calls that joined it get `answer` (a reply as from the cache, or
+    /// the same failure), in the context the first call's completion ran in.
+    private func answerWaiting(_ key: [UInt8], _ answer: Result<ChatReply, RequestFailure>, model: String) {
+        let joined = waitingLock.locked { waiting.removeValue(forKey: key) ?? [] }
+        guard !joined.isEmpty else { return }
+        let shared = answer.map { reply in
+            var r = reply
+            r.fromCache = true
+            return r
+        }
+        if case .success = shared { count(model) { $0.cacheHits += joined.count } }
+        for completion in joined { completion(shared) }
     }
 
     /// POSTs `body` to `path` on the least busy replica of `model`, retrying as `retry` says.
