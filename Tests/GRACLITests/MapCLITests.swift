@@ -90,7 +90,8 @@ struct MapCLITests {
                 gra-map --prompt prompt.txt --into gra.map.answer --model m1@$URL --cache cache --max-in-flight 8 \
                 --stats stats.json < in.ndjson > out.ndjson
                 echo "status $? requests $(requests)"
-                gra-map --prompt prompt.txt --into gra.map.answer --model m1@$URL --cache cache < in.ndjson > again.ndjson
+                gra-map --prompt prompt.txt --into gra.map.answer --model m1@$URL --cache cache \\
+                < in.ndjson > again.ndjson
                 echo "again $? requests $(requests)"
                 cmp out.ndjson again.ndjson && echo same
                 """, in: dir)
