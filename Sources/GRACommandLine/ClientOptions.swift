@@ -31,6 +31,14 @@ public struct ClientOptions: ParsableArguments {
         help: ArgumentHelp("Requests in flight at most per base URL (default: --max-in-flight).", valueName: "n"))
     public var maxPerEndpoint: Int?
 
+    @Flag(
+        name: .long,
+        help: """
+            Keep every base URL at --max-per-endpoint requests in flight. By default a server that answers 429 or \
+            503, or times out, gets half as many, and one more per window's worth of answers after that.
+            """)
+    public var fixedConcurrency = false
+
     @Option(
         name: .long, parsing: .unconditional, help: ArgumentHelp("Seconds to wait for a connection.", valueName: "s"))
     public var connectTimeout: Double = 10
@@ -126,7 +134,7 @@ public struct ClientOptions: ParsableArguments {
         var retry = RetryPolicy()
         retry.maxAttempts = maxAttempts
         if let base = environment["GRA_RETRY_BASE_DELAY"], let d = Double(base) { retry.baseDelay = d }
-        let http = HTTPClient(maxInFlight: maxInFlight, maxPerEndpoint: maxPerEndpoint)
+        let http = HTTPClient(maxInFlight: maxInFlight, maxPerEndpoint: maxPerEndpoint, adaptive: !fixedConcurrency)
         var limits = RequestLimits()
         limits.connectTimeout = connectTimeout
         limits.totalTimeout = timeout

@@ -127,11 +127,23 @@ final class HTTPServer {
     private var warnedFDs = false
     /// Close keep-alive connections idle this long (milliseconds), as servers do; 0: never.
     private let idleTimeoutMs: Int
+    /// Requests being answered at once (those waiting out their delay_ms) above which a new
+    /// POST gets 503 at once, as an overloaded server does; 0: no limit.
+    private let maxConcurrent: Int
+    /// Requests waiting out their delay_ms now.
+    private var busy = 0
+    /// POSTs refused with 503 for --max-concurrent, and the most requests ever busy at once.
+    private(set) var refusedBusy = 0
+    private(set) var peakBusy = 0
 
     /// Takes over a listening socket; `signalFD` becoming readable stops the loop. Keep-alive
     /// connections idle for `idleTimeoutMs` are closed (0: kept until the client closes them).
-    init(listener: Int32, signalFD: Int32, responder: Responder, diagnostics: Diagnostics, idleTimeoutMs: Int = 0) {
+    init(
+        listener: Int32, signalFD: Int32, responder: Responder, diagnostics: Diagnostics, idleTimeoutMs: Int = 0,
+        maxConcurrent: Int = 0
+    ) {
         self.idleTimeoutMs = idleTimeoutMs
+        self.maxConcurrent = maxConcurrent
         self.listener = listener
         self.signalFD = signalFD
         self.responder = responder
@@ -341,12 +353,25 @@ final class HTTPServer {
             let body = Array(UnsafeBufferPointer(start: c.input.base + c.inputStart, count: h.contentLength))
             c.inputStart += h.contentLength
             c.head = nil
+            if maxConcurrent > 0 && busy >= maxConcurrent && h.method == "POST" {
+                refusedBusy += 1
+                var r = responder.refuse(
+                    h, connection: c.serial, status: 503,
+                    message:
+                        "gra-testserver: overloaded: \(maxConcurrent) requests (--max-concurrent) are being answered")
+                r.close = !h.keepAlive
+                r.write(to: c.output)
+                if r.close { c.closing = true }
+                continue
+            }
             var plan = responder.plan(
                 for: HTTPRequest(
                     method: h.method, path: h.path, authorization: h.authorization, body: body, connection: c.serial))
             if !h.keepAlive { plan.response.close = true }
             if plan.delayMs > 0 {
                 c.state = .delayed
+                busy += 1
+                peakBusy = max(peakBusy, busy)
                 addTimer(after: plan.delayMs, c, .deliver(plan))
             } else {
                 deliver(plan, to: c)
@@ -363,6 +388,7 @@ final class HTTPServer {
 
     /// Queues a plan's response on `c`, or breaks the exchange as its fault says.
     private func deliver(_ plan: Plan, to c: Connection) {
+        if c.state == .delayed { busy -= 1 }
         c.state = .idle
         switch plan.fault {
         case .reset?:
@@ -441,6 +467,7 @@ final class HTTPServer {
     private func closeConnection(_ c: Connection) {
         guard !c.closed else { return }
         c.closed = true
+        if c.state == .delayed { busy -= 1 }
         poller.remove(c.fd)
         systemClose(c.fd)
         connections[Int(c.fd)] = nil

@@ -98,6 +98,15 @@ struct TestServerCommand: ParsableCommand {
             valueName: "ms"))
     var idleTimeout = 0
 
+    @Option(
+        help: ArgumentHelp(
+            """
+            Answer a POST with 503 at once while this many requests are being answered (waiting out their \
+            delay_ms), as an overloaded server does; 0: no limit.
+            """,
+            valueName: "n"))
+    var maxConcurrent = 0
+
     @Flag(name: [.short, .long], help: "Print neither the startup line nor the summary at exit (errors still appear).")
     var quiet = false
 
@@ -165,9 +174,15 @@ struct TestServerCommand: ParsableCommand {
         }
         let server = HTTPServer(
             listener: listener, signalFD: signalFD, responder: responder, diagnostics: diagnostics,
-            idleTimeoutMs: idleTimeout)
+            idleTimeoutMs: idleTimeout, maxConcurrent: maxConcurrent)
         server.run()
-        diagnostics.info("stopped after \(responder.requestCount) requests")
+        var summary = "stopped after \(responder.requestCount) requests"
+        if maxConcurrent > 0 {
+            summary +=
+                "; at most \(server.peakBusy) answered at once, \(server.refusedBusy) refused with 503 "
+                + "(--max-concurrent)"
+        }
+        diagnostics.info(summary)
     }
 
     /// SIGINT and SIGTERM write a byte to a pipe the event loop polls; SIGPIPE is ignored.

@@ -85,6 +85,45 @@ struct EdgeCLITests {
         #expect(try jsonLines(Data(contentsOf: dir.appendingPathComponent("out1.ndjson"))).count == 300)
     }
 
+    /// A server that takes at most K = 8 requests at once and answers the rest 503 at once (as
+    /// Ollama or SGLang with a full queue do), against --max-in-flight 64: the adaptive window
+    /// comes down near K, every record gets through, and few requests are refused after the
+    /// first round trip. With --fixed-concurrency the same run is refused many times more often.
+    @Test func theWindowAdaptsToAnOverloadedServer() throws {
+        let dir = try setUp(records: 600, script: #"{"rules":[{"path":"/v1/chat/completions","delay_ms":25}]}"#)
+        let r = try ToolRunner.sh(
+            Self.prelude + """
+                start_server --script script.json --max-concurrent 8
+                M="gra-map --prompt p.txt --into x --model m1@$URL --no-cache --max-in-flight 64 --max-attempts 8"
+                $M --stats adaptive.json --errors err1.ndjson in.ndjson > adaptive.ndjson 2> adaptive.err
+                echo "adaptive $?"
+                $M --fixed-concurrency --stats fixed.json --errors err2.ndjson in.ndjson > fixed.ndjson 2> fixed.err
+                echo "fixed $?"
+                """, in: dir, env: ["GRA_RETRY_BASE_DELAY": "0.02"])
+        #expect(r.stdoutLines.first == "adaptive 0", "\(r.stdoutText) \(text(dir, "adaptive.err"))")
+        #expect(try jsonLines(Data(contentsOf: dir.appendingPathComponent("adaptive.ndjson"))).count == 600)
+        func stats(_ name: String) throws -> (retries: Int, window: [String: Any]) {
+            let o =
+                try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent(name)))
+                as? [String: Any]
+            let m1 = (o?["models"] as? [String: Any])?["m1"] as? [String: Any]
+            let endpoint = (o?["endpoints"] as? [String: Any])?.values.first as? [String: Any]
+            return (m1?["retries"] as? Int ?? -1, endpoint ?? [:])
+        }
+        let adaptive = try stats("adaptive.json"), fixed = try stats("fixed.json")
+        // Converged near K: cut at least once, down to K or below, ending between K/2 and 2K.
+        let window = adaptive.window
+        #expect(
+            (window["window_cuts"] as? Int ?? 0) >= 1 && (window["smallest_window"] as? Int ?? 99) <= 8, "\(window)")
+        #expect((4...16).contains(window["window"] as? Int ?? 0), "\(window)")
+        #expect(window["max_window"] as? Int == 64)
+        // Refused: the first round trip's burst (64 - 8), then a request or two per cut. Measured
+        // here: 105 adaptive, 883 fixed.
+        #expect(adaptive.retries >= 0 && adaptive.retries < 160, "adaptive: \(adaptive.retries) refused of 600")
+        #expect(fixed.retries > 3 * max(adaptive.retries, 10), "fixed: \(fixed.retries), adaptive: \(adaptive.retries)")
+        #expect(fixed.window["window_cuts"] as? Int == 0 && fixed.window["window"] as? Int == 64)
+    }
+
     /// The same failure for every record is said once, then counted.
     @Test func repeatedMessagesAreFolded() throws {
         let dir = try setUp(records: 20, script: #"{"rules":[{"path":"/v1/chat/completions","status":503}]}"#)

@@ -87,4 +87,97 @@ struct PipelineScriptTests {
                 && alpaca?.allSatisfy { $0["gra"] == nil && $0["output"] as? String == "New answer" } == true)
         #expect(try lines("train.sharegpt.jsonl").count == 2)
     }
+
+    /// kill -9 of the whole pipeline (its process group: the script and every stage, as a
+    /// crash or the OOM killer does) at three moments, then the same command again: the files
+    /// left under their own names are complete (the same bytes as an uninterrupted run's), the
+    /// rerun ends with the same dataset, and it sends only what was not answered before the
+    /// kill (at most the requests in flight then, 3 stages x 4, are sent twice).
+    @Test func killedAtAnyMomentThenTheSameCommandFinishesTheSameDataset() throws {
+        let dir = ToolRunner.scratch()
+        let words = FilterContractTests.words
+        var rules = [
+            #"{"contains":"extract the knowledge","delay_ms":60,"reply_json":{"keywords":["k"],"summary":"S."}}"#
+        ]
+        for i in 0..<10 {
+            for (from, to) in [
+                ("Seed \(i) ", "Task \(i) \(words(i, 12))"), ("Task \(i) ", "Next \(i) \(words(i + 50, 12))")
+            ] {
+                rules.append(
+                    #"""
+                    {"contains":["Write ONE new example","\u0023## Seed\nInstruction: \#(from)"],"delay_ms":60,\#
+                    "reply_json":{"instruction":"\#(to)","input":"","response":"Answer \#(words(i + 100, 6))"}}
+                    """#)
+            }
+        }
+        rules.append(#"{"contains":"judge","delay_ms":60,"reply_json":{"score":8,"comment":"fine"}}"#)
+        try Data(#"{"rules":[\#(rules.joined(separator: ",\n"))]}"#.utf8).write(
+            to: dir.appendingPathComponent("script.json"))
+        let seeds = (0..<10).map {
+            #"{"id":"s\#($0)","instruction":"Seed \#($0) \#(words($0 + 200, 8))","output":"A","domain":"general"}"#
+        }
+        try Data((seeds.joined(separator: "\n") + "\n").utf8).write(to: dir.appendingPathComponent("seeds.ndjson"))
+        let pipeline = "'\(Self.repo.path)/bin/gra-pipeline' --rounds 2 seeds.ndjson"
+        let r = try ToolRunner.sh(
+            MapCLITests.prelude + """
+                start_server --script script.json --models m1,m2,m3,m4
+                M="--model m1@$URL --model m2@$URL --model m3@$URL --model m4@$URL --max-in-flight 4 -q"
+                \(pipeline) --run whole -- $M 2>/dev/null; echo "whole $? $(requests)"
+                for wait in 0.3 1.0 1.8; do
+                    n0=$(requests)
+                    setsid \(pipeline) --run "killed-$wait" -- $M 2>/dev/null & pid=$!
+                    sleep $wait; kill -9 -$pid; wait $pid 2>/dev/null; sleep 0.2
+                    n1=$(requests)
+                    cp -r "killed-$wait" "snapshot-$wait"
+                    \(pipeline) --run "killed-$wait" -- $M 2>/dev/null; echo "rerun-$wait $? $((n1 - n0)) \
+                $(( $(requests) - n1 ))"
+                done
+                """, in: dir)
+        let lines = r.stdoutLines
+        #expect(lines.count == 4 && lines.first?.hasPrefix("whole 0 ") == true, "\(r.stderr)")
+        let total = Int(lines.first?.split(separator: " ").last ?? "") ?? -1
+        #expect(total > 100)
+        let whole = dir.appendingPathComponent("whole")
+        let outputs = [
+            "seeds.ndjson", "round-1/generated.ndjson", "round-1/reviewed.ndjson", "round-1/accepted.ndjson",
+            "round-1/kept.ndjson", "round-2/generated.ndjson", "round-2/reviewed.ndjson", "round-2/accepted.ndjson",
+            "round-2/kept.ndjson", "dataset.ndjson", "train.alpaca.json", "train.sharegpt.jsonl"
+        ]
+        let dataset = try Data(contentsOf: whole.appendingPathComponent("dataset.ndjson"))
+        #expect(try jsonLines(dataset).count == 20)
+        var killedEarly = 0
+        for line in lines.dropFirst() {
+            let f = line.split(separator: " ").map(String.init)
+            guard f.count == 4, let before = Int(f[2]), let after = Int(f[3]) else {
+                Issue.record("unexpected line \(line)")
+                continue
+            }
+            let wait = String(f[0].dropFirst("rerun-".count))
+            #expect(f[1] == "0", "\(line)")
+            let run = dir.appendingPathComponent("killed-\(wait)")
+            // Every request was sent at least once, and no more than the ones in flight at the
+            // kill were sent twice.
+            #expect(before + after >= total && before + after <= total + 12, "\(line), whole run \(total)")
+            if before < total { killedEarly += 1 }
+            for name in outputs {
+                #expect(
+                    try Data(contentsOf: run.appendingPathComponent(name))
+                        == Data(contentsOf: whole.appendingPathComponent(name)), "\(wait): \(name)")
+            }
+            // Right after the kill: what is there under its own name is complete.
+            let snapshot = dir.appendingPathComponent("snapshot-\(wait)")
+            let left = outputs.filter {
+                FileManager.default.fileExists(atPath: snapshot.appendingPathComponent($0).path)
+            }
+            for name in left {
+                #expect(
+                    try Data(contentsOf: snapshot.appendingPathComponent(name))
+                        == Data(contentsOf: whole.appendingPathComponent(name)),
+                    "\(wait): \(name) was left half-written")
+            }
+            if wait == "0.3" { #expect(!left.contains("round-1/generated.ndjson"), "\(left)") }
+        }
+        // The kills came before the end of the run (else this tested nothing).
+        #expect(killedEarly == 3)
+    }
 }

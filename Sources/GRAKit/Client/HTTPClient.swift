@@ -78,6 +78,16 @@ public struct HTTPResponse: Sendable {
     public var isTransportFailure: Bool { curlCode != 0 }
 }
 
+/// How many requests an endpoint may have in flight: now, the smallest it came to, the cap
+/// (`--max-per-endpoint`, or `--max-in-flight`), and how often an overloaded reply (429, 503, a
+/// timeout) halved it. See `HTTPEventLoop.Endpoint` for the rule.
+public struct ConcurrencyWindow: Sendable, Equatable {
+    public var current: Int
+    public var smallest: Int
+    public var largest: Int
+    public var cuts: Int
+}
+
 /// An HTTP client over libcurl's multi interface: a sliding window of requests in flight (a
 /// finished request immediately admits the next), caps per endpoint and in total, keep-alive
 /// connection reuse, and delayed submission for retries.
@@ -106,7 +116,9 @@ public final class HTTPClient: @unchecked Sendable {
     /// more than one core).
     static let requestsPerLoop = 128
 
-    public init(maxInFlight: Int = 64, maxPerEndpoint: Int? = nil, loops: Int? = nil) {
+    /// `adaptive`: each endpoint's window follows what it can take (see `ConcurrencyWindow`);
+    /// false keeps every endpoint at `maxPerEndpoint`.
+    public init(maxInFlight: Int = 64, maxPerEndpoint: Int? = nil, loops: Int? = nil, adaptive: Bool = true) {
         let total = max(1, maxInFlight)
         let perEndpoint = max(1, maxPerEndpoint ?? maxInFlight)
         self.maxInFlight = total
@@ -117,7 +129,7 @@ public final class HTTPClient: @unchecked Sendable {
         // Split both caps exactly, so the totals never exceed what was asked.
         func share(_ cap: Int, _ i: Int) -> Int { max(1, cap / count + (i < cap % count ? 1 : 0)) }
         self.loops = (0..<count).map { i in
-            HTTPEventLoop(maxInFlight: share(total, i), maxPerEndpoint: share(perEndpoint, i))
+            HTTPEventLoop(maxInFlight: share(total, i), maxPerEndpoint: share(perEndpoint, i), adaptive: adaptive)
         }
     }
 
@@ -142,6 +154,25 @@ public final class HTTPClient: @unchecked Sendable {
     /// Requests started and not yet finished for `endpoint` (for least-loaded choice).
     public func inFlight(endpoint: String) -> Int {
         loops.reduce(0) { $0 + $1.inFlight(endpoint: endpoint) }
+    }
+
+    /// Each endpoint's concurrency window, summed over the loops, in order of first use.
+    public func windows() -> [(endpoint: String, window: ConcurrencyWindow)] {
+        var order: [String] = []
+        var sums: [String: ConcurrencyWindow] = [:]
+        for loop in loops {
+            for (name, w) in loop.windows() {
+                if let s = sums[name] {
+                    sums[name] = ConcurrencyWindow(
+                        current: s.current + w.current, smallest: s.smallest + w.smallest,
+                        largest: s.largest + w.largest, cuts: s.cuts + w.cuts)
+                } else {
+                    order.append(name)
+                    sums[name] = w
+                }
+            }
+        }
+        return order.map { ($0, sums[$0]!) }
     }
 
     /// Stops the event loops now and waits for their threads to end: requests still queued or

@@ -11,6 +11,9 @@ final class HTTPEventLoop: @unchecked Sendable {
 
     let maxInFlight: Int
     let maxPerEndpoint: Int
+    /// Adapt each endpoint's window to what it can take (`Endpoint.window`); false: every
+    /// endpoint gets `maxPerEndpoint` (`--fixed-concurrency`).
+    let adaptive: Bool
 
     private let lock = Mutex()
     /// Transfers handed over by `send` (made on the sender's thread: only a reference changes hands).
@@ -44,10 +47,11 @@ final class HTTPEventLoop: @unchecked Sendable {
 
     private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_ALL)) }()
 
-    init(maxInFlight: Int, maxPerEndpoint: Int) {
+    init(maxInFlight: Int, maxPerEndpoint: Int, adaptive: Bool = true) {
         _ = HTTPEventLoop.globalInit
         self.maxInFlight = maxInFlight
         self.maxPerEndpoint = maxPerEndpoint
+        self.adaptive = adaptive
         multi = curl_multi_init()
         epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
         wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
@@ -153,6 +157,18 @@ final class HTTPEventLoop: @unchecked Sendable {
 
     func inFlight(endpoint: String) -> Int {
         lock.locked { endpoints.first { $0.name == endpoint }?.inFlight ?? 0 }
+    }
+
+    /// Each endpoint's window as this loop keeps it.
+    func windows() -> [(endpoint: String, window: ConcurrencyWindow)] {
+        lock.locked {
+            endpoints.map {
+                (
+                    $0.name,
+                    ConcurrencyWindow(current: $0.limit, smallest: $0.smallest, largest: maxPerEndpoint, cuts: $0.cuts)
+                )
+            }
+        }
     }
 
     /// Stops the loop and waits for its thread to end; safe to call again (each caller
@@ -339,12 +355,30 @@ final class HTTPEventLoop: @unchecked Sendable {
         done.signal()
     }
 
-    /// An endpoint's share of the loop: requests in flight and those waiting for a slot.
+    /// An endpoint's share of the loop: requests in flight, those waiting for a slot, and how
+    /// many may be in flight at once.
+    ///
+    /// The window adapts by additive increase, multiplicative decrease: a reply that says the
+    /// server is overloaded (429, 503, or a timeout after the connection was made) halves it,
+    /// down to 1, once per round trip (a request sent before the last cut does not cut again);
+    /// every other answer widens it by 1/window, so by about one per window's worth of replies,
+    /// up to the cap. It starts at the cap.
     final class Endpoint {
         let name: String
         var inFlight = 0
         var queue = TransferQueue()
-        init(name: String) { self.name = name }
+        var window: Double
+        /// `window` as a whole number of requests, at least 1 (what `startWaiting` compares).
+        var limit: Int
+        var smallest: Int
+        var cuts = 0
+        var lastCut = 0.0
+        init(name: String, cap: Int) {
+            self.name = name
+            window = Double(cap)
+            limit = cap
+            smallest = cap
+        }
     }
 
     private func enqueue(_ t: Transfer) {
@@ -354,7 +388,7 @@ final class HTTPEventLoop: @unchecked Sendable {
         if let known = endpoints.first(where: { $0.name == name }) {
             endpoint = known
         } else {
-            endpoint = Endpoint(name: name)
+            endpoint = Endpoint(name: name, cap: maxPerEndpoint)
             lock.locked { endpoints.append(endpoint) }
         }
         t.endpoint = endpoint
@@ -368,7 +402,7 @@ final class HTTPEventLoop: @unchecked Sendable {
         while waitingCount > 0 && running < maxInFlight && idle < endpoints.count {
             let endpoint = endpoints[nextEndpoint]
             nextEndpoint = nextEndpoint + 1 == endpoints.count ? 0 : nextEndpoint + 1
-            if endpoint.inFlight < maxPerEndpoint, let t = endpoint.queue.pop() {
+            if endpoint.inFlight < endpoint.limit, let t = endpoint.queue.pop() {
                 waitingCount -= 1
                 start(t)
                 idle = 0
@@ -593,7 +627,27 @@ final class HTTPEventLoop: @unchecked Sendable {
         freeHandles.append(t.handle!)
         t.handle = nil
         running -= 1
-        lock.locked { t.endpoint!.inFlight -= 1 }
+        let endpoint = t.endpoint!
+        if adaptive {
+            let r = t.response
+            let overloaded =
+                r.status == 429 || r.status == 503 || (code == CURLE_OPERATION_TIMEDOUT && !r.connectFailed)
+            let answered = code == CURLE_OK && !overloaded
+            lock.locked {
+                endpoint.inFlight -= 1
+                if overloaded && t.started >= endpoint.lastCut {
+                    endpoint.window = max(1, endpoint.window / 2)
+                    endpoint.lastCut = HTTPClient.now()
+                    endpoint.cuts += 1
+                } else if answered && endpoint.window < Double(maxPerEndpoint) {
+                    endpoint.window = min(Double(maxPerEndpoint), endpoint.window + 1 / endpoint.window)
+                }
+                endpoint.limit = max(1, Int(endpoint.window))
+                endpoint.smallest = min(endpoint.smallest, endpoint.limit)
+            }
+        } else {
+            lock.locked { endpoint.inFlight -= 1 }
+        }
         // Moved out rather than copied: the transfer is done with it.
         var response = HTTPResponse()
         swap(&response, &t.response)

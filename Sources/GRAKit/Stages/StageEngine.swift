@@ -555,6 +555,10 @@ public final class StageEngine: @unchecked Sendable {
         line += String(format: ", %.0f rec/s, %.0f tok/s", Double(summary.done) / elapsed, Double(tokensOut) / elapsed)
         if !final {
             line += ", \(tasks.count) in progress"
+            // The window, once an overloaded server has made it smaller than the cap.
+            if let windows = client?.http.windows(), windows.contains(where: { $0.window.cuts > 0 }) {
+                line += ", window \(windows.map { String($0.window.current) }.joined(separator: "+"))"
+            }
             if let eta = eta(elapsed: elapsed) { line += eta }
         }
         if final && io.dryRun {
@@ -620,6 +624,16 @@ public final class StageEngine: @unchecked Sendable {
         for f in extraStats().fields { root.append(f.key, f.value) }
         root.append("seconds", .number(String(format: "%.3f", HTTPClient.now() - startTime)))
         root.append("models", .object(models))
+        var endpoints = JSONObject()
+        for (endpoint, w) in client?.http.windows() ?? [] {
+            var o = JSONObject()
+            o.append("window", .integer(w.current))
+            o.append("smallest_window", .integer(w.smallest))
+            o.append("max_window", .integer(w.largest))
+            o.append("window_cuts", .integer(w.cuts))
+            endpoints.append(endpoint, .object(o))
+        }
+        root.append("endpoints", .object(endpoints))
         if let sink = try? OutputSink(path: path) {
             try? sink.writeLine(root)
             try? sink.flush()
