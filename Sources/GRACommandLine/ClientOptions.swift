@@ -40,6 +40,26 @@ public struct ClientOptions: ParsableArguments {
     public var fixedConcurrency = false
 
     @Option(
+        name: .long, parsing: .unconditional,
+        help: ArgumentHelp(
+            """
+            Requests per minute each model may be sent (a hosted API's published limit; a config entry's "rpm" \
+            wins). Requests are spaced evenly at 99% of it.
+            """,
+            valueName: "n"))
+    public var rpm: Double?
+
+    @Option(
+        name: .long, parsing: .unconditional,
+        help: ArgumentHelp(
+            """
+            Tokens per minute each model may be sent (a config entry's "tpm" wins): prompt bytes / 4 plus \
+            max_tokens before sending, corrected with the reply's usage.
+            """,
+            valueName: "n"))
+    public var tpm: Double?
+
+    @Option(
         name: .long, parsing: .unconditional, help: ArgumentHelp("Seconds to wait for a connection.", valueName: "s"))
     public var connectTimeout: Double = 10
 
@@ -115,12 +135,15 @@ public struct ClientOptions: ParsableArguments {
         if noCache && cache != nil { throw ValidationError("--cache and --no-cache contradict each other: give one") }
         if noCache && cacheNamespace != nil { throw ValidationError("--cache-namespace has no effect with --no-cache") }
         guard timeout > 0, connectTimeout > 0 else { throw ValidationError("timeouts must be positive") }
+        if let r = rpm, !(r > 0) { throw ValidationError("--rpm must be positive") }
+        if let t = tpm, !(t > 0) { throw ValidationError("--tpm must be positive") }
     }
 
     /// The model pool from --config, --model and the environment.
     public func pool(environment: [String: String]) throws(GRAError) -> ModelPool {
         try ModelPool.resolve(
-            modelSpecs: models, configPath: config, environment: environment, cacheNamespace: cacheNamespace)
+            modelSpecs: models, configPath: config, environment: environment, cacheNamespace: cacheNamespace,
+            rateLimits: RateLimits(requestsPerMinute: rpm, tokensPerMinute: tpm))
     }
 
     /// A client with these settings (and the cache unless --no-cache), telling `diagnostics`

@@ -135,15 +135,24 @@ final class HTTPServer {
     /// POSTs refused with 503 for --max-concurrent, and the most requests ever busy at once.
     private(set) var refusedBusy = 0
     private(set) var peakBusy = 0
+    /// At most `count` POSTs in any `seconds` (a rolling window), as a hosted API's rate limit:
+    /// more get 429. With `headers`, every POST's answer says what is left, as OpenAI's do
+    /// (x-ratelimit-limit/remaining/reset-requests).
+    private let rateLimit: (count: Int, seconds: Double, headers: Bool)?
+    /// When the POSTs of the current window arrived (monotonic ns), oldest first from `recentHead`.
+    private var recent: [UInt64] = []
+    private var recentHead = 0
+    private(set) var refusedRate = 0
 
     /// Takes over a listening socket; `signalFD` becoming readable stops the loop. Keep-alive
     /// connections idle for `idleTimeoutMs` are closed (0: kept until the client closes them).
     init(
         listener: Int32, signalFD: Int32, responder: Responder, diagnostics: Diagnostics, idleTimeoutMs: Int = 0,
-        maxConcurrent: Int = 0
+        maxConcurrent: Int = 0, rateLimit: (count: Int, seconds: Double, headers: Bool)? = nil
     ) {
         self.idleTimeoutMs = idleTimeoutMs
         self.maxConcurrent = maxConcurrent
+        self.rateLimit = rateLimit
         self.listener = listener
         self.signalFD = signalFD
         self.responder = responder
@@ -364,9 +373,43 @@ final class HTTPServer {
                 if r.close { c.closing = true }
                 continue
             }
+            var rateHeaders: [(name: String, value: String)] = []
+            if let limit = rateLimit, h.method == "POST" {
+                let now = monotonicNanos()
+                let window = UInt64(limit.seconds * 1e9)
+                while recentHead < recent.count && now - recent[recentHead] >= window { recentHead += 1 }
+                if recentHead > 4096 {
+                    recent.removeFirst(recentHead)
+                    recentHead = 0
+                }
+                let used = recent.count - recentHead
+                if used < limit.count { recent.append(now) }
+                if limit.headers {
+                    let oldest = recentHead < recent.count ? recent[recentHead] : now
+                    let reset = Double(oldest + window - min(now, oldest + window)) / 1e9
+                    rateHeaders = [
+                        ("x-ratelimit-limit-requests", String(limit.count)),
+                        ("x-ratelimit-remaining-requests", String(max(0, limit.count - used - 1))),
+                        ("x-ratelimit-reset-requests", String(format: "%.3fs", reset))
+                    ]
+                }
+                if used >= limit.count {
+                    refusedRate += 1
+                    var r = responder.refuse(
+                        h, connection: c.serial, status: 429,
+                        message:
+                            "gra-testserver: rate limit: \(limit.count) requests per \(limit.seconds) s (--rate-limit)")
+                    r.headers = rateHeaders
+                    r.close = !h.keepAlive
+                    r.write(to: c.output)
+                    if r.close { c.closing = true }
+                    continue
+                }
+            }
             var plan = responder.plan(
                 for: HTTPRequest(
                     method: h.method, path: h.path, authorization: h.authorization, body: body, connection: c.serial))
+            plan.response.headers += rateHeaders
             if !h.keepAlive { plan.response.close = true }
             if plan.delayMs > 0 {
                 c.state = .delayed

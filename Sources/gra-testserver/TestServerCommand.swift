@@ -107,6 +107,30 @@ struct TestServerCommand: ParsableCommand {
             valueName: "n"))
     var maxConcurrent = 0
 
+    @Option(
+        help: ArgumentHelp(
+            """
+            At most N POSTs in any S seconds (a rolling window), as a hosted API's rate limit; more get 429 \
+            at once.
+            """,
+            valueName: "N/S"))
+    var rateLimit: String?
+
+    @Flag(
+        help: """
+            With --rate-limit, send x-ratelimit-limit-requests, x-ratelimit-remaining-requests and \
+            x-ratelimit-reset-requests with every POST's answer, as OpenAI does.
+            """)
+    var rateLimitHeaders = false
+
+    /// --rate-limit as (count, seconds).
+    var parsedRateLimit: (count: Int, seconds: Double)? {
+        guard let r = rateLimit else { return nil }
+        let parts = r.split(separator: "/")
+        guard parts.count == 2, let n = Int(parts[0]), n > 0, let s = Double(parts[1]), s > 0 else { return nil }
+        return (n, s)
+    }
+
     @Flag(name: [.short, .long], help: "Print neither the startup line nor the summary at exit (errors still appear).")
     var quiet = false
 
@@ -122,6 +146,11 @@ struct TestServerCommand: ParsableCommand {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
         guard (1...65536).contains(embeddingDim) else { throw ValidationError("--embedding-dim must be 1...65536") }
         guard idleTimeout >= 0 else { throw ValidationError("--idle-timeout must be 0 or more milliseconds") }
+        guard maxConcurrent >= 0 else { throw ValidationError("--max-concurrent must be 0 or more") }
+        if rateLimit != nil && parsedRateLimit == nil {
+            throw ValidationError("--rate-limit takes N/S: at most N requests in any S seconds, e.g. 20/1")
+        }
+        if rateLimitHeaders && rateLimit == nil { throw ValidationError("--rate-limit-headers needs --rate-limit") }
         if let m = modelList, m.isEmpty { throw ValidationError("--models needs at least one model name") }
     }
 
@@ -174,13 +203,17 @@ struct TestServerCommand: ParsableCommand {
         }
         let server = HTTPServer(
             listener: listener, signalFD: signalFD, responder: responder, diagnostics: diagnostics,
-            idleTimeoutMs: idleTimeout, maxConcurrent: maxConcurrent)
+            idleTimeoutMs: idleTimeout, maxConcurrent: maxConcurrent,
+            rateLimit: parsedRateLimit.map { ($0.count, $0.seconds, rateLimitHeaders) })
         server.run()
         var summary = "stopped after \(responder.requestCount) requests"
         if maxConcurrent > 0 {
             summary +=
                 "; at most \(server.peakBusy) answered at once, \(server.refusedBusy) refused with 503 "
                 + "(--max-concurrent)"
+        }
+        if let limit = parsedRateLimit {
+            summary += "; \(server.refusedRate) refused with 429 (--rate-limit \(limit.count)/\(limit.seconds))"
         }
         diagnostics.info(summary)
     }

@@ -124,6 +124,58 @@ struct EdgeCLITests {
         #expect(fixed.window["window_cuts"] as? Int == 0 && fixed.window["window"] as? Int == 64)
     }
 
+    /// A hosted API's rate limit (here 20 requests in any second, more get 429): with --rpm at
+    /// the limit the run sends at that pace with next to no 429 and takes as long as the limit
+    /// says; without it (and a fixed window, so only the limit acts) it meets a storm of them.
+    @Test func rpmKeepsARunUnderARateLimit() throws {
+        let dir = try setUp(records: 60)
+        let r = try ToolRunner.sh(
+            Self.prelude + """
+                start_server --script script.json --rate-limit 20/1
+                M="gra-map --prompt p.txt --into x --model m1@$URL --no-cache --max-in-flight 64 --max-attempts 10"
+                start=$(date +%s%N)
+                $M --rpm 1200 --stats rpm.json in.ndjson > rpm.ndjson 2> rpm.err; echo "rpm $?"
+                echo "ms $(( ($(date +%s%N) - start) / 1000000 ))"
+                $M --fixed-concurrency --stats storm.json in.ndjson > storm.ndjson 2> storm.err; echo "storm $?"
+                """, in: dir, env: ["GRA_RETRY_BASE_DELAY": "0.05"])
+        #expect(r.stdoutLines.first == "rpm 0", "\(r.stdoutText) \(text(dir, "rpm.err"))")
+        func retries(_ name: String) throws -> Int {
+            let o = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent(name)))
+            return ((o as? [String: Any])?["models"] as? [String: Any]).flatMap { $0["m1"] as? [String: Any] }?[
+                "retries"] as? Int ?? -1
+        }
+        let paced = try retries("rpm.json"), storm = try retries("storm.json")
+        #expect(paced >= 0 && paced <= 2, "with --rpm: \(paced) requests refused")
+        #expect(storm >= 30, "without: \(storm)")
+        // 60 requests at 20 a second: the last one goes out after about 2.95 s.
+        let ms = Int(r.stdoutLines.dropFirst().first?.split(separator: " ").last ?? "") ?? 0
+        #expect(ms >= 2800 && ms < 9000, "\(ms) ms")
+        #expect(try jsonLines(Data(contentsOf: dir.appendingPathComponent("rpm.ndjson"))).count == 60)
+    }
+
+    /// x-ratelimit-remaining-requests: 0 with a reset of 1 s: the next request waits for the reset.
+    @Test func rateLimitHeadersPauseUntilTheReset() throws {
+        let script = #"""
+            {"rules":[{"path":"/v1/chat/completions","times":1,"reply":"first",\#
+            "headers":{"x-ratelimit-remaining-requests":"0","x-ratelimit-reset-requests":"1s"}}]}
+            """#
+        let dir = try setUp(records: 3, script: script)
+        let r = try ToolRunner.sh(
+            Self.prelude + """
+                start_server --script script.json
+                gra-map --prompt p.txt --into x --model m1@$URL --no-cache --max-in-flight 1 in.ndjson > out.ndjson
+                echo "status $?"
+                """, in: dir)
+        #expect(r.stdoutLines == ["status 0"], "\(r.stderr)")
+        let times = try jsonLines(Data(contentsOf: dir.appendingPathComponent("log.ndjson")))
+            .filter { $0["path"] as? String == "/v1/chat/completions" }.compactMap { $0["time"] as? Double }
+        #expect(times.count == 3)
+        if times.count == 3 {
+            #expect(times[1] - times[0] >= 0.95, "\(times)")
+            #expect(times[2] - times[1] < 0.5, "\(times)")
+        }
+    }
+
     /// The same failure for every record is said once, then counted.
     @Test func repeatedMessagesAreFolded() throws {
         let dir = try setUp(records: 20, script: #"{"rules":[{"path":"/v1/chat/completions","status":503}]}"#)

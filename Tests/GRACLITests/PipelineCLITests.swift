@@ -86,6 +86,15 @@ struct PipelineScriptTests {
             alpaca?.count == 2
                 && alpaca?.allSatisfy { $0["gra"] == nil && $0["output"] as? String == "New answer" } == true)
         #expect(try lines("train.sharegpt.jsonl").count == 2)
+        // The cost: each LLM stage's --stats kept per round; stats.json sums them for the last
+        // invocation, the rerun, which the cache answered whole.
+        let generate = try lines("round-1/stats-generate.json").first ?? [:]
+        #expect(generate["stage"] as? String == "gra-generate" && generate["records"] as? Int == 4)
+        #expect(FileManager.default.fileExists(atPath: run.appendingPathComponent("round-2/stats-review.json").path))
+        let cost = try lines("stats.json").first ?? [:]
+        #expect(cost["samples"] as? Int == 2 && cost["rounds"] as? Int == 2, "\(cost)")
+        #expect(cost["requests"] as? Int == 0 && (cost["cache_hits"] as? Int ?? 0) > 10, "\(cost)")
+        #expect(cost["prompt_tokens"] as? Int == 0 && cost["tokens_per_sample"] as? Double == 0, "\(cost)")
     }
 
     /// kill -9 of the whole pipeline (its process group: the script and every stage, as a
@@ -145,6 +154,11 @@ struct PipelineScriptTests {
         ]
         let dataset = try Data(contentsOf: whole.appendingPathComponent("dataset.ndjson"))
         #expect(try jsonLines(dataset).count == 20)
+        // An uninterrupted run's cost: every request it sent, and the tokens per sample.
+        let cost = try jsonLines(Data(contentsOf: whole.appendingPathComponent("stats.json"))).first ?? [:]
+        #expect(cost["requests"] as? Int == total && cost["samples"] as? Int == 20, "\(cost)")
+        let tokens = (cost["prompt_tokens"] as? Int ?? 0) + (cost["completion_tokens"] as? Int ?? 0)
+        #expect(tokens > 0 && abs((cost["tokens_per_sample"] as? Double ?? 0) - Double(tokens) / 20) < 0.1, "\(cost)")
         var killedEarly = 0
         for line in lines.dropFirst() {
             let f = line.split(separator: " ").map(String.init)

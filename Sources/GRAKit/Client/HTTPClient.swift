@@ -22,6 +22,14 @@ public struct HTTPRequest: Sendable {
     /// until the model is done.
     public var totalTimeout: Double = 600
     public var maxResponseBytes: Int = 16 << 20
+    /// Asked once, when the request is about to start (its window slot is free): seconds to
+    /// wait first (0: go). A rate limit reserves the request's place here, at the moment it
+    /// would go out, so requests queued behind a full window are spaced when they leave it.
+    public var gate: (@Sendable () -> Double)?
+    /// Told of the response on the loop thread as soon as it is complete, before the next
+    /// request takes its slot (the completion may run later, elsewhere): for what must act
+    /// before then, such as a server's word that its rate limit is spent.
+    public var observe: (@Sendable (HTTPResponse) -> Void)?
 
     public init(url: String, method: String = "GET", headers: [String] = [], body: [UInt8] = [], endpoint: String) {
         self.url = url
@@ -65,6 +73,8 @@ public struct HTTPResponse: Sendable {
     public var body: [UInt8] = []
     /// Seconds the server asked us to wait (`Retry-After`, `retry-after-ms`), if it said.
     public var retryAfter: Double?
+    /// What `x-ratelimit-remaining-*` and `x-ratelimit-reset-*` said, when the server sent them.
+    var rateLimit = RateLimiter.ServerHeaders()
     /// libcurl's result code; 0 for a complete exchange.
     public var curlCode: Int = 0
     /// libcurl's words for a transport failure.

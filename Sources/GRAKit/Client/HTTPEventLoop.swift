@@ -196,6 +196,8 @@ final class HTTPEventLoop: @unchecked Sendable {
         var due = 0.0
         /// Set when the transfer is queued.
         var endpoint: Endpoint?
+        /// The request's gate has been asked (and its wait, if any, served).
+        var gated = false
 
         init(request: HTTPRequest, executor: HTTPClient.Executor?, completion: @escaping Completion) {
             self.request = request
@@ -404,6 +406,16 @@ final class HTTPEventLoop: @unchecked Sendable {
             nextEndpoint = nextEndpoint + 1 == endpoints.count ? 0 : nextEndpoint + 1
             if endpoint.inFlight < endpoint.limit, let t = endpoint.queue.pop() {
                 waitingCount -= 1
+                if !t.gated, let gate = t.request.gate {
+                    t.gated = true
+                    let wait = gate()
+                    if wait > 0 {
+                        t.due = HTTPClient.now() + wait
+                        delayed.append((t.due, t))
+                        idle = 0
+                        continue
+                    }
+                }
                 start(t)
                 idle = 0
             } else {
@@ -556,12 +568,15 @@ final class HTTPEventLoop: @unchecked Sendable {
         }
         _ = gra_easy_setopt_write(easy, CURLOPT_HEADERFUNCTION) { data, size, count, context in
             let n = size * count
-            // Only status lines and retry hints matter; skip every other header cheaply.
+            // Only status lines, retry hints and rate-limit headers matter; skip every other
+            // header cheaply.
             let first = UInt8(bitPattern: data![0]) | 0x20
             if n > 5 && first == UInt8(ascii: "h") && memcmp(data!, "HTTP/", 5) == 0 {
                 // A new status line (after a 100 or a redirect) starts afresh.
-                Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue().response.retryAfter = nil
-            } else if n > 5 && first == UInt8(ascii: "r") {
+                let t = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
+                t.response.retryAfter = nil
+                t.response.rateLimit = RateLimiter.ServerHeaders()
+            } else if n > 12 && (first == UInt8(ascii: "r") || first == UInt8(ascii: "x")) {
                 let t = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
                 let line = data!.withMemoryRebound(to: UInt8.self, capacity: n) {
                     String(decoding: UnsafeBufferPointer(start: $0, count: n), as: UTF8.self)
@@ -572,10 +587,23 @@ final class HTTPEventLoop: @unchecked Sendable {
         }
     }
 
-    /// Reads the retry hints out of a header line (status lines are handled by the caller).
+    /// Reads the retry hints and rate-limit headers out of a header line (status lines are
+    /// handled by the caller).
     static func noteHeader(_ line: String, into response: inout HTTPResponse) {
         guard let colon = line.firstIndex(of: ":") else { return }
         let name = line[..<colon].lowercased()
+        if name.hasPrefix("x-ratelimit-") {
+            let value = line[line.index(after: colon)...]
+            switch name {
+            case "x-ratelimit-remaining-requests":
+                response.rateLimit.remainingRequests = Int(value.trimmingWhitespace())
+            case "x-ratelimit-remaining-tokens": response.rateLimit.remainingTokens = Int(value.trimmingWhitespace())
+            case "x-ratelimit-reset-requests": response.rateLimit.resetRequests = RateLimiter.seconds(value)
+            case "x-ratelimit-reset-tokens": response.rateLimit.resetTokens = RateLimiter.seconds(value)
+            default: break
+            }
+            return
+        }
         guard name.hasPrefix("retry-after") else { return }
         let value = line[line.index(after: colon)...].trimmingWhitespace()
         if name == "retry-after-ms", let ms = Double(value) {
@@ -651,6 +679,7 @@ final class HTTPEventLoop: @unchecked Sendable {
         // Moved out rather than copied: the transfer is done with it.
         var response = HTTPResponse()
         swap(&response, &t.response)
+        t.request.observe?(response)
         if let executor = t.executor { executor(t.completion, response) } else { t.completion(response) }
     }
 }

@@ -1,3 +1,4 @@
+import CCurl
 import Foundation
 
 /// A chat-completion request in gra's terms.
@@ -134,6 +135,11 @@ public struct ModelStats: Sendable {
     public var cacheHits = 0
     public var retries = 0
     public var failures = 0
+    /// Retries and final failures by what went wrong: the HTTP status ("429", "503", …),
+    /// "timeout", "connect", "transport" (reset, cut short), "malformed" (a 200 that does not
+    /// decode) or "blocked" (the model was stopped).
+    public var retriesByClass: [String: Int] = [:]
+    public var failuresByClass: [String: Int] = [:]
     public var promptTokens = 0
     public var completionTokens = 0
     /// A uniform sample (reservoir) of at most `maxLatencySamples` request latencies, so
@@ -329,8 +335,12 @@ public final class LLMClient: @unchecked Sendable {
         let buffer = ByteBuffer(capacity: 960)
         request.writeBody(to: buffer)
         let model = request.model
-        post("/chat/completions", model: model, body: buffer, key: key, via: executor, decode: LLMClient.decodeChat) {
-            [self] result in
+        // What a rate limit will count (OpenAI counts max_tokens at once): about 4 bytes a token.
+        let estimate = buffer.count / 4 + Int(request.parameters["max_tokens"]?.doubleValue ?? 0)
+        post(
+            "/chat/completions", model: model, body: buffer, key: key, tokens: estimate, via: executor,
+            decode: LLMClient.decodeChat
+        ) { [self] result in
             let answer = result.map { outcome in
                 var reply = outcome.value
                 reply.attempts = outcome.attempts
@@ -338,6 +348,9 @@ public final class LLMClient: @unchecked Sendable {
                 count(model.name) {
                     $0.promptTokens += reply.promptTokens
                     $0.completionTokens += reply.completionTokens
+                }
+                if reply.promptTokens + reply.completionTokens > 0 {
+                    limiter(for: model).correct(tokens: reply.promptTokens + reply.completionTokens - estimate)
                 }
                 return reply
             }
@@ -368,14 +381,17 @@ public final class LLMClient: @unchecked Sendable {
     /// On success the raw body is cached under `key` and the latency recorded. Everything after
     /// the HTTP exchange runs through `executor` (retries included).
     private func post<T: Sendable>(
-        _ path: String, model: ModelEndpoint, body: ByteBuffer, key: [UInt8], attempt: Int = 1, delay: Double = 0,
-        via executor: HTTPClient.Executor?,
+        _ path: String, model: ModelEndpoint, body: ByteBuffer, key: [UInt8], tokens: Int, attempt: Int = 1,
+        delay: Double = 0, via executor: HTTPClient.Executor?,
         decode: @escaping @Sendable ([UInt8]) -> Result<T, ReplyProblem>,
         completion:
             @escaping @Sendable (Result<(value: T, response: HTTPResponse, attempts: Int), RequestFailure>) -> Void
     ) {
         if let block = health.block(for: model.name) {
-            count(model.name) { $0.failures += 1 }
+            count(model.name) {
+                $0.failures += 1
+                $0.failuresByClass["blocked", default: 0] += 1
+            }
             return completion(
                 .failure(RequestFailure(message: block.message, status: nil, attempts: attempt - 1, permanent: true)))
         }
@@ -385,6 +401,16 @@ public final class LLMClient: @unchecked Sendable {
         r.connectTimeout = limits.connectTimeout
         r.totalTimeout = limits.totalTimeout
         r.maxResponseBytes = limits.maxResponseBytes
+        let limiter = limiter(for: model)
+        r.gate = { limiter.reserve(tokens: tokens, now: HTTPClient.now()) }
+        // On the loop thread, before the next request starts: heed a spent rate limit at once.
+        r.observe = { [http] response in
+            if !response.rateLimit.isEmpty {
+                limiter.heed(
+                    response.rateLimit, inFlight: http.inFlight(endpoint: base), nextTokens: tokens,
+                    now: HTTPClient.now())
+            }
+        }
         let request = r
         count(model.name) { $0.requests += 1 }
         let handle: @Sendable (HTTPResponse) -> Void = { [self] response in
@@ -405,7 +431,11 @@ public final class LLMClient: @unchecked Sendable {
                 }
                 if !failure.permanent && attempt < retry.maxAttempts && health.block(for: model.name) == nil {
                     let wait = retry.delay(afterAttempt: attempt, retryAfter: response.retryAfter)
-                    count(model.name) { $0.retries += 1 }
+                    let kind = LLMClient.failureClass(response)
+                    count(model.name) {
+                        $0.retries += 1
+                        $0.retriesByClass[kind, default: 0] += 1
+                    }
                     onRetry?(
                         """
                         \(model.name): \(failure.message); retry \(attempt + 1)/\(retry.maxAttempts) in \
@@ -414,11 +444,14 @@ public final class LLMClient: @unchecked Sendable {
                         "\(model.name): \(failure.message); retrying")
                     // The same bytes again: the buffer is the request's, never written to.
                     post(
-                        path, model: model, body: request.bodyBuffer!, key: key, attempt: attempt + 1, delay: wait,
-                        via: executor,
-                        decode: decode, completion: completion)
+                        path, model: model, body: request.bodyBuffer!, key: key, tokens: tokens, attempt: attempt + 1,
+                        delay: wait, via: executor, decode: decode, completion: completion)
                 } else {
-                    count(model.name) { $0.failures += 1 }
+                    let kind = LLMClient.failureClass(response)
+                    count(model.name) {
+                        $0.failures += 1
+                        $0.failuresByClass[kind, default: 0] += 1
+                    }
                     var f = failure
                     f.attempts = attempt
                     completion(.failure(f))
@@ -426,6 +459,32 @@ public final class LLMClient: @unchecked Sendable {
             }
         }
         http.send(request, delay: delay, via: executor, completion: handle)
+    }
+
+    private let limitersLock = Mutex()
+    /// Per model, in order of first use (a scan, as for the counters).
+    private var limiterModels: [String] = []
+    private var limiterValues: [RateLimiter] = []
+
+    /// The model's rate limiter (its `--rpm`/`--tpm`, and the pauses its server's headers ask for).
+    private func limiter(for model: ModelEndpoint) -> RateLimiter {
+        limitersLock.locked {
+            for i in limiterModels.indices where limiterModels[i] == model.name { return limiterValues[i] }
+            let l = RateLimiter(limits: model.rateLimits)
+            limiterModels.append(model.name)
+            limiterValues.append(l)
+            return l
+        }
+    }
+
+    /// What kind of failure a response is, for the counters: its HTTP status, or "timeout",
+    /// "connect", "transport", "malformed".
+    static func failureClass(_ r: HTTPResponse) -> String {
+        if r.connectFailed { return "connect" }
+        if r.isTransportFailure {
+            return r.curlCode == Int(CURLE_OPERATION_TIMEDOUT.rawValue) ? "timeout" : "transport"
+        }
+        return r.status == 200 ? "malformed" : String(r.status)
     }
 
     /// Sorts an HTTP outcome into a decoded reply, a retryable failure or a permanent one.
@@ -624,7 +683,7 @@ public final class LLMClient: @unchecked Sendable {
             JSONWriter.write(body, to: buffer)
             let expected = batch.count
             post(
-                "/embeddings", model: model, body: buffer, key: key, via: nil,
+                "/embeddings", model: model, body: buffer, key: key, tokens: buffer.count / 4, via: nil,
                 decode: { LLMClient.decodeEmbeddings($0, expected: expected) }
             ) {
                 collector.set(i, $0.map(\.value))

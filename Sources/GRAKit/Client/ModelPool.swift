@@ -14,14 +14,18 @@ public struct ModelEndpoint: Sendable, Equatable {
     /// weights served under one name. By default a model is known in the cache by its name
     /// alone, so replicas, and a server that moved, share the cached replies.
     public var cacheNamespace: String?
+    /// Its published rate limits (config `rpm`/`tpm`, `--rpm`/`--tpm`).
+    public var rateLimits: RateLimits
 
     public init(
-        name: String, baseURLs: [String], apiKeyVariable: String = "OPENAI_API_KEY", cacheNamespace: String? = nil
+        name: String, baseURLs: [String], apiKeyVariable: String = "OPENAI_API_KEY", cacheNamespace: String? = nil,
+        rateLimits: RateLimits = RateLimits()
     ) {
         self.name = name
         self.baseURLs = baseURLs
         self.apiKeyVariable = apiKeyVariable
         self.cacheNamespace = cacheNamespace
+        self.rateLimits = rateLimits
     }
 }
 
@@ -75,19 +79,25 @@ public struct ModelPool: Sendable, Equatable {
         try add(name: name, baseURL: ModelPool.normalizeBaseURL(url), apiKeyVariable: apiKeyVariable)
     }
 
-    mutating func add(name: String, baseURL: String, apiKeyVariable: String, cacheNamespace: String? = nil) {
+    mutating func add(
+        name: String, baseURL: String, apiKeyVariable: String, cacheNamespace: String? = nil,
+        rateLimits: RateLimits = RateLimits()
+    ) {
         if let i = models.firstIndex(where: { $0.name == name }) {
             if !models[i].baseURLs.contains(baseURL) { models[i].baseURLs.append(baseURL) }
             if models[i].cacheNamespace == nil { models[i].cacheNamespace = cacheNamespace }
+            if models[i].rateLimits.isEmpty { models[i].rateLimits = rateLimits }
         } else {
             models.append(
                 ModelEndpoint(
-                    name: name, baseURLs: [baseURL], apiKeyVariable: apiKeyVariable, cacheNamespace: cacheNamespace))
+                    name: name, baseURLs: [baseURL], apiKeyVariable: apiKeyVariable, cacheNamespace: cacheNamespace,
+                    rateLimits: rateLimits))
         }
     }
 
     /// Reads a config file: `{"models": [{"name": "...", "base_urls": ["..."] (or "base_url"),
-    /// "api_key_env": "VAR", "cache_namespace": "..."}]}`. Other top-level keys are left for the stages that use them.
+    /// "api_key_env": "VAR", "cache_namespace": "...", "rpm": N, "tpm": N}]}`. Other top-level keys
+    /// are left for the stages that use them.
     public mutating func load(configText text: String, source: String) throws(GRAError) {
         let root: JSONValue
         do { root = try JSONParser.parse(text) } catch {
@@ -130,20 +140,29 @@ public struct ModelPool: Sendable, Equatable {
                 }
                 namespace = n
             }
+            var limits = RateLimits()
+            for (key, path) in [("rpm", \RateLimits.requestsPerMinute), ("tpm", \RateLimits.tokensPerMinute)] {
+                guard let v = m[key] else { continue }
+                guard let n = v.doubleValue, n > 0 else {
+                    throw GRAError.usage("\(source): models[\(i)].\(key) must be a positive number")
+                }
+                limits[keyPath: path] = n
+            }
             for u in urls {
                 add(
                     name: name, baseURL: try ModelPool.normalizeBaseURL(u), apiKeyVariable: keyVar,
-                    cacheNamespace: namespace)
+                    cacheNamespace: namespace, rateLimits: limits)
             }
         }
     }
 
     /// Builds the pool the way every LLM stage does: `--config` files, then `--model` flags,
     /// then, if still empty, `GRA_MODELS` (comma-separated specs) at `OPENAI_BASE_URL`.
-    /// `cacheNamespace` (`--cache-namespace`) applies to every model without one of its own.
+    /// `cacheNamespace` (`--cache-namespace`) and `rateLimits` (`--rpm`, `--tpm`) apply to every
+    /// model without its own.
     public static func resolve(
         modelSpecs: [String], configPath: String?, environment: [String: String],
-        cacheNamespace: String? = nil
+        cacheNamespace: String? = nil, rateLimits: RateLimits = RateLimits()
     ) throws(GRAError) -> ModelPool {
         var pool = ModelPool()
         let defaultBase = environment["OPENAI_BASE_URL"].flatMap { $0.isEmpty ? nil : $0 }
@@ -162,6 +181,14 @@ public struct ModelPool: Sendable, Equatable {
         if let cacheNamespace {
             for i in pool.models.indices where pool.models[i].cacheNamespace == nil {
                 pool.models[i].cacheNamespace = cacheNamespace
+            }
+        }
+        for i in pool.models.indices {
+            if pool.models[i].rateLimits.requestsPerMinute == nil {
+                pool.models[i].rateLimits.requestsPerMinute = rateLimits.requestsPerMinute
+            }
+            if pool.models[i].rateLimits.tokensPerMinute == nil {
+                pool.models[i].rateLimits.tokensPerMinute = rateLimits.tokensPerMinute
             }
         }
         return pool

@@ -612,6 +612,14 @@ public final class StageEngine: @unchecked Sendable {
             o.append("completion_tokens", .integer(s.completionTokens))
             o.append("latency_p50_s", s.percentile(0.5).map { .number(String(format: "%.4f", $0)) } ?? .null)
             o.append("latency_p95_s", s.percentile(0.95).map { .number(String(format: "%.4f", $0)) } ?? .null)
+            o.append("latency_p99_s", s.percentile(0.99).map { .number(String(format: "%.4f", $0)) } ?? .null)
+            func classes(_ d: [String: Int]) -> JSONValue {
+                var c = JSONObject()
+                for (k, v) in d.sorted(by: { $0.key < $1.key }) { c.append(k, .integer(v)) }
+                return .object(c)
+            }
+            o.append("retries_by_class", classes(s.retriesByClass))
+            o.append("failures_by_class", classes(s.failuresByClass))
             models.append(name, .object(o))
         }
         var root = JSONObject()
