@@ -29,6 +29,9 @@ struct Rule: Sendable {
     var contains: [String]?
     /// Applies to the first `times` matching requests only; nil is unlimited.
     var times: Int?
+    /// Acts on every N-th request that matches otherwise (the 1st, the N+1-th, …), by arrival:
+    /// faults spread evenly over a run.
+    var every: Int?
 
     // Actions.
     var delayMs = 0
@@ -63,9 +66,11 @@ final class Script: @unchecked Sendable {
     /// Some rule has a "contains" key, so requests' texts must be extracted.
     let needsText: Bool
     private var used: [Int]
+    /// Per rule with "every": requests that matched it otherwise so far.
+    private var seen: [Int]
     private let lock = Mutex()
 
-    static let matchKeys: Set<String> = ["path", "model", "contains", "times"]
+    static let matchKeys: Set<String> = ["path", "model", "contains", "times", "every"]
     static let actionKeys: Set<String> = [
         "delay_ms", "reply", "reply_json", "reasoning", "reasoning_field", "content_null", "finish_reason",
         "embedding", "status", "body", "headers", "fault"
@@ -74,6 +79,7 @@ final class Script: @unchecked Sendable {
     init(rules: [Rule]) {
         self.rules = rules
         used = Array(repeating: 0, count: rules.count)
+        seen = Array(repeating: 0, count: rules.count)
         needsText = rules.contains { $0.contains != nil }
     }
 
@@ -122,6 +128,10 @@ final class Script: @unchecked Sendable {
                 if let m = rule.model, m != model { continue }
                 if let c = rule.contains, !c.allSatisfy({ $0.isEmpty || text.contains($0) }) { continue }
                 if let t = rule.times, used[i] >= t { continue }
+                if let n = rule.every {
+                    seen[i] += 1
+                    if (seen[i] - 1) % n != 0 { continue }
+                }
                 used[i] += 1
                 return (i, rule)
             }
@@ -160,6 +170,7 @@ final class Script: @unchecked Sendable {
             break
         }
         r.times = try integer(o, "times", 0...Int(Int32.max))
+        r.every = try integer(o, "every", 1...Int(Int32.max))
         r.delayMs = try integer(o, "delay_ms", 0...3_600_000) ?? 0
         r.reply = try string(o, "reply")
         if let json = o["reply_json"] {

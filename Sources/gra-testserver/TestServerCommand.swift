@@ -37,8 +37,9 @@ struct TestServerCommand: ParsableCommand {
             "path", "model" (exact), "contains" (a substring, or an array of substrings that must all appear, \
             of the message contents, or of the \
             embedding inputs, joined with newlines), "times": N (the first N matching requests \
-            only). Actions: "delay_ms", "reply", "reply_json" (any JSON, sent as the content \
-            string), "reasoning" with "reasoning_field" ("reasoning_content" or "reasoning"), \
+            only), "every": N (the 1st, N+1-th, 2N+1-th... request that matches otherwise). Actions: \
+            "delay_ms", "reply", "reply_json" (any JSON, sent as the content string), "reasoning" with \
+            "reasoning_field" ("reasoning_content" or "reasoning"), \
             "content_null": true, "finish_reason", "embedding": [numbers], "status" with an \
             optional "body" (string sent verbatim, or JSON) and "headers": {name: value}, and \
             "fault": "reset" (RST, no response), "reset_mid_body" (half the body, then RST), \

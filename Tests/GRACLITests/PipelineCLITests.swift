@@ -194,4 +194,110 @@ struct PipelineScriptTests {
         // The kills came before the end of the run (else this tested nothing).
         #expect(killedEarly == 3)
     }
+
+    static let hasParallel = FileManager.default.isExecutableFile(atPath: "/usr/bin/parallel")
+
+    /// --shards 4 with GNU parallel: each round's seeds in four contiguous parts, the three
+    /// stages on each at once, then one gra-dedup over the joined round. The dataset is the
+    /// unsharded run's (the same cache and --seed; gra.origin.shots may differ, since each part
+    /// draws its few-shot examples from its own seeds), and every shard's files are kept.
+    @Test(.enabled(if: hasParallel, "GNU parallel is not installed (bin/test installs it)"))
+    func shardsWithGNUParallelGiveTheSameDataset() throws {
+        let dir = ToolRunner.scratch()
+        let words = FilterContractTests.words
+        var rules = [#"{"contains":"extract the knowledge","reply_json":{"keywords":["k"],"summary":"S."}}"#]
+        for i in 0..<10 {
+            for (from, to) in [
+                ("Seed \(i) ", "Task \(i) \(words(i, 12))"), ("Task \(i) ", "Next \(i) \(words(i + 50, 12))")
+            ] {
+                rules.append(
+                    #"""
+                    {"contains":["Write ONE new example","\u0023## Seed\nInstruction: \#(from)"],\#
+                    "reply_json":{"instruction":"\#(to)","input":"","response":"Answer \#(words(i + 100, 6))"}}
+                    """#)
+            }
+        }
+        // Seed 3's sample is rejected in round 1; seed 8's child copies seed 2's (dropped by
+        // gra-dedup across shards).
+        rules.insert(GRAStagesCLITests.score(["Task 3 ", GRAStagesCLITests.round1], "2"), at: 0)
+        rules.insert(
+            #"""
+            {"contains":["Write ONE new example","\u0023## Seed\nInstruction: Task 8 "],\#
+            "reply_json":{"instruction":"Next 2 \#(words(52, 12))","input":"","response":"Answer \#(words(102, 6))"}}
+            """#, at: 0)
+        rules.append(#"{"contains":"judge","reply_json":{"score":8,"comment":"fine"}}"#)
+        try Data(#"{"rules":[\#(rules.joined(separator: ",\n"))]}"#.utf8).write(
+            to: dir.appendingPathComponent("script.json"))
+        let seeds = (0..<10).map {
+            #"{"id":"s\#($0)","instruction":"Seed \#($0) \#(words($0 + 200, 8))","output":"A","domain":"general"}"#
+        }
+        try Data((seeds.joined(separator: "\n") + "\n").utf8).write(to: dir.appendingPathComponent("seeds.ndjson"))
+        let pipeline = "'\(Self.repo.path)/bin/gra-pipeline' --rounds 2 seeds.ndjson"
+        let r = try ToolRunner.sh(
+            MapCLITests.prelude + """
+                start_server --script script.json --models m1,m2,m3,m4
+                M="--model m1@$URL --model m2@$URL --model m3@$URL --model m4@$URL --cache cache -q"
+                \(pipeline) --run one -- $M 2>/dev/null; echo "one $?"
+                \(pipeline) --run four --shards 4 -- $M 2> four.err; echo "four $?"
+                # The Slurm job array of examples/slurm, run as Slurm would run its tasks.
+                printf '{"models":[{"name":"m1","base_url":"%s"},{"name":"m2","base_url":"%s"},\
+                {"name":"m3","base_url":"%s"},{"name":"m4","base_url":"%s"}]}' $URL $URL $URL $URL > pool.json
+                mkdir -p node-tmp
+                for i in 0 1 2; do
+                    SLURM_ARRAY_TASK_COUNT=3 SLURM_ARRAY_TASK_ID=$i SLURM_ARRAY_JOB_ID=77 POOL=pool.json \
+                    TMPDIR=$PWD/node-tmp '\(Self.repo.path)/examples/slurm/gra-array.sh' seeds.ndjson slurm \
+                    2> slurm-$i.err
+                    echo "task $i $?"
+                done
+                '\(Self.repo.path)/examples/slurm/gra-join.sh' seeds.ndjson slurm 2> join.err; echo "join $?"
+                """, in: dir)
+        #expect(
+            r.stdoutLines == ["one 0", "four 0", "task 0 0", "task 1 0", "task 2 0", "join 0"],
+            "\(r.stdoutText) \(r.stderr)")
+        // The array's dataset: round 1's kept samples, grouped by shard instead of in input order.
+        let slurm = try jsonLines(Data(contentsOf: dir.appendingPathComponent("slurm/dataset.ndjson")))
+        let kept = try jsonLines(Data(contentsOf: dir.appendingPathComponent("one/round-1/kept.ndjson")))
+        #expect(
+            Set(slurm.compactMap { $0["id"] as? String }) == Set(kept.compactMap { $0["id"] as? String })
+                && slurm.count == 9, "\(slurm.count)")
+        #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("slurm/train.sharegpt.jsonl").path))
+        // A record without what depends on the part it was in: its few-shot examples (and so the
+        // prompt's version), and, in a rejects or errors line, the line number it had there.
+        func comparable(_ o: [String: Any]) -> [String: Any] {
+            var o = o
+            o["where"] = nil
+            if let inner = o["record"] as? [String: Any] { o["record"] = comparable(inner) }
+            if var gra = o["gra"] as? [String: Any], var origin = gra["origin"] as? [String: Any] {
+                origin["shots"] = nil
+                origin["prompt_version"] = nil
+                gra["origin"] = origin
+                o["gra"] = gra
+            }
+            return o
+        }
+        func records(_ run: String, _ name: String) throws -> [String] {
+            try jsonLines(Data(contentsOf: dir.appendingPathComponent("\(run)/\(name)"))).map { o -> String in
+                let data = try JSONSerialization.data(withJSONObject: comparable(o), options: [.sortedKeys])
+                return String(decoding: data, as: UTF8.self)
+            }
+        }
+        let one = try records("one", "dataset.ndjson"), four = try records("four", "dataset.ndjson")
+        #expect(one.count == 17 && four == one, "one \(one.count), four \(four.count)")
+        for name in [
+            "round-1/generated.ndjson", "round-1/rejects.ndjson", "round-2/kept.ndjson",
+            "round-2/dedup.rejects.ndjson"
+        ] {
+            #expect(try records("four", name) == records("one", name), "\(name)")
+        }
+        // Every shard's files are kept, and its seeds are a contiguous part of the round's.
+        let parts = try (0..<4).map { k in
+            try jsonLines(Data(contentsOf: dir.appendingPathComponent("four/round-1/shard-\(k)/seeds.ndjson")))
+                .compactMap { $0["id"] as? String }
+        }
+        #expect(parts.flatMap { $0 } == (0..<10).map { "s\($0)" } && parts.allSatisfy { !$0.isEmpty }, "\(parts)")
+        #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("four/round-2/shard-3").path))
+        #expect(
+            try String(contentsOf: dir.appendingPathComponent("four.err"), encoding: .utf8).contains(
+                "4 shards with GNU parallel"))
+    }
 }
