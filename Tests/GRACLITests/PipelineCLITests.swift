@@ -97,6 +97,34 @@ struct PipelineScriptTests {
         #expect(cost["prompt_tokens"] as? Int == 0 && cost["tokens_per_sample"] as? Double == 0, "\(cost)")
     }
 
+    /// A two-round run the server answers by content: ten seeds "Seed i …" (ids s0…s9, domain
+    /// general), their samples "Task i …" in round 1 and "Next i …" in round 2 (texts that share
+    /// no word), every review 8; each rule waits `delayMs`. `first` rules go before the others.
+    static func writeTenSeedRun(in dir: URL, delayMs: Int, first: [String] = []) throws {
+        let words = FilterContractTests.words
+        let delay = delayMs > 0 ? #""delay_ms":\#(delayMs),"# : ""
+        var rules = first
+        rules.append(#"{"contains":"extract the knowledge",\#(delay)"reply_json":{"keywords":["k"],"summary":"S."}}"#)
+        for i in 0..<10 {
+            for (from, to) in [
+                ("Seed \(i) ", "Task \(i) \(words(i, 12))"), ("Task \(i) ", "Next \(i) \(words(i + 50, 12))")
+            ] {
+                rules.append(
+                    #"""
+                    {"contains":["Write ONE new example","\u0023## Seed\nInstruction: \#(from)"],\#(delay)\#
+                    "reply_json":{"instruction":"\#(to)","input":"","response":"Answer \#(words(i + 100, 6))"}}
+                    """#)
+            }
+        }
+        rules.append(#"{"contains":"judge",\#(delay)"reply_json":{"score":8,"comment":"fine"}}"#)
+        try Data(#"{"rules":[\#(rules.joined(separator: ",\n"))]}"#.utf8).write(
+            to: dir.appendingPathComponent("script.json"))
+        let seeds = (0..<10).map {
+            #"{"id":"s\#($0)","instruction":"Seed \#($0) \#(words($0 + 200, 8))","output":"A","domain":"general"}"#
+        }
+        try Data((seeds.joined(separator: "\n") + "\n").utf8).write(to: dir.appendingPathComponent("seeds.ndjson"))
+    }
+
     /// kill -9 of the whole pipeline (its process group: the script and every stage, as a
     /// crash or the OOM killer does) at three moments, then the same command again: the files
     /// left under their own names are complete (the same bytes as an uninterrupted run's), the
@@ -104,28 +132,7 @@ struct PipelineScriptTests {
     /// kill (at most the requests in flight then, 3 stages x 4, are sent twice).
     @Test func killedAtAnyMomentThenTheSameCommandFinishesTheSameDataset() throws {
         let dir = ToolRunner.scratch()
-        let words = FilterContractTests.words
-        var rules = [
-            #"{"contains":"extract the knowledge","delay_ms":60,"reply_json":{"keywords":["k"],"summary":"S."}}"#
-        ]
-        for i in 0..<10 {
-            for (from, to) in [
-                ("Seed \(i) ", "Task \(i) \(words(i, 12))"), ("Task \(i) ", "Next \(i) \(words(i + 50, 12))")
-            ] {
-                rules.append(
-                    #"""
-                    {"contains":["Write ONE new example","\u0023## Seed\nInstruction: \#(from)"],"delay_ms":60,\#
-                    "reply_json":{"instruction":"\#(to)","input":"","response":"Answer \#(words(i + 100, 6))"}}
-                    """#)
-            }
-        }
-        rules.append(#"{"contains":"judge","delay_ms":60,"reply_json":{"score":8,"comment":"fine"}}"#)
-        try Data(#"{"rules":[\#(rules.joined(separator: ",\n"))]}"#.utf8).write(
-            to: dir.appendingPathComponent("script.json"))
-        let seeds = (0..<10).map {
-            #"{"id":"s\#($0)","instruction":"Seed \#($0) \#(words($0 + 200, 8))","output":"A","domain":"general"}"#
-        }
-        try Data((seeds.joined(separator: "\n") + "\n").utf8).write(to: dir.appendingPathComponent("seeds.ndjson"))
+        try Self.writeTenSeedRun(in: dir, delayMs: 60)
         let pipeline = "'\(Self.repo.path)/bin/gra-pipeline' --rounds 2 seeds.ndjson"
         let r = try ToolRunner.sh(
             MapCLITests.prelude + """
@@ -205,33 +212,18 @@ struct PipelineScriptTests {
     func shardsWithGNUParallelGiveTheSameDataset() throws {
         let dir = ToolRunner.scratch()
         let words = FilterContractTests.words
-        var rules = [#"{"contains":"extract the knowledge","reply_json":{"keywords":["k"],"summary":"S."}}"#]
-        for i in 0..<10 {
-            for (from, to) in [
-                ("Seed \(i) ", "Task \(i) \(words(i, 12))"), ("Task \(i) ", "Next \(i) \(words(i + 50, 12))")
-            ] {
-                rules.append(
-                    #"""
-                    {"contains":["Write ONE new example","\u0023## Seed\nInstruction: \#(from)"],\#
-                    "reply_json":{"instruction":"\#(to)","input":"","response":"Answer \#(words(i + 100, 6))"}}
-                    """#)
-            }
-        }
         // Seed 3's sample is rejected in round 1; seed 8's child copies seed 2's (dropped by
         // gra-dedup across shards).
-        rules.insert(GRAStagesCLITests.score(["Task 3 ", GRAStagesCLITests.round1], "2"), at: 0)
-        rules.insert(
-            #"""
-            {"contains":["Write ONE new example","\u0023## Seed\nInstruction: Task 8 "],\#
-            "reply_json":{"instruction":"Next 2 \#(words(52, 12))","input":"","response":"Answer \#(words(102, 6))"}}
-            """#, at: 0)
-        rules.append(#"{"contains":"judge","reply_json":{"score":8,"comment":"fine"}}"#)
-        try Data(#"{"rules":[\#(rules.joined(separator: ",\n"))]}"#.utf8).write(
-            to: dir.appendingPathComponent("script.json"))
-        let seeds = (0..<10).map {
-            #"{"id":"s\#($0)","instruction":"Seed \#($0) \#(words($0 + 200, 8))","output":"A","domain":"general"}"#
-        }
-        try Data((seeds.joined(separator: "\n") + "\n").utf8).write(to: dir.appendingPathComponent("seeds.ndjson"))
+        try Self.writeTenSeedRun(
+            in: dir, delayMs: 0,
+            first: [
+                #"""
+                {"contains":["Write ONE new example","\u0023## Seed\nInstruction: Task 8 "],\#
+                "reply_json":{"instruction":"Next 2 \#(words(52, 12))","input":"",\#
+                "response":"Answer \#(words(102, 6))"}}
+                """#,
+                GRAStagesCLITests.score(["Task 3 ", GRAStagesCLITests.round1], "2")
+            ])
         let pipeline = "'\(Self.repo.path)/bin/gra-pipeline' --rounds 2 seeds.ndjson"
         let r = try ToolRunner.sh(
             MapCLITests.prelude + """

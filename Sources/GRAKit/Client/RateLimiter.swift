@@ -32,10 +32,10 @@ final class RateLimiter: @unchecked Sendable {
     init(limits: RateLimits) { self.limits = limits }
 
     /// Reserves a request costing about `tokens` at `now` and returns how long to wait before
-    /// sending it (0: at once). `earliest` is a delay already due (a retry's backoff).
-    func reserve(tokens: Int, now: Double, earliest: Double = 0) -> Double {
+    /// sending it (0: at once).
+    func reserve(tokens: Int, now: Double) -> Double {
         lock.locked {
-            var start = max(now + earliest, pausedUntil)
+            var start = max(now, pausedUntil)
             if let rpm = limits.requestsPerMinute, rpm > 0 { start = max(start, requestTAT) }
             if let tpm = limits.tokensPerMinute, tpm > 0 { start = max(start, tokenTAT) }
             if let rpm = limits.requestsPerMinute, rpm > 0 {
