@@ -8,8 +8,8 @@ public struct InputOptions: ParsableArguments {
         name: .long,
         help:
             """
-            Report malformed input lines (also into the rejects or errors file, when one is given) and go on \
-            instead of stopping with exit 65.
+            Report malformed input lines and go on instead of stopping with exit 65; each is kept whole in the \
+            errors file (gra-format: the rejects file; gra-dedup: the rejects file when one is given).
             """
     )
     public var skipBadInput = false

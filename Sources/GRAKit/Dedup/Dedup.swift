@@ -461,17 +461,15 @@ public final class DedupStage: @unchecked Sendable {  // index and output are to
         try rejects.lineEnded()
     }
 
-    /// Malformed input with --skip-bad-input: reported, and kept in the rejects file.
+    /// Malformed input with --skip-bad-input: reported, and kept in the rejects file, or
+    /// without --rejects (whose drops are only reported) in the errors file, so that it is
+    /// never only a line on stderr.
     private func badInput(_ place: String, _ message: String, raw: UnsafeBufferPointer<UInt8>) throws(GRAError) {
         summary.badInput += 1
         diagnostics.warn("\(place): \(message) (skipped)")
-        guard let rejects else { return }
-        var entry = JSONObject()
-        entry.append("stage", .string("gra-dedup"))
-        entry.append("where", .string(place))
-        entry.append("reason", .string(message))
-        if raw.count > 0 { entry.append("raw", .string(String(decoding: raw, as: UTF8.self))) }
-        try rejects.writeLine(entry)
+        let entry = InputLine.skippedEntry(
+            stage: "gra-dedup", place: place, message: message, raw: raw.count > 0 ? raw : nil)
+        if let rejects { try rejects.writeLine(entry) } else { try errors.writeLine(entry) }
     }
 
     /// Approximate bytes the index holds (for the summary and the benchmarks).

@@ -62,10 +62,18 @@ public final class LineReader {
         self.maxLineBytes = maxLineBytes
         self.readSize = readSize
         capacity = max(readSize * 2, 1 << 12)
-        buffer = .allocate(capacity: capacity)
+        buffer = LineReader.resize(nil, to: capacity)
     }
 
-    deinit { buffer.deallocate() }
+    deinit { free(buffer) }
+
+    /// The buffer lives in malloc's memory so that growing it is a `realloc`: a big buffer is
+    /// moved by remapping its pages, not copied into a second one (which held both, 3x the
+    /// line, at the moment a 64 MiB line grew the buffer).
+    private static func resize(_ old: UnsafeMutablePointer<UInt8>?, to bytes: Int) -> UnsafeMutablePointer<UInt8> {
+        guard let p = realloc(old, bytes) else { fatalError("out of memory: a \(bytes)-byte input buffer") }
+        return p.assumingMemoryBound(to: UInt8.self)
+    }
 
     /// Reads more bytes after `end`; returns false at end of file. May move the unconsumed
     /// bytes (from `start`) to the front of the buffer: callers keep offsets from `start`.
@@ -79,11 +87,10 @@ public final class LineReader {
                 start = 0
             }
             if capacity - end < readSize {
-                let newCapacity = max(capacity * 2, end + readSize)
-                let p = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
-                p.update(from: buffer, count: end)
-                buffer.deallocate()
-                buffer = p
+                // Doubling, but never past what a line at the cap needs: a longer one is
+                // skipped without being kept (`next`), so more room would only be filled.
+                let newCapacity = max(min(capacity * 2, maxLineBytes + 2 * readSize), end + readSize)
+                buffer = LineReader.resize(buffer, to: newCapacity)
                 capacity = newCapacity
             }
         }

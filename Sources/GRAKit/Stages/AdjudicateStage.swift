@@ -64,7 +64,15 @@ public final class AdjudicateStage: @unchecked Sendable {
 
     private func adjudicate(_ task: StageTask) {
         guard let review = task.record.graSection("review") else {
-            return task.fail(TaskFailure(reason: "no gra.review: run gra-review first"))
+            let reason: String
+            if let gra = task.record["gra"], gra.objectValue == nil {
+                reason = "field 'gra' must be an object, not \(gra.kindDescription)"
+            } else if let value = task.record["gra"]?.objectValue?["review"] {
+                reason = "field 'gra.review' must be an object, not \(value.kindDescription)"
+            } else {
+                reason = "no gra.review: run gra-review first"
+            }
+            return task.fail(TaskFailure(reason: reason))
         }
         let decision = review["decision"]?.stringValue
         switch decision {

@@ -211,7 +211,8 @@ struct FormatWorker: Sendable {
                     badInput(
                         r, where: input.place(number, element: element.map { $0 + 1 }),
                         message: InputLine.tooLongMessage(
-                            bytes: bytes, element: element, limit: options.io.maxLineBytes))
+                            bytes: bytes, element: element, limit: options.io.maxLineBytes),
+                        overlongBytes: bytes)
                 case .text(let number, let start, let count):
                     sortAndHandle(
                         r, UnsafeBufferPointer(rebasing: all[start..<(start + count)]), isElement: false,
@@ -322,7 +323,7 @@ struct FormatWorker: Sendable {
     /// Malformed input: stop (exit 65) unless --skip-bad-input, then record it in rejects.
     private func badInput(
         _ r: BatchResult, where place: String, message: String,
-        raw: UnsafeBufferPointer<UInt8>? = nil, value: JSONValue? = nil
+        raw: UnsafeBufferPointer<UInt8>? = nil, value: JSONValue? = nil, overlongBytes: Int? = nil
     ) {
         guard options.io.skipBadInput else {
             r.fatal = GRAError.badRecord(place, message)
@@ -330,12 +331,9 @@ struct FormatWorker: Sendable {
         }
         r.summary.badInput += 1
         r.warnings.append(("\(place): \(message) (skipped)", "\(message) (skipped)"))
-        var entry = JSONObject()
-        entry.append("stage", .string("gra-format"))
-        entry.append("where", .string(place))
-        entry.append("reason", .string(message))
-        if let value { entry.append("value", value) }
-        if let raw { entry.append("raw", .string(String(decoding: raw, as: UTF8.self))) }
+        let entry = InputLine.skippedEntry(
+            stage: "gra-format", place: place, message: message, raw: raw, value: value,
+            overlongBytes: overlongBytes)
         JSONWriter.write(entry, to: r.rejects)
         r.rejects.append(0x0A)
         r.rejectLines += 1

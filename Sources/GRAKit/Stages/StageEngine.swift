@@ -351,24 +351,24 @@ public final class StageEngine: @unchecked Sendable {
             if Signals.interrupted { throw GRAError.interrupted }
             while tasks.count >= window { try waitAndWrite() }
             guard let item = try nextItem(reader, isArray: isArray, fd: file.fd) else { break }
-            let line: Int, element: Int?, sorted: InputLine
+            let line: Int, element: Int?, sorted: InputLine, text: UnsafeBufferPointer<UInt8>
             switch item {
             case .tooLong(let number, let n, let index):
                 try badInput(
                     file.place(number, element: index.map { $0 + 1 }),
-                    InputLine.tooLongMessage(bytes: n, element: index, limit: io.maxLineBytes))
+                    InputLine.tooLongMessage(bytes: n, element: index, limit: io.maxLineBytes), overlongBytes: n)
                 continue
-            case .line(let number, let text):
-                (line, element, sorted) = (number, nil, InputLine.classify(text))
-            case .element(let index, let number, let text):
-                (line, element, sorted) = (number, index + 1, InputLine.classify(text, isElement: true))
+            case .line(let number, let bytes):
+                (line, element, sorted, text) = (number, nil, InputLine.classify(bytes), bytes)
+            case .element(let index, let number, let bytes):
+                (line, element, sorted, text) = (number, index + 1, InputLine.classify(bytes, isElement: true), bytes)
             }
             let record: JSONObject
             switch sorted {
             case .blank: continue
             case .record(let o): record = o
-            case .bad(let problem, _):
-                try badInput(file.place(line, element: element), problem)
+            case .bad(let problem, let value):
+                try badInput(file.place(line, element: element), problem, raw: text, value: value)
                 continue
             }
             if let shard = io.shard, !shard.contains(record) {
@@ -419,7 +419,10 @@ public final class StageEngine: @unchecked Sendable {
         return total
     }
 
-    private func badInput(_ place: String, _ message: String) throws(GRAError) {
+    private func badInput(
+        _ place: String, _ message: String, raw: UnsafeBufferPointer<UInt8>? = nil, value: JSONValue? = nil,
+        overlongBytes: Int? = nil
+    ) throws(GRAError) {
         guard io.skipBadInput else {
             // Everything before the bad line is written first.
             while tasks.count > 0 { try waitAndWrite() }
@@ -427,11 +430,9 @@ public final class StageEngine: @unchecked Sendable {
         }
         summary.badInput += 1
         diagnostics.warn("\(place): \(message) (skipped)", fold: "\(message) (skipped)")
-        var e = JSONObject()
-        e.append("stage", .string(name))
-        e.append("where", .string(place))
-        e.append("reason", .string(message))
-        try errors.writeLine(e)
+        try errors.writeLine(
+            InputLine.skippedEntry(
+                stage: name, place: place, message: message, raw: raw, value: value, overlongBytes: overlongBytes))
     }
 
     fileprivate func finish(_ task: StageTask, _ outcome: TaskOutcome) {
