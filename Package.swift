@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "gra-review", targets: ["gra-review"]),
         .executable(name: "gra-adjudicate", targets: ["gra-adjudicate"]),
         .executable(name: "gra-dedup", targets: ["gra-dedup"]),
+        .executable(name: "gra-report", targets: ["gra-report"]),
         .executable(name: "gra-testserver", targets: ["gra-testserver"]),
         .executable(name: "gra-fuzz", targets: ["gra-fuzz"])
     ],
@@ -72,6 +73,12 @@ let package = Package(
         ),
         .executableTarget(
             name: "gra-dedup",
+            dependencies: [
+                "GRAKit", "GRACommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser")
+            ]
+        ),
+        .executableTarget(
+            name: "gra-report",
             dependencies: [
                 "GRAKit", "GRACommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser")
             ]

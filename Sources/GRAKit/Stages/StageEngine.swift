@@ -149,6 +149,7 @@ public final class StageTask: @unchecked Sendable {
                 case .success(let v):
                     done(.success((v, reply)))
                 case .failure(let problem):
+                    engine.unparsedReplies[request.model.name, default: 0] += 1
                     // A reply cut off by the token limit is not asked again: it would be cut at
                     // the same place.
                     let cut = reply.finishReason == "length"
@@ -207,6 +208,10 @@ public final class StageEngine: @unchecked Sendable {
     /// Rejected records: the --rejects file, or a default one made when the first comes.
     public let rejects: SideOutput
     public private(set) var summary = StageSummary()
+    /// Replies per model that were not the JSON asked for (or were out of range, or cut off),
+    /// re-asked or not: how often a model fails its role's format (gra-report's calibration).
+    /// Counted on the reading thread, where replies are handled.
+    var unparsedReplies: [String: Int] = [:]
     /// Extra fields for the `--stats` file (the stage's own counts).
     public var extraStats: () -> JSONObject = { JSONObject() }
     /// Checks the first record before anything is asked (a template variable it lacks, say):
@@ -621,6 +626,7 @@ public final class StageEngine: @unchecked Sendable {
             }
             o.append("retries_by_class", classes(s.retriesByClass))
             o.append("failures_by_class", classes(s.failuresByClass))
+            o.append("unparsed_replies", .integer(unparsedReplies[name] ?? 0))
             models.append(name, .object(o))
         }
         var root = JSONObject()

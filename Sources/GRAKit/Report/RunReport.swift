@@ -1,0 +1,361 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The numbers `gra-report` shows for a run directory written by `bin/gra-pipeline`: the funnel
+/// per round, the rejection reasons, review scores, each reviewer model's calibration, the
+/// domain mix and lengths of seeds and final data, cost and speed from the stages' `--stats`,
+/// and a few records to read. `load` reads each file once, a record at a time, so a run of
+/// millions of samples takes the memory of its ids, not of its records.
+public struct RunReport: Sendable {
+    /// One GRA round: how many records reached each step (docs: man gra-report(1), FUNNEL).
+    public struct Round: Sendable, Equatable {
+        public var number: Int
+        public var seeds = 0
+        public var generated = 0
+        public var generateErrors = 0
+        public var reviewAccept = 0
+        public var reviewReject = 0
+        public var reviewDispute = 0
+        public var reviewErrors = 0
+        public var accepted = 0
+        public var acceptedByAdjudicator = 0
+        public var rejectedByReviewers = 0
+        public var rejectedByAdjudicator = 0
+        public var adjudicateErrors = 0
+        /// Dropped by gra-dedup, per method (exact, minhash, semantic, against).
+        public var dedupDropped: [String: Int] = [:]
+        public var dedupErrors = 0
+        public var kept = 0
+        public init(number: Int) { self.number = number }
+
+        public var reviewed: Int { reviewAccept + reviewReject + reviewDispute }
+    }
+
+    /// How one reviewer model judged, against its committees and the final decisions.
+    public struct Calibration: Sendable, Equatable {
+        /// Scores it gave.
+        public var reviews = 0
+        /// Sum over its scores of (its score − the mean of all reviewers' scores for that
+        /// record and round).
+        public var offsetSum = 0.0
+        /// Records with a final decision (accepted or rejected) that it scored.
+        public var votes = 0
+        /// … where its own vote (every score it gave ≥ the record's min_score: accept) was the
+        /// final decision.
+        public var agreements = 0
+        /// Disputed rounds it sat in that had one reviewer farthest from the mean.
+        public var disputes = 0
+        /// … where that reviewer was this model.
+        public var outliers = 0
+        /// Review requests to this model, and replies that were not the JSON asked for (the
+        /// stage's --stats: requests and unparsed_replies).
+        public var requests = 0
+        public var unparsed = 0
+        public init() {}
+
+        public var meanOffset: Double? { reviews > 0 ? offsetSum / Double(reviews) : nil }
+        public var agreement: Double? { votes > 0 ? Double(agreements) / Double(votes) : nil }
+        public var outlierRate: Double? { disputes > 0 ? Double(outliers) / Double(disputes) : nil }
+        public var unparsedRate: Double? { requests > 0 ? Double(unparsed) / Double(requests) : nil }
+    }
+
+    /// A model's requests and tokens over every stage and round (from the --stats files).
+    public struct Cost: Sendable, Equatable {
+        public var requests = 0
+        public var cacheHits = 0
+        public var retries = 0
+        public var failures = 0
+        public var promptTokens = 0
+        public var completionTokens = 0
+        public init() {}
+    }
+
+    /// One model's latency in one stage of one round.
+    public struct Latency: Sendable, Equatable {
+        public var round: Int
+        public var stage: String
+        public var model: String
+        public var requests: Int
+        public var p50: Double?
+        public var p95: Double?
+    }
+
+    /// A record to read in the sample browser, with why it is shown.
+    public struct Sample: Sendable, Equatable {
+        public var kind: String
+        public var round: Int
+        public var reason: String?
+        public var record: JSONObject
+    }
+
+    /// Lower edges, in characters, of the length histograms' bins (the last is open).
+    public static let lengthBins = [0, 50, 100, 200, 500, 1000, 2000, 5000]
+    /// Samples shown per kind (accepted, rejected, disputed).
+    public static let samplesPerKind = 3
+
+    public var directory: String
+    public var rounds: [Round] = []
+    /// Rejections and errors grouped by reason ("rejected by reviewers: response rejected in
+    /// round 2", "rejected by the adjudicator (MODEL)", "duplicate (minhash)", errors by stage).
+    public var reasons: [String: Int] = [:]
+    /// Review round (1: the instruction, 2: the response) → counts of the scores 1...10.
+    public var scores: [Int: [Int]] = [:]
+    /// Model → review round → counts of the scores 1...10.
+    public var scoresByModel: [String: [Int: [Int]]] = [:]
+    public var calibration: [String: Calibration] = [:]
+    public var seedDomains: [String: Int] = [:]
+    public var finalDomains: [String: Int] = [:]
+    /// "seeds instruction", "seeds response", "final instruction", "final response" → counts per
+    /// `lengthBins` bin.
+    public var lengths: [String: [Int]] = [:]
+    public var costs: [String: Cost] = [:]
+    public var latencies: [Latency] = []
+    /// RUN/stats.json as bin/gra-pipeline wrote it (requests, tokens per sample, ...).
+    public var pipelineStats: JSONObject?
+    public var samples: [Sample] = []
+    public var seeds = 0
+    public var final = 0
+
+    public init(directory: String) { self.directory = directory }
+
+    // MARK: - Reading a run directory
+
+    /// Reads RUN/seeds.ndjson, RUN/round-N/… and RUN/dataset.ndjson (see bin/gra-pipeline). A
+    /// file a stage did not write (no errors, say) counts as empty.
+    public static func load(runDirectory dir: String) throws(GRAError) -> RunReport {
+        var report = RunReport(directory: dir)
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
+            throw GRAError.noInput("\(dir): not a run directory (bin/gra-pipeline --run DIR writes one)")
+        }
+        guard FileManager.default.fileExists(atPath: dir + "/seeds.ndjson") else {
+            throw GRAError.noInput("\(dir): no seeds.ndjson: not a run directory written by bin/gra-pipeline")
+        }
+        try forEachRecord(dir + "/seeds.ndjson") { (o) throws(GRAError) in
+            report.seeds += 1
+            report.count(o, domains: \.seedDomains, lengths: "seeds")
+        }
+        var number = 1
+        var previousKept = report.seeds
+        while FileManager.default.fileExists(atPath: "\(dir)/round-\(number)") {
+            var round = Round(number: number)
+            round.seeds = previousKept
+            try report.readRound(&round, in: "\(dir)/round-\(number)")
+            report.rounds.append(round)
+            previousKept = round.kept
+            number += 1
+        }
+        try forEachRecord(dir + "/dataset.ndjson") { (o) throws(GRAError) in
+            report.final += 1
+            report.count(o, domains: \.finalDomains, lengths: "final")
+        }
+        if let stats = try readJSON(dir + "/stats.json") { report.pipelineStats = stats }
+        return report
+    }
+
+    private mutating func readRound(_ round: inout Round, in dir: String) throws(GRAError) {
+        let n = round.number
+        try Self.forEachRecord(dir + "/generated.ndjson") { (_: JSONObject) throws(GRAError) in round.generated += 1 }
+        round.generateErrors = try countErrors(dir + "/errors-generate.ndjson", stage: "gra-generate")
+        round.reviewErrors = try countErrors(dir + "/errors-review.ndjson", stage: "gra-review")
+        round.adjudicateErrors = try countErrors(dir + "/errors-adjudicate.ndjson", stage: "gra-adjudicate")
+        round.dedupErrors = try countErrors(dir + "/errors-dedup.ndjson", stage: "gra-dedup")
+
+        // The final decision of each record: accepted (by the reviewers or the adjudicator) or
+        // rejected; the calibration compares each reviewer's vote with it.
+        var decided: [String: Bool] = [:]
+        try Self.forEachRecord(dir + "/accepted.ndjson") { (o) throws(GRAError) in
+            round.accepted += 1
+            let adjudicated = o.graSection("adjudication") != nil
+            if adjudicated { round.acceptedByAdjudicator += 1 }
+            if let id = o["id"]?.stringValue { decided[id] = true }
+            addSample(adjudicated ? "disputed" : "accepted", round: n, reason: nil, record: o)
+        }
+        try Self.forEachRecord(dir + "/rejects.ndjson") { (o) throws(GRAError) in
+            let why = o["reason"]?.stringValue ?? ""
+            let record = o["record"]?.objectValue ?? JSONObject()
+            if why.hasPrefix("rejected by the adjudicator") {
+                round.rejectedByAdjudicator += 1
+                addSample("disputed", round: n, reason: why, record: record)
+            } else {
+                round.rejectedByReviewers += 1
+                addSample("rejected", round: n, reason: why, record: record)
+            }
+            reasons[Self.group(why), default: 0] += 1
+            if let id = (o["id"] ?? record["id"])?.stringValue { decided[id] = false }
+        }
+        try Self.forEachRecord(dir + "/reviewed.ndjson") { (o) throws(GRAError) in
+            guard let review = o.graSection("review") else { return }
+            switch review["decision"]?.stringValue {
+            case "accept": round.reviewAccept += 1
+            case "reject": round.reviewReject += 1
+            case "dispute": round.reviewDispute += 1
+            default: break
+            }
+            countReviews(review, decision: o["id"]?.stringValue.flatMap { decided[$0] })
+        }
+        try Self.forEachRecord(dir + "/dedup.rejects.ndjson") { (o) throws(GRAError) in
+            let method = o["method"]?.stringValue ?? "?"
+            round.dedupDropped[method, default: 0] += 1
+            reasons["duplicate (\(method))", default: 0] += 1
+        }
+        try Self.forEachRecord(dir + "/kept.ndjson") { (_: JSONObject) throws(GRAError) in round.kept += 1 }
+
+        for stage in ["generate", "review", "adjudicate"] {
+            guard let stats = try Self.readJSON("\(dir)/stats-\(stage).json"),
+                let models = stats["models"]?.objectValue
+            else { continue }
+            for field in models.fields {
+                guard let m = field.value.objectValue else { continue }
+                func int(_ key: String) -> Int { Int(m[key]?.doubleValue ?? 0) }
+                var cost = costs[field.key] ?? Cost()
+                cost.requests += int("requests")
+                cost.cacheHits += int("cache_hits")
+                cost.retries += int("retries")
+                cost.failures += int("failures")
+                cost.promptTokens += int("prompt_tokens")
+                cost.completionTokens += int("completion_tokens")
+                costs[field.key] = cost
+                latencies.append(
+                    Latency(
+                        round: round.number, stage: "gra-" + stage, model: field.key, requests: int("requests"),
+                        p50: m["latency_p50_s"]?.doubleValue, p95: m["latency_p95_s"]?.doubleValue))
+                if stage == "review" {
+                    calibration[field.key, default: Calibration()].requests += int("requests") + int("cache_hits")
+                    calibration[field.key, default: Calibration()].unparsed += int("unparsed_replies")
+                }
+            }
+        }
+    }
+
+    /// Scores, offsets, votes and dispute outliers of one record's reviews.
+    mutating func countReviews(_ review: JSONObject, decision: Bool?) {
+        let reviews = review["reviews"]?.arrayValue ?? []
+        var byRound: [Int: [(model: String, score: Double)]] = [:]
+        for r in reviews {
+            guard let o = r.objectValue, let model = o["model"]?.stringValue, let score = o["score"]?.doubleValue,
+                let round = o["round"]?.doubleValue, score.isFinite, round.isFinite
+            else { continue }
+            byRound[Int(round), default: []].append((model, score))
+            let bin = min(max(Int(score.rounded()), 1), 10) - 1
+            scores[Int(round), default: Array(repeating: 0, count: 10)][bin] += 1
+            scoresByModel[model, default: [:]][Int(round), default: Array(repeating: 0, count: 10)][bin] += 1
+        }
+        let minScore = review["min_score"]?.doubleValue ?? 7
+        let maxVariance = review["max_variance"]?.doubleValue ?? 2
+        var votes: [String: Bool] = [:]
+        for (_, scored) in byRound {
+            let mean = scored.map(\.score).reduce(0, +) / Double(scored.count)
+            let variance = scored.map { ($0.score - mean) * ($0.score - mean) }.reduce(0, +) / Double(scored.count)
+            for s in scored {
+                calibration[s.model, default: Calibration()].reviews += 1
+                calibration[s.model, default: Calibration()].offsetSum += s.score - mean
+                votes[s.model] = (votes[s.model] ?? true) && s.score >= minScore
+            }
+            // A dispute's outlier: the one reviewer farthest from the mean (none when tied).
+            if variance > maxVariance {
+                let distances = scored.map { abs($0.score - mean) }
+                let far = distances.max() ?? 0
+                let farthest = scored.indices.filter { distances[$0] == far }
+                if farthest.count == 1 {
+                    for s in scored { calibration[s.model, default: Calibration()].disputes += 1 }
+                    calibration[scored[farthest[0]].model, default: Calibration()].outliers += 1
+                }
+            }
+        }
+        if let decision {
+            for (model, vote) in votes {
+                calibration[model, default: Calibration()].votes += 1
+                if vote == decision { calibration[model, default: Calibration()].agreements += 1 }
+            }
+        }
+    }
+
+    mutating func count(
+        _ o: JSONObject, domains: WritableKeyPath<RunReport, [String: Int]>, lengths prefix: String
+    ) {
+        self[keyPath: domains][o["domain"]?.stringValue ?? "(none)", default: 0] += 1
+        let response = (o["response"] ?? o["output"])?.stringValue
+        for (field, text) in [("instruction", o["instruction"]?.stringValue), ("response", response)] {
+            guard let text else { continue }
+            let n = text.unicodeScalars.count
+            let bin = (Self.lengthBins.lastIndex { $0 <= n }) ?? 0
+            lengths["\(prefix) \(field)", default: Array(repeating: 0, count: Self.lengthBins.count)][bin] += 1
+        }
+    }
+
+    mutating func addSample(_ kind: String, round: Int, reason: String?, record: JSONObject) {
+        guard samples.filter({ $0.kind == kind }).count < Self.samplesPerKind else { return }
+        samples.append(Sample(kind: kind, round: round, reason: reason, record: record))
+    }
+
+    /// A rejection reason without its numbers, so that like ones group: "rejected by
+    /// reviewers: response rejected in round 2: mean 3.33 < 7 …" → "rejected by reviewers:
+    /// response rejected in round 2".
+    static func group(_ reason: String) -> String {
+        let parts = reason.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+        if reason.hasPrefix("rejected by reviewers"), parts.count >= 2 {
+            return parts[0] + ":" + parts[1]
+        }
+        return String(parts[0])
+    }
+
+    private mutating func reason(_ o: JSONObject, stage: String) {
+        let why = o["reason"]?.stringValue ?? "?"
+        // The first clause names the kind of failure; the rest is this record's detail.
+        let head = why.split(separator: ":", maxSplits: 1).first.map(String.init) ?? why
+        reasons["\(stage) error: \(head.prefix(80))", default: 0] += 1
+    }
+
+    // MARK: - Files
+
+    /// Calls `body` with each record of an NDJSON file; a missing file has none. A line that is
+    /// not a record is an error naming the file and line: run files are written by gra.
+    static func forEachRecord(
+        _ path: String, _ body: (JSONObject) throws(GRAError) -> Void
+    ) throws(GRAError) {
+        let fd = open(path, O_RDONLY)
+        if fd < 0 {
+            if errno == ENOENT { return }
+            throw GRAError.noInput("cannot open \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        let reader = LineReader(fd: fd)
+        while let item = try reader.next() {
+            switch item {
+            case .line(let number, let bytes):
+                switch InputLine.classify(bytes) {
+                case .blank: continue
+                case .record(let o): try body(o)
+                case .bad(let problem, _): throw GRAError.badInput("\(path):\(number): \(problem)")
+                }
+            case .element, .tooLong(_, _, _):
+                throw GRAError.badInput("\(path): not NDJSON as gra writes it")
+            }
+        }
+    }
+
+    /// The entries of a stage's errors file, counted by reason.
+    private mutating func countErrors(_ path: String, stage: String) throws(GRAError) -> Int {
+        var n = 0
+        try Self.forEachRecord(path) { (o) throws(GRAError) in
+            n += 1
+            reason(o, stage: stage)
+        }
+        return n
+    }
+
+    static func readJSON(_ path: String) throws(GRAError) -> JSONObject? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        do {
+            return try JSONParser.parse([UInt8](data)).objectValue
+        } catch {
+            throw GRAError.badInput("\(path): \(error)")
+        }
+    }
+}

@@ -1,0 +1,145 @@
+import Foundation
+import Testing
+
+/// gra-report on the demo run (the bundled seeds through bin/gra-pipeline against the demo
+/// server's scripted models, as bin/gra-demo runs it): every number of its summary checked
+/// against the run's own files, read here with Foundation.
+@Suite("gra-report on the demo run", .serialized)
+struct ReportCLITests {
+    static let repo = PipelineScriptTests.repo
+
+    func lines(_ url: URL) throws -> [[String: Any]] {
+        guard FileManager.default.fileExists(atPath: url.path) else { return [] }
+        return try jsonLines(Data(contentsOf: url))
+    }
+
+    @Test func theDemoRunsReportMatchesItsFiles() throws {
+        let dir = ToolRunner.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let models = ["demo-llama-3.1-8b", "demo-qwen-2.5-7b", "demo-mistral-7b", "demo-gemma-2-9b", "demo-glm-4-9b"]
+        let r = try ToolRunner.sh(
+            MapCLITests.prelude + """
+                start_server --script '\(Self.repo.path)/examples/demo/server-script.json' \
+                --models \(models.joined(separator: ","))
+                '\(Self.repo.path)/bin/gra-pipeline' --run run '\(Self.repo.path)/examples/seeds.alpaca.json' \
+                -- \(models.map { "--model \($0)@$URL" }.joined(separator: " ")) --cache run/cache --quiet \
+                2> pipeline.err
+                echo "pipeline $?"
+                gra-report run; echo "report $?"
+                gra-report --output elsewhere.html --json elsewhere.json run; echo "again $?"
+                gra-report .; echo "not a run $?"
+                """, in: dir)
+        #expect(r.stdoutLines == ["pipeline 0", "report 0", "again 0", "not a run 66"], "\(r.stderr)")
+        #expect(r.stderr.contains("gra-report: error: .: no seeds.ndjson"), "\(r.stderr)")
+        let run = dir.appendingPathComponent("run")
+        let round = run.appendingPathComponent("round-1")
+        let summary =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: run.appendingPathComponent("report.json"))) as! [String: Any]
+        #expect(
+            try Data(contentsOf: dir.appendingPathComponent("elsewhere.json"))
+                == Data(contentsOf: run.appendingPathComponent("report.json")))
+
+        // The funnel.
+        let seeds = try lines(run.appendingPathComponent("seeds.ndjson"))
+        let reviewed = try lines(round.appendingPathComponent("reviewed.ndjson"))
+        let accepted = try lines(round.appendingPathComponent("accepted.ndjson"))
+        let rejects = try lines(round.appendingPathComponent("rejects.ndjson"))
+        let dropped = try lines(round.appendingPathComponent("dedup.rejects.ndjson"))
+        let kept = try lines(round.appendingPathComponent("kept.ndjson"))
+        func review(_ o: [String: Any]) -> [String: Any] { (o["gra"] as! [String: Any])["review"] as! [String: Any] }
+        func decisions(_ d: String) -> Int { reviewed.filter { review($0)["decision"] as? String == d }.count }
+        let funnel = (summary["rounds"] as! [[String: Any]])[0]
+        let expected: [String: Int] = [
+            "seeds": seeds.count,
+            "generated": try lines(round.appendingPathComponent("generated.ndjson")).count,
+            "reviewed": reviewed.count, "review_accept": decisions("accept"), "review_reject": decisions("reject"),
+            "review_dispute": decisions("dispute"), "accepted": accepted.count,
+            "accepted_by_adjudicator": accepted.filter { ($0["gra"] as! [String: Any])["adjudication"] != nil }.count,
+            "rejected_by_reviewers": rejects.filter { ($0["reason"] as! String).hasPrefix("rejected by reviewers") }
+                .count,
+            "rejected_by_adjudicator": rejects.filter {
+                ($0["reason"] as! String).hasPrefix("rejected by the adjudicator")
+            }.count,
+            "dedup_dropped": dropped.count, "kept": kept.count
+        ]
+        for (key, value) in expected { #expect(funnel[key] as? Int == value, "\(key)") }
+        // The demo script has every kind: disputes, both rulings, reviewer rejects, a duplicate.
+        #expect(expected.values.allSatisfy { $0 > 0 }, "\(expected)")
+        #expect(summary["final"] as? Int == kept.count && summary["seeds"] as? Int == seeds.count)
+
+        // Scores: every review counted once, in its round and score.
+        var scores: [Int: [Int]] = [:]
+        var offsets: [String: (sum: Double, n: Int)] = [:]
+        for o in reviewed {
+            let reviews = review(o)["reviews"] as! [[String: Any]]
+            for round in [1, 2] {
+                let these = reviews.filter { $0["round"] as? Int == round }
+                guard !these.isEmpty else { continue }
+                let mean = these.map { Double($0["score"] as! Int) }.reduce(0, +) / Double(these.count)
+                for v in these {
+                    let s = v["score"] as! Int
+                    scores[round, default: Array(repeating: 0, count: 10)][s - 1] += 1
+                    let m = v["model"] as! String
+                    offsets[m] = ((offsets[m]?.sum ?? 0) + Double(s) - mean, (offsets[m]?.n ?? 0) + 1)
+                }
+            }
+        }
+        let reported = summary["scores"] as! [String: Any]
+        #expect(reported["round_1"] as? [Int] == scores[1])
+        #expect(reported["round_2"] as? [Int] == scores[2])
+        let calibration = summary["calibration"] as! [String: [String: Any]]
+        #expect(Set(calibration.keys) == Set(offsets.keys))
+        for (model, o) in offsets {
+            #expect(calibration[model]?["reviews"] as? Int == o.n)
+            let offset = calibration[model]?["mean_offset"] as? Double ?? .nan
+            #expect(abs(offset - o.sum / Double(o.n)) < 1e-4, "\(model)")
+        }
+
+        // Domains of the seeds and of the dataset.
+        func domains(_ records: [[String: Any]]) -> [String: Int] {
+            records.reduce(into: [:]) { $0[$1["domain"] as? String ?? "(none)", default: 0] += 1 }
+        }
+        #expect(summary["seed_domains"] as? [String: Int] == domains(seeds))
+        #expect(
+            summary["final_domains"] as? [String: Int]
+                == domains(try lines(run.appendingPathComponent("dataset.ndjson"))))
+
+        // The page: every section, the charts as SVG, nothing outside it.
+        let html = try String(contentsOf: run.appendingPathComponent("report.html"), encoding: .utf8)
+        for id in ["funnel", "reasons", "scores", "calibration", "domains", "lengths", "cost", "samples"] {
+            #expect(html.contains("<h2 id=\"\(id)\""), "\(id)")
+        }
+        #expect(html.components(separatedBy: "<svg ").count - 1 >= 6)
+        for outside in ["<script", "src=", "<link", "url("] { #expect(!html.contains(outside), "\(outside)") }
+    }
+
+    /// A reply that is not the JSON asked for is counted in --stats as the model's
+    /// unparsed_replies (re-asked here, so the record still passes): the calibration's
+    /// unparsed rate.
+    @Test func unparsedRepliesAreCountedPerModel() throws {
+        let dir = ToolRunner.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try Data(
+            #"""
+            {"rules":[{"contains":"judge only the INSTRUCTION","times":2,"reply":"I would say about eight."},
+            {"contains":"judge","reply_json":{"score":8,"comment":"c"}}]}
+            """#.utf8
+        ).write(to: dir.appendingPathComponent("script.json"))
+        let r = try ToolRunner.sh(
+            MapCLITests.prelude + """
+                start_server --script script.json --models m1,m2,m3
+                echo '{"id":"a","instruction":"Do x","output":"Done"}' \
+                  | gra-review --model m1@$URL --model m2@$URL --model m3@$URL --no-cache --stats s.json -q > out.ndjson
+                echo "status $?"
+                """, in: dir)
+        #expect(r.stdoutLines == ["status 0"], "\(r.stderr)")
+        let stats = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("s.json")))
+        let models = (stats as! [String: Any])["models"] as! [String: [String: Any]]
+        let unparsed = models.mapValues { $0["unparsed_replies"] as? Int ?? -1 }
+        #expect(unparsed.values.reduce(0, +) == 2, "\(unparsed)")
+        #expect(unparsed.values.allSatisfy { $0 >= 0 })
+        // 6 reviews and 2 re-asks.
+        #expect(models.values.map { $0["requests"] as? Int ?? 0 }.reduce(0, +) == 8)
+    }
+}
