@@ -38,6 +38,14 @@ struct BadInputCLITests {
         )
     ]
 
+    /// A scratch directory with gra-map's prompt (p.txt) and the server's script.
+    static func scratch() throws -> URL {
+        let dir = ToolRunner.scratch()
+        try Data("Say {{instruction}}".utf8).write(to: dir.appendingPathComponent("p.txt"))
+        try Data(script.utf8).write(to: dir.appendingPathComponent("script.json"))
+        return dir
+    }
+
     /// A good record; for gra-adjudicate one the reviewers accepted (it passes through).
     static func good(_ id: String, stage: String) -> String {
         let review = stage == "gra-adjudicate" ? #","gra":{"review":{"decision":"accept","reason":"r"}}"# : ""
@@ -83,10 +91,8 @@ struct BadInputCLITests {
     @Test(arguments: stages.map(\.name))
     func badLinesStopOrAreKeptWhole(_ stage: String) throws {
         let (_, command, sideFile, _) = Self.stages.first { $0.name == stage }!
-        let dir = ToolRunner.scratch()
+        let dir = try Self.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
-        try Data("Say {{instruction}}".utf8).write(to: dir.appendingPathComponent("p.txt"))
-        try Data(Self.script.utf8).write(to: dir.appendingPathComponent("script.json"))
         let a = Array((Self.good("a", stage: stage) + "\n").utf8)
         let c = Array((Self.good("c", stage: stage) + "\n").utf8)
         var cases: [(name: String, place: String, message: String, line: [UInt8]?)] = []
@@ -180,10 +186,8 @@ struct BadInputCLITests {
     @Test(arguments: stages.map(\.name))
     func wrongFieldTypesAreNamed(_ stage: String) throws {
         let (_, command, _, sideFlags) = Self.stages.first { $0.name == stage }!
-        let dir = ToolRunner.scratch()
+        let dir = try Self.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
-        try Data("Say {{instruction}}".utf8).write(to: dir.appendingPathComponent("p.txt"))
-        try Data(Self.script.utf8).write(to: dir.appendingPathComponent("script.json"))
         let bad =
             stage == "gra-adjudicate"
             ? #"{"id":"b","instruction":"x","output":"y","gra":{"review":"accepted"}}"#

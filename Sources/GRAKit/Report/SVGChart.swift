@@ -58,6 +58,8 @@ public enum SVGChart {
         let groupWidth = categories.isEmpty ? plotWidth : plotWidth / Double(categories.count)
         let barWidth = max(1, groupWidth * 0.8 / Double(max(series.count, 1)))
         let labelEvery = max(1, Int((Double(categories.count) * 42 / plotWidth).rounded(.up)))
+        // As many characters as the label's room holds (about 6.5 px each at this size).
+        let labelChars = max(6, Int(groupWidth * Double(labelEvery) / 6.5) - 1)
         for (c, category) in categories.enumerated() {
             let groupX = left + Double(c) * groupWidth + groupWidth * 0.1
             for (s, row) in series.enumerated() {
@@ -75,7 +77,7 @@ public enum SVGChart {
                 svg += """
                     <text class="tick" x="\(f(left + (Double(c) + 0.5) * groupWidth))" \
                     y="\(f(plotTop + plotHeight + 16))" \
-                    text-anchor="middle">\(escape(shorten(category, 14)))</text>\n
+                    text-anchor="middle">\(escape(shorten(category, labelChars)))</text>\n
                     """
             }
         }
