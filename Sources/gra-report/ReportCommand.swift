@@ -20,23 +20,32 @@ struct ReportCommand: ParsableCommand {
             has inline SVG charts and CSS, no script and no outside resource: it opens offline. \
             --json FILE (default RUN-DIR/report.json) holds the same numbers. Nothing is sent anywhere.
 
+            With FILEs instead of a run directory it reads gra NDJSON (stage outputs and the \
+            entries of errors and rejects files, each record once) as one set and writes \
+            report.html and report.json in the current directory (man gra-report(1), FILES).
+
             Exit status: 0 success, 64 usage error, 65 a run file is not what gra writes, 66 the \
-            directory is not a run directory, 74 I/O error.
+            directory is not a run directory or a file cannot be read, 74 I/O error.
             """,
         version: GRAVersion.string
     )
 
-    @Argument(help: ArgumentHelp("A run directory written by bin/gra-pipeline --run DIR.", valueName: "run-dir"))
-    var runDirectory: String
+    @Argument(
+        help: ArgumentHelp(
+            "A run directory written by bin/gra-pipeline --run DIR, or gra NDJSON files ('-': standard input).",
+            valueName: "run-dir | file"))
+    var inputs: [String]
 
     @Option(
         name: .shortAndLong,
-        help: ArgumentHelp("Write the HTML page here (default: RUN-DIR/report.html).", valueName: "file"))
+        help: ArgumentHelp(
+            "Write the HTML page here (default: RUN-DIR/report.html, or report.html).", valueName: "file"))
     var output: String?
 
     @Option(
         name: .long,
-        help: ArgumentHelp("Write the JSON summary here (default: RUN-DIR/report.json).", valueName: "file"))
+        help: ArgumentHelp(
+            "Write the JSON summary here (default: RUN-DIR/report.json, or report.json).", valueName: "file"))
     var json: String?
 
     @Flag(name: .shortAndLong, help: "Print nothing on stderr but errors.")
@@ -45,16 +54,26 @@ struct ReportCommand: ParsableCommand {
     func run() throws {
         let diagnostics = Diagnostics(tool: "gra-report", quiet: quiet)
         try StageRunner.run(diagnostics) { () throws(GRAError) -> Int32 in
-            let report = try RunReport.load(runDirectory: runDirectory)
-            let html = output ?? runDirectory + "/report.html"
-            let summary = json ?? runDirectory + "/report.json"
+            var isDirectory: ObjCBool = false
+            let runDirectory =
+                inputs.count == 1 && FileManager.default.fileExists(atPath: inputs[0], isDirectory: &isDirectory)
+                    && isDirectory.boolValue ? inputs[0] : nil
+            let html = output ?? (runDirectory.map { $0 + "/report.html" } ?? "report.html")
+            let summary = json ?? (runDirectory.map { $0 + "/report.json" } ?? "report.json")
+            let report: RunReport
+            if let runDirectory {
+                report = try RunReport.load(runDirectory: runDirectory)
+            } else {
+                try OutputGuard.check(
+                    inputs: inputs, outputs: [.init("--output", html), .init("--json", summary)], stdoutIsOutput: false)
+                report = try RunReport.load(files: inputs)
+            }
             let stamp = ISO8601DateFormatter().string(from: Date())
             try ReportPage.write(ReportPage.html(report, generatedAt: stamp), to: html)
             try ReportPage.write(JSONWriter.string(.object(ReportPage.summary(report))) + "\n", to: summary)
             diagnostics.info(
                 """
-                \(report.rounds.count) round(s), \(report.seeds) seeds -> \(report.final) samples; \
-                wrote \(html) and \(summary)
+                \(ReportPage.meta(report)); wrote \(html) and \(summary)
                 """
             )
             return 0

@@ -28,8 +28,12 @@ struct ReportCLITests {
                 gra-report run; echo "report $?"
                 gra-report --output elsewhere.html --json elsewhere.json run; echo "again $?"
                 gra-report .; echo "not a run $?"
+                gra-report run/round-1/accepted.ndjson run/round-1/rejects.ndjson; echo "files $?"
+                gra-report --json run/round-1/rejects.ndjson run/round-1/rejects.ndjson; echo "guard $?"
                 """, in: dir)
-        #expect(r.stdoutLines == ["pipeline 0", "report 0", "again 0", "not a run 66"], "\(r.stderr)")
+        #expect(
+            r.stdoutLines == ["pipeline 0", "report 0", "again 0", "not a run 66", "files 0", "guard 64"],
+            "\(r.stderr)")
         #expect(r.stderr.contains("gra-report: error: .: no seeds.ndjson"), "\(r.stderr)")
         let run = dir.appendingPathComponent("run")
         let round = run.appendingPathComponent("round-1")
@@ -104,6 +108,22 @@ struct ReportCLITests {
         #expect(
             summary["final_domains"] as? [String: Int]
                 == domains(try lines(run.appendingPathComponent("dataset.ndjson"))))
+
+        // The same run's accepted records and rejects given as files: one set.
+        let files =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: dir.appendingPathComponent("report.json"))) as! [String: Any]
+        let set = (files["rounds"] as! [[String: Any]])[0]
+        #expect(set["kept"] as? Int == accepted.count && set["accepted"] as? Int == accepted.count)
+        #expect(set["accepted_by_adjudicator"] as? Int == expected["accepted_by_adjudicator"])
+        #expect(set["rejected_by_reviewers"] as? Int == expected["rejected_by_reviewers"])
+        #expect(set["rejected_by_adjudicator"] as? Int == expected["rejected_by_adjudicator"])
+        // Every record once, in stdout or the rejects file: the reviewers' decisions of them all.
+        for key in ["generated", "review_accept", "review_reject", "review_dispute"] {
+            #expect(set[key] as? Int == expected[key], "\(key)")
+        }
+        #expect(files["final_domains"] as? [String: Int] == domains(accepted))
+        #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("report.html").path))
 
         // The page: every section, the charts as SVG, nothing outside it.
         let html = try String(contentsOf: run.appendingPathComponent("report.html"), encoding: .utf8)

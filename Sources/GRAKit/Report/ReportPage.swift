@@ -8,7 +8,7 @@ public enum ReportPage {
     /// The report's numbers as JSON (man gra-report(1), SUMMARY).
     public static func summary(_ r: RunReport) -> JSONObject {
         var root = JSONObject()
-        root.append("run", .string(r.directory))
+        root.append(r.fromFiles ? "files" : "run", .string(r.directory))
         root.append("seeds", .integer(r.seeds))
         root.append("final", .integer(r.final))
         root.append(
@@ -124,8 +124,8 @@ public enum ReportPage {
             <title>gra report: \(esc(r.directory))</title>
             <style>\(css)</style></head><body>
             <h1>gra report</h1>
-            <p class="meta">Run <code>\(esc(r.directory))</code>, \(r.rounds.count) round(s): \
-            \(r.seeds) seeds → \(r.final) samples in the dataset. Written \(esc(generatedAt)) by gra-report.</p>
+            <p class="meta">\(r.fromFiles ? "Files" : "Run") <code>\(esc(r.directory))</code>: \(meta(r)). \
+            Written \(esc(generatedAt)) by gra-report.</p>
             <nav><a href="#funnel">Funnel</a> · <a href="#reasons">Reasons</a> · <a href="#scores">Scores</a> · \
             <a href="#calibration">Reviewer calibration</a> · <a href="#domains">Domains</a> · \
             <a href="#lengths">Lengths</a> · <a href="#cost">Cost and speed</a> · <a href="#samples">Samples</a></nav>\n
@@ -159,7 +159,7 @@ public enum ReportPage {
             seeds). Shares are of the samples generated.</p>\n
             """
         h += "<table><tr><th class=\"l\">step</th>"
-        for round in r.rounds { h += "<th>round \(round.number)</th><th>share</th>" }
+        for round in r.rounds { h += "<th>\(r.fromFiles ? "files" : "round \(round.number)")</th><th>share</th>" }
         h += "</tr>\n"
         let labels = [
             "seeds": "seeds", "generated": "generated", "reviewed": "reviewed",
@@ -167,7 +167,7 @@ public enum ReportPage {
             "review_reject": "… rejected by reviewers", "review_dispute": "… disputed", "accepted": "accepted",
             "accepted_by_adjudicator": "… of them by the adjudicator",
             "rejected_by_reviewers": "rejected by reviewers", "rejected_by_adjudicator": "rejected by the adjudicator",
-            "dedup_dropped": "dropped by gra-dedup", "kept": "kept"
+            "dedup_dropped": "dropped by gra-dedup", "kept": r.fromFiles ? "records (not errors or rejects)" : "kept"
         ]
         for (i, (key, _)) in funnelRows(RunReport.Round(number: 0)).enumerated() {
             h += "<tr><td class=\"l\">\(esc(labels[key] ?? key))</td>"
@@ -397,6 +397,13 @@ public enum ReportPage {
     }
 
     // MARK: - Small things
+
+    /// The page's one-line description of what was read.
+    public static func meta(_ r: RunReport) -> String {
+        r.fromFiles
+            ? "\(r.final) records"
+            : "\(r.rounds.count) round(s), \(r.seeds) seeds → \(r.final) samples in the dataset"
+    }
 
     static func esc(_ s: String) -> String { SVGChart.escape(s) }
 

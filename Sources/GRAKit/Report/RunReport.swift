@@ -98,7 +98,10 @@ public struct RunReport: Sendable {
     /// Samples shown per kind (accepted, rejected, disputed).
     public static let samplesPerKind = 3
 
+    /// The run directory, or the files read (`load(files:)`).
     public var directory: String
+    /// Read from files given one by one rather than from a run directory.
+    public var fromFiles = false
     public var rounds: [Round] = []
     /// Rejections and errors grouped by reason ("rejected by reviewers: response rejected in
     /// round 2", "rejected by the adjudicator (MODEL)", "duplicate (minhash)", errors by stage).
@@ -158,6 +161,100 @@ public struct RunReport: Sendable {
         return report
     }
 
+    // MARK: - Reading files
+
+    /// Reads gra NDJSON files (`-`: standard input) as one set instead of a run directory:
+    /// stage outputs, and the entries of errors and rejects files, each record once. The funnel
+    /// counts what the records show (gra.origin: generated; gra.review.decision; gra.adjudication:
+    /// accepted or rejected by the adjudicator; a rejects entry: rejected by the reviewers or
+    /// dropped by gra-dedup; an errors entry: an error), the calibration takes the adjudicator's
+    /// decision, else the reviewers' accept or reject, as final; domains and lengths are the
+    /// records' (as "final"). There are no seeds.
+    public static func load(files: [String]) throws(GRAError) -> RunReport {
+        var report = RunReport(directory: files.joined(separator: " "))
+        report.fromFiles = true
+        var round = Round(number: 1)
+        for path in files {
+            try forEachRecord(path == "-" ? "/dev/stdin" : path) { (o) throws(GRAError) in
+                report.take(o, into: &round)
+            }
+        }
+        report.rounds = [round]
+        return report
+    }
+
+    /// One line of a file given to `load(files:)`.
+    mutating func take(_ o: JSONObject, into round: inout Round) {
+        if let stage = o["stage"]?.stringValue, o["reason"] != nil, o["record"] != nil || o["where"] != nil {
+            // An errors entry carries attempts (or status); a rejects entry does not.
+            if o["attempts"] != nil || o["status"] != nil {
+                reason(o, stage: stage)
+                switch stage {
+                case "gra-generate": round.generateErrors += 1
+                case "gra-review": round.reviewErrors += 1
+                case "gra-adjudicate": round.adjudicateErrors += 1
+                default: round.dedupErrors += 1
+                }
+                return
+            }
+            let why = o["reason"]?.stringValue ?? ""
+            let record = o["record"]?.objectValue ?? JSONObject()
+            if stage == "gra-dedup" {
+                let method = o["method"]?.stringValue ?? "?"
+                round.dedupDropped[method, default: 0] += 1
+                reasons["duplicate (\(method))", default: 0] += 1
+            } else {
+                reasons[Self.group(why), default: 0] += 1
+                if why.hasPrefix("rejected by the adjudicator") {
+                    round.rejectedByAdjudicator += 1
+                } else {
+                    round.rejectedByReviewers += 1
+                }
+                if record.graSection("origin") != nil { round.generated += 1 }
+                if let review = record.graSection("review") {
+                    let adjudicated = record.graSection("adjudication")
+                    countDecision(review, in: &round)
+                    countReviews(review, decision: false)
+                    addSample(adjudicated == nil ? "rejected" : "disputed", round: 1, reason: why, record: record)
+                }
+            }
+            return
+        }
+        if o.graSection("origin") != nil { round.generated += 1 }
+        if let review = o.graSection("review") {
+            let reviewers = review["decision"]?.stringValue
+            countDecision(review, in: &round)
+            var decision: Bool? = reviewers == "accept" ? true : reviewers == "reject" ? false : nil
+            if let ruling = o.graSection("adjudication")?["decision"]?.stringValue {
+                decision = ruling == "accept"
+                if decision == true {
+                    round.accepted += 1
+                    round.acceptedByAdjudicator += 1
+                } else {
+                    round.rejectedByAdjudicator += 1
+                }
+                addSample("disputed", round: 1, reason: nil, record: o)
+            } else if decision == true {
+                round.accepted += 1
+                addSample("accepted", round: 1, reason: nil, record: o)
+            }
+            countReviews(review, decision: decision)
+        }
+        round.kept += 1
+        final += 1
+        count(o, domains: \.finalDomains, lengths: "final")
+    }
+
+    /// The reviewers' decision of one record, into the funnel.
+    func countDecision(_ review: JSONObject, in round: inout Round) {
+        switch review["decision"]?.stringValue {
+        case "accept": round.reviewAccept += 1
+        case "reject": round.reviewReject += 1
+        case "dispute": round.reviewDispute += 1
+        default: break
+        }
+    }
+
     private mutating func readRound(_ round: inout Round, in dir: String) throws(GRAError) {
         let n = round.number
         try Self.forEachRecord(dir + "/generated.ndjson") { (_: JSONObject) throws(GRAError) in round.generated += 1 }
@@ -191,12 +288,7 @@ public struct RunReport: Sendable {
         }
         try Self.forEachRecord(dir + "/reviewed.ndjson") { (o) throws(GRAError) in
             guard let review = o.graSection("review") else { return }
-            switch review["decision"]?.stringValue {
-            case "accept": round.reviewAccept += 1
-            case "reject": round.reviewReject += 1
-            case "dispute": round.reviewDispute += 1
-            default: break
-            }
+            countDecision(review, in: &round)
             countReviews(review, decision: o["id"]?.stringValue.flatMap { decided[$0] })
         }
         try Self.forEachRecord(dir + "/dedup.rejects.ndjson") { (o) throws(GRAError) in
