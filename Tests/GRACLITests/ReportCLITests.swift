@@ -162,4 +162,46 @@ struct ReportCLITests {
         // 6 reviews and 2 re-asks.
         #expect(models.values.map { $0["requests"] as? Int ?? 0 }.reduce(0, +) == 8)
     }
+
+    /// --embed: the demo run's instructions embedded by gra-testserver's embeddings (hashed
+    /// unit vectors) and projected; every sampled instruction a point in its set, the variance
+    /// shares in (0, 1], and the second report asks nothing (the response cache).
+    @Test func coverageMapFromAnEmbeddingsModel() throws {
+        let dir = ToolRunner.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let models = ["demo-llama-3.1-8b", "demo-qwen-2.5-7b", "demo-mistral-7b", "demo-gemma-2-9b", "demo-glm-4-9b"]
+        let r = try ToolRunner.sh(
+            MapCLITests.prelude + """
+                start_server --script '\(Self.repo.path)/examples/demo/server-script.json' \
+                --models \(models.joined(separator: ",")),emb --embedding-dim 32
+                '\(Self.repo.path)/bin/gra-pipeline' --run run '\(Self.repo.path)/examples/seeds.alpaca.json' \
+                -- \(models.map { "--model \($0)@$URL" }.joined(separator: " ")) --cache run/cache --quiet \
+                2> pipeline.err
+                echo "pipeline $?"
+                embeddings() { grep -c '"path":"/v1/embeddings"' log.ndjson || true; }
+                gra-report --embed emb@$URL --map-points 20 run; echo "report $? $(embeddings)"
+                gra-report --embed emb@$URL --map-points 20 run; echo "again $? $(embeddings)"
+                gra-report --embed emb@http://127.0.0.1:9/v1 --cache fresh run; echo "down $?"
+                """, in: dir, env: ["GRA_RETRY_BASE_DELAY": "0.01"])
+        let lines = r.stdoutLines
+        #expect(lines.count == 4 && lines[0] == "pipeline 0", "\(r.stderr)")
+        let first = lines.count > 1 ? lines[1].split(separator: " ") : []
+        let again = lines.count > 2 ? lines[2].split(separator: " ") : []
+        #expect(first.count == 3 && first[1] == "0" && (Int(first[2]) ?? 0) > 0, "\(lines)")
+        #expect(again.count == 3 && again[1] == "0" && again[2] == first[2], "\(lines): the cache answers")
+        #expect(lines.last == "down 69", "\(lines)")
+        let summary =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: dir.appendingPathComponent("run/report.json"))) as! [String: Any]
+        let map = summary["map"] as! [String: Any]
+        #expect(map["model"] as? String == "emb")
+        let points = map["points"] as! [String: [[Double]]]
+        // 32 seeds, 32 generated, 28 in the dataset: at most 20 of each.
+        #expect(points.mapValues(\.count) == ["seeds": 20, "generated": 20, "final": 20])
+        let explained = map["explained"] as! [Double]
+        #expect(explained.count == 2 && explained.allSatisfy { $0 > 0 && $0 <= 1 } && explained[0] >= explained[1])
+        #expect(explained[0] + explained[1] <= 1.000_001)
+        let html = try String(contentsOf: dir.appendingPathComponent("run/report.html"), encoding: .utf8)
+        #expect(html.components(separatedBy: "class=\"point\"").count - 1 == 60)
+    }
 }

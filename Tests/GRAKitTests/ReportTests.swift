@@ -256,4 +256,34 @@ struct ReportTests {
             #expect(error.description.contains("no seeds.ndjson"))
         }
     }
+
+    /// Points at ±3, ±2 and ±1 on three axes: the variance is 18, 8 and 2 of 28, the first
+    /// component is the first axis and the second the second.
+    @Test func principalComponentsOfKnownData() {
+        let rows: [[Float]] = [[3, 0, 0], [-3, 0, 0], [0, 2, 0], [0, -2, 0], [0, 0, 1], [0, 0, -1]].map {
+            $0.map { $0 + 5 }  // an offset the centring removes
+        }
+        let (points, explained) = EmbeddingMap.principalComponents(rows)
+        #expect(abs(explained[0] - 18.0 / 28) < 1e-9 && abs(explained[1] - 8.0 / 28) < 1e-9, "\(explained)")
+        #expect(abs(abs(points[0].0) - 3) < 1e-9 && abs(points[0].1) < 1e-9, "\(points)")
+        #expect(abs(points[2].0) < 1e-9 && abs(abs(points[2].1) - 2) < 1e-9, "\(points)")
+        #expect(abs(points[4].0) < 1e-9 && abs(points[4].1) < 1e-9, "\(points)")
+        // The same input, the same map.
+        #expect(EmbeddingMap.principalComponents(rows).points.elementsEqual(points) { $0 == $1 })
+    }
+
+    @Test func textSampleIsBoundedUniformAndRepeatable() {
+        var a = TextSample(limit: 100)
+        var b = TextSample(limit: 100)
+        for i in 0..<10_000 {
+            a.add(String(i))
+            b.add(String(i))
+        }
+        #expect(a.texts.count == 100 && a.seen == 10_000 && a.texts == b.texts)
+        let mean = a.texts.compactMap { Double($0) }.reduce(0, +) / 100
+        #expect(abs(mean - 5_000) < 1_000, "mean index \(mean): not a uniform sample")
+        var few = TextSample(limit: 100)
+        for i in 0..<7 { few.add(String(i)) }
+        #expect(few.texts == (0..<7).map(String.init))
+    }
 }

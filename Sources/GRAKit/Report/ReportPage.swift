@@ -82,6 +82,22 @@ public enum ReportPage {
                     ])
                 }))
         root.append("pipeline_stats", r.pipelineStats.map { .object($0) } ?? .null)
+        if let map = r.map {
+            var sets = JSONObject()
+            for set in map.sets {
+                sets.append(
+                    set.name,
+                    .array(zip(set.x, set.y).map { .array([real($0.0), real($0.1)]) }))
+            }
+            root.append(
+                "map",
+                .object([
+                    "model": .string(map.model), "explained": .array(map.explained.map { real($0) }),
+                    "points": .object(sets)
+                ]))
+        } else {
+            root.append("map", .null)
+        }
         return root
     }
 
@@ -128,7 +144,8 @@ public enum ReportPage {
             Written \(esc(generatedAt)) by gra-report.</p>
             <nav><a href="#funnel">Funnel</a> · <a href="#reasons">Reasons</a> · <a href="#scores">Scores</a> · \
             <a href="#calibration">Reviewer calibration</a> · <a href="#domains">Domains</a> · \
-            <a href="#lengths">Lengths</a> · <a href="#cost">Cost and speed</a> · <a href="#samples">Samples</a></nav>\n
+            <a href="#lengths">Lengths</a> · <a href="#coverage">Coverage</a> · <a href="#cost">Cost and speed</a> · \
+            <a href="#samples">Samples</a></nav>\n
             """
         h += funnelSection(r)
         h += reasonsSection(r)
@@ -136,6 +153,7 @@ public enum ReportPage {
         h += calibrationSection(r)
         h += domainsSection(r)
         h += lengthsSection(r)
+        h += coverageSection(r)
         h += costSection(r)
         h += samplesSection(r)
         return h + "</body></html>\n"
@@ -314,6 +332,30 @@ public enum ReportPage {
                 title: "\(field.capitalized) length", categories: labels, series: series, xLabel: "characters",
                 yLabel: "% of the set")
         }
+        return h
+    }
+
+    static func coverageSection(_ r: RunReport) -> String {
+        var h = "<h2 id=\"coverage\">Coverage</h2>\n"
+        guard let map = r.map else {
+            return h + """
+                <p class="note">No map: run gra-report with <code>--embed MODEL@URL</code> (an embeddings \
+                model) to see the seeds', the generated samples' and the dataset's instructions on their \
+                first two principal components.</p>\n
+                """
+        }
+        h += """
+            <p class="note">The instructions, embedded by <code>\(esc(map.model))</code> (a sample of at \
+            most \(r.mapPoints) per set) and projected together onto their first two principal \
+            components, which hold \(String(format: "%.1f%%", (map.explained.first ?? 0) * 100)) and \
+            \(String(format: "%.1f%%", (map.explained.last ?? 0) * 100)) of the variance.</p>\n
+            """
+        h += SVGChart.scatter(
+            title: "Instructions on their first two principal components",
+            groups: map.sets.map { set in
+                SVGChart.PointGroup(
+                    "\(set.name) (\(set.x.count))", zip(set.x, set.y).map { (x: $0.0, y: $0.1) })
+            }, xLabel: "PC1", yLabel: "PC2")
         return h
     }
 

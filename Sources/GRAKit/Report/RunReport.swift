@@ -121,6 +121,11 @@ public struct RunReport: Sendable {
     /// RUN/stats.json as bin/gra-pipeline wrote it (requests, tokens per sample, ...).
     public var pipelineStats: JSONObject?
     public var samples: [Sample] = []
+    /// Instructions sampled for the embedding map, per set ("seeds", "generated", "final", or
+    /// "records" for files), when `load` was asked for them.
+    public var mapTexts: [String: TextSample] = [:]
+    /// The embedding map, when gra-report was given a model to embed with.
+    public var map: EmbeddingMap?
     public var seeds = 0
     public var final = 0
 
@@ -130,8 +135,10 @@ public struct RunReport: Sendable {
 
     /// Reads RUN/seeds.ndjson, RUN/round-N/… and RUN/dataset.ndjson (see bin/gra-pipeline). A
     /// file a stage did not write (no errors, say) counts as empty.
-    public static func load(runDirectory dir: String) throws(GRAError) -> RunReport {
+    /// `mapPoints` > 0 also samples that many instructions per set for the embedding map.
+    public static func load(runDirectory dir: String, mapPoints: Int = 0) throws(GRAError) -> RunReport {
         var report = RunReport(directory: dir)
+        report.mapPoints = mapPoints
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
             throw GRAError.noInput("\(dir): not a run directory (bin/gra-pipeline --run DIR writes one)")
@@ -142,6 +149,7 @@ public struct RunReport: Sendable {
         try forEachRecord(dir + "/seeds.ndjson") { (o) throws(GRAError) in
             report.seeds += 1
             report.count(o, domains: \.seedDomains, lengths: "seeds")
+            report.sampleForMap(o, "seeds")
         }
         var number = 1
         var previousKept = report.seeds
@@ -156,6 +164,7 @@ public struct RunReport: Sendable {
         try forEachRecord(dir + "/dataset.ndjson") { (o) throws(GRAError) in
             report.final += 1
             report.count(o, domains: \.finalDomains, lengths: "final")
+            report.sampleForMap(o, "final")
         }
         if let stats = try readJSON(dir + "/stats.json") { report.pipelineStats = stats }
         return report
@@ -170,9 +179,10 @@ public struct RunReport: Sendable {
     /// dropped by gra-dedup; an errors entry: an error), the calibration takes the adjudicator's
     /// decision, else the reviewers' accept or reject, as final; domains and lengths are the
     /// records' (as "final"). There are no seeds.
-    public static func load(files: [String]) throws(GRAError) -> RunReport {
+    public static func load(files: [String], mapPoints: Int = 0) throws(GRAError) -> RunReport {
         var report = RunReport(directory: files.joined(separator: " "))
         report.fromFiles = true
+        report.mapPoints = mapPoints
         var round = Round(number: 1)
         for path in files {
             try forEachRecord(path == "-" ? "/dev/stdin" : path) { (o) throws(GRAError) in
@@ -243,6 +253,7 @@ public struct RunReport: Sendable {
         round.kept += 1
         final += 1
         count(o, domains: \.finalDomains, lengths: "final")
+        sampleForMap(o, "records")
     }
 
     /// The reviewers' decision of one record, into the funnel.
@@ -257,7 +268,10 @@ public struct RunReport: Sendable {
 
     private mutating func readRound(_ round: inout Round, in dir: String) throws(GRAError) {
         let n = round.number
-        try Self.forEachRecord(dir + "/generated.ndjson") { (_: JSONObject) throws(GRAError) in round.generated += 1 }
+        try Self.forEachRecord(dir + "/generated.ndjson") { (o) throws(GRAError) in
+            round.generated += 1
+            sampleForMap(o, "generated")
+        }
         round.generateErrors = try countErrors(dir + "/errors-generate.ndjson", stage: "gra-generate")
         round.reviewErrors = try countErrors(dir + "/errors-review.ndjson", stage: "gra-review")
         round.adjudicateErrors = try countErrors(dir + "/errors-adjudicate.ndjson", stage: "gra-adjudicate")
@@ -379,6 +393,14 @@ public struct RunReport: Sendable {
             let bin = (Self.lengthBins.lastIndex { $0 <= n }) ?? 0
             lengths["\(prefix) \(field)", default: Array(repeating: 0, count: Self.lengthBins.count)][bin] += 1
         }
+    }
+
+    /// Instructions kept per set for the map (0: none).
+    var mapPoints = 0
+
+    mutating func sampleForMap(_ o: JSONObject, _ set: String) {
+        guard mapPoints > 0, let text = o["instruction"]?.stringValue else { return }
+        mapTexts[set, default: TextSample(limit: mapPoints)].add(text)
     }
 
     mutating func addSample(_ kind: String, round: Int, reason: String?, record: JSONObject) {
