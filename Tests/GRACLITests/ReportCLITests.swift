@@ -8,6 +8,22 @@ import Testing
 struct ReportCLITests {
     static let repo = PipelineScriptTests.repo
 
+    /// Shell lines that start the demo server and run bin/gra-pipeline on the bundled seeds
+    /// into ./run, as bin/gra-demo does, then print "pipeline STATUS". `serverArguments`
+    /// follows the server's model list (",emb" adds a model to it).
+    static func demoRun(serverArguments: String = "") -> String {
+        let models = ["demo-llama-3.1-8b", "demo-qwen-2.5-7b", "demo-mistral-7b", "demo-gemma-2-9b", "demo-glm-4-9b"]
+        return MapCLITests.prelude + """
+            start_server --script '\(repo.path)/examples/demo/server-script.json' \
+            --models \(models.joined(separator: ","))\(serverArguments)
+            '\(repo.path)/bin/gra-pipeline' --run run '\(repo.path)/examples/seeds.alpaca.json' \
+            -- \(models.map { "--model \($0)@$URL" }.joined(separator: " ")) --cache run/cache --quiet \
+            2> pipeline.err
+            echo "pipeline $?"
+
+            """
+    }
+
     func lines(_ url: URL) throws -> [[String: Any]] {
         guard FileManager.default.fileExists(atPath: url.path) else { return [] }
         return try jsonLines(Data(contentsOf: url))
@@ -16,15 +32,8 @@ struct ReportCLITests {
     @Test func theDemoRunsReportMatchesItsFiles() throws {
         let dir = ToolRunner.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let models = ["demo-llama-3.1-8b", "demo-qwen-2.5-7b", "demo-mistral-7b", "demo-gemma-2-9b", "demo-glm-4-9b"]
         let r = try ToolRunner.sh(
-            MapCLITests.prelude + """
-                start_server --script '\(Self.repo.path)/examples/demo/server-script.json' \
-                --models \(models.joined(separator: ","))
-                '\(Self.repo.path)/bin/gra-pipeline' --run run '\(Self.repo.path)/examples/seeds.alpaca.json' \
-                -- \(models.map { "--model \($0)@$URL" }.joined(separator: " ")) --cache run/cache --quiet \
-                2> pipeline.err
-                echo "pipeline $?"
+            Self.demoRun() + """
                 gra-report run; echo "report $?"
                 gra-report --output elsewhere.html --json elsewhere.json run; echo "again $?"
                 gra-report .; echo "not a run $?"
@@ -169,15 +178,8 @@ struct ReportCLITests {
     @Test func coverageMapFromAnEmbeddingsModel() throws {
         let dir = ToolRunner.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let models = ["demo-llama-3.1-8b", "demo-qwen-2.5-7b", "demo-mistral-7b", "demo-gemma-2-9b", "demo-glm-4-9b"]
         let r = try ToolRunner.sh(
-            MapCLITests.prelude + """
-                start_server --script '\(Self.repo.path)/examples/demo/server-script.json' \
-                --models \(models.joined(separator: ",")),emb --embedding-dim 32
-                '\(Self.repo.path)/bin/gra-pipeline' --run run '\(Self.repo.path)/examples/seeds.alpaca.json' \
-                -- \(models.map { "--model \($0)@$URL" }.joined(separator: " ")) --cache run/cache --quiet \
-                2> pipeline.err
-                echo "pipeline $?"
+            Self.demoRun(serverArguments: ",emb --embedding-dim 32") + """
                 embeddings() { grep -c '"path":"/v1/embeddings"' log.ndjson || true; }
                 gra-report --embed emb@$URL --map-points 20 run; echo "report $? $(embeddings)"
                 gra-report --embed emb@$URL --map-points 20 run; echo "again $? $(embeddings)"
