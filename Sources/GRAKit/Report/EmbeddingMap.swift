@@ -42,24 +42,17 @@ public struct EmbeddingMap: Sendable, Equatable {
     static func embed(_ texts: [String], model: ModelEndpoint, client: LLMClient) throws(GRAError) -> [[Float]] {
         guard !texts.isEmpty else { return [] }
         let done = DispatchSemaphore(value: 0)
-        let box = ResultBox()
+        let box = ResultBox<Result<[[Float]], RequestFailure>>()
         client.embeddings(model: model, inputs: texts) { result in
-            box.set(result)
+            box.value = result
             done.signal()
         }
         done.wait()
-        switch box.get()! {
+        switch box.value! {
         case .success(let vectors): return vectors
         case .failure(let f):
             throw GRAError.unavailable("embeddings from \(model.name) for the map: \(f.message)")
         }
-    }
-
-    private final class ResultBox: @unchecked Sendable {
-        private let lock = Mutex()
-        private var value: Result<[[Float]], RequestFailure>?
-        func set(_ v: Result<[[Float]], RequestFailure>) { lock.locked { value = v } }
-        func get() -> Result<[[Float]], RequestFailure>? { lock.locked { value } }
     }
 
     /// Projects `rows` (one vector each, all of one length) onto their first two principal
