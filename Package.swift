@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "gra-adjudicate", targets: ["gra-adjudicate"]),
         .executable(name: "gra-dedup", targets: ["gra-dedup"]),
         .executable(name: "gra-report", targets: ["gra-report"]),
+        .executable(name: "gra-ifd", targets: ["gra-ifd"]),
         .executable(name: "gra-testserver", targets: ["gra-testserver"]),
         .executable(name: "gra-fuzz", targets: ["gra-fuzz"])
     ],
@@ -73,6 +74,12 @@ let package = Package(
         ),
         .executableTarget(
             name: "gra-dedup",
+            dependencies: [
+                "GRAKit", "GRACommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser")
+            ]
+        ),
+        .executableTarget(
+            name: "gra-ifd",
             dependencies: [
                 "GRAKit", "GRACommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser")
             ]

@@ -137,6 +137,8 @@ final class Responder {
             return chat(parsed, model: model, seq: seq, rule: rule)
         case ("POST", "/v1/embeddings"):
             return embeddings(parsed, model: model, rule: rule)
+        case ("POST", "/v1/completions"):
+            return completions(parsed, model: model, seq: seq, rule: rule)
         default:
             return Responder.error(
                 404, message: "Unknown request URL: \(request.method) \(request.path). Please check the URL for typos.",
@@ -228,6 +230,128 @@ final class Responder {
         b.appendInt(promptTokens + completionTokens)
         b.append("}}")
         return HTTPResponse(status: 200, body: b.array)
+    }
+
+    /// The legacy completions endpoint as vLLM answers it: one choice whose text is the rule's
+    /// reply (default "."), after the prompt with `echo`; with `logprobs` (a number), the
+    /// `tokens`, `token_logprobs`, `top_logprobs` and `text_offset` of the echoed prompt's tokens
+    /// (the first has null) and of the reply, offsets in Unicode scalars. Tokens are runs of
+    /// whitespace and of other characters; the rule's `token_logprobs` set the prompt's, else a
+    /// stand-in language model does (`Responder.logprob`).
+    private func completions(_ parsed: JSONValue?, model: String?, seq: Int, rule: Rule?) -> HTTPResponse {
+        guard let o = parsed?.objectValue else { return Responder.badJSON(parsed) }
+        if let r = checkModel(model) { return r }
+        guard case .string(let prompt)? = o["prompt"] else {
+            return Responder.error(
+                400, message: "'prompt' must be a string", type: "invalid_request_error", param: "prompt", code: .null)
+        }
+        let echo = o["echo"] == .bool(true)
+        var wantLogprobs = false
+        if let v = o["logprobs"], v != .null {
+            guard case .number(let text) = v, let k = Int(text), (0...20).contains(k) else {
+                return Responder.error(
+                    400, message: "'logprobs' must be an integer from 0 to 20", type: "invalid_request_error",
+                    param: "logprobs", code: .null)
+            }
+            wantLogprobs = true
+        }
+        let generated = rule?.reply ?? "."
+        let promptTokens = Responder.tokens(prompt)
+        let b = body
+        b.removeAll()
+        b.append("{\"id\":\"cmpl-")
+        b.appendInt(seq)
+        b.append("\",\"object\":\"text_completion\",\"created\":")
+        b.appendInt(time(nil))
+        b.append(",\"model\":")
+        JSONWriter.writeString(model ?? listedModels[0], to: b)
+        b.append(",\"choices\":[{\"index\":0,\"text\":")
+        JSONWriter.writeString(echo ? prompt + generated : generated, to: b)
+        b.append(",\"logprobs\":")
+        if wantLogprobs {
+            var tokens: [(text: String, offset: Int, logprob: String)] = []
+            if echo {
+                var seen = Set<String>()
+                for (i, t) in promptTokens.enumerated() {
+                    let scripted = rule?.tokenLogprobs.flatMap { i < $0.count ? $0[i] : nil }
+                    let own = i == 0 ? "null" : Responder.logprob(of: t.text, after: seen)
+                    tokens.append((t.text, t.offset, scripted ?? own))
+                    seen.insert(t.text.lowercased())
+                }
+            }
+            tokens.append((generated, echo ? prompt.unicodeScalars.count : 0, "-1.0"))
+            b.append("{\"tokens\":[")
+            for (i, t) in tokens.enumerated() {
+                if i > 0 { b.append(UInt8(ascii: ",")) }
+                JSONWriter.writeString(t.text, to: b)
+            }
+            b.append("],\"token_logprobs\":[")
+            for (i, t) in tokens.enumerated() {
+                if i > 0 { b.append(UInt8(ascii: ",")) }
+                b.append(t.logprob)
+            }
+            b.append("],\"top_logprobs\":[")
+            for (i, t) in tokens.enumerated() {
+                if i > 0 { b.append(UInt8(ascii: ",")) }
+                if t.logprob == "null" {
+                    b.append("null")
+                } else {
+                    b.append(UInt8(ascii: "{"))
+                    JSONWriter.writeString(t.text, to: b)
+                    b.append(UInt8(ascii: ":"))
+                    b.append(t.logprob)
+                    b.append(UInt8(ascii: "}"))
+                }
+            }
+            b.append("],\"text_offset\":[")
+            for (i, t) in tokens.enumerated() {
+                if i > 0 { b.append(UInt8(ascii: ",")) }
+                b.appendInt(t.offset)
+            }
+            b.append("]}")
+        } else {
+            b.append("null")
+        }
+        b.append(",\"finish_reason\":")
+        JSONWriter.writeString(rule?.finishReason ?? "length", to: b)
+        b.append("}],\"usage\":{\"prompt_tokens\":")
+        b.appendInt(promptTokens.count)
+        b.append(",\"completion_tokens\":1,\"total_tokens\":")
+        b.appendInt(promptTokens.count + 1)
+        b.append("}}")
+        return HTTPResponse(status: 200, body: b.array)
+    }
+
+    /// The stand-in language model of /v1/completions: a whitespace token -0.1; a word seen
+    /// before in the prompt (case aside) -0.5; any other word between -5 and -2, from its hash.
+    static func logprob(of token: String, after seen: Set<String>) -> String {
+        if token.unicodeScalars.allSatisfy({ $0.properties.isWhitespace }) { return "-0.1" }
+        if seen.contains(token.lowercased()) { return "-0.5" }
+        let h = StableHash.fnv1a(token) % 300
+        return "-" + String(2 + Double(h) / 100)
+    }
+
+    /// The server's stand-in tokens: maximal runs of whitespace and of other characters, with
+    /// where each starts in Unicode scalars.
+    static func tokens(_ text: String) -> [(text: String, offset: Int)] {
+        var result: [(text: String, offset: Int)] = []
+        var current = String.UnicodeScalarView()
+        var start = 0
+        var position = 0
+        var currentIsSpace = false
+        for u in text.unicodeScalars {
+            let space = u.properties.isWhitespace
+            if !current.isEmpty && space != currentIsSpace {
+                result.append((String(current), start))
+                current = String.UnicodeScalarView()
+                start = position
+            }
+            currentIsSpace = space
+            current.append(u)
+            position += 1
+        }
+        if !current.isEmpty { result.append((String(current), start)) }
+        return result
     }
 
     private func embeddings(_ parsed: JSONValue?, model: String?, rule: Rule?) -> HTTPResponse {

@@ -43,6 +43,9 @@ struct Rule: Sendable {
     var finishReason: String?
     /// For embeddings: the vector every input gets, as the numbers were written.
     var embedding: [String]?
+    /// For /v1/completions with logprobs: the log-probabilities of the prompt's tokens in order
+    /// ("null" for none), as written; tokens past the list get the server's own.
+    var tokenLogprobs: [String]?
     var status: Int?
     /// A body to send verbatim with `status`, and whether it is JSON.
     var body: [UInt8]?
@@ -73,7 +76,7 @@ final class Script: @unchecked Sendable {
     static let matchKeys: Set<String> = ["path", "model", "contains", "times", "every"]
     static let actionKeys: Set<String> = [
         "delay_ms", "reply", "reply_json", "reasoning", "reasoning_field", "content_null", "finish_reason",
-        "embedding", "status", "body", "headers", "fault"
+        "embedding", "token_logprobs", "status", "body", "headers", "fault"
     ]
 
     init(rules: [Rule]) {
@@ -203,6 +206,19 @@ final class Script: @unchecked Sendable {
                 numbers.append(n)
             }
             r.embedding = numbers
+        }
+        if let v = o["token_logprobs"] {
+            let problem = ScriptError(description: "\"token_logprobs\" must be an array of numbers <= 0 and nulls")
+            guard let items = v.arrayValue else { throw problem }
+            var numbers: [String] = []
+            for item in items {
+                switch item {
+                case .null: numbers.append("null")
+                case .number(let n) where (item.doubleValue ?? 1) <= 0: numbers.append(n)
+                default: throw problem
+                }
+            }
+            r.tokenLogprobs = numbers
         }
         r.status = try integer(o, "status", 200...599)
         if let body = o["body"] {

@@ -221,7 +221,7 @@ public final class LLMClient: @unchecked Sendable {
         statsLock.locked { Dictionary(zip(statsModels, statsValues), uniquingKeysWith: { a, _ in a }) }
     }
 
-    private func count(_ model: String, _ update: (inout ModelStats) -> Void) {
+    func count(_ model: String, _ update: (inout ModelStats) -> Void) {
         statsLock.locked {
             for i in statsModels.indices where statsModels[i] == model {
                 update(&statsValues[i])
@@ -380,7 +380,7 @@ public final class LLMClient: @unchecked Sendable {
     /// POSTs `body` to `path` on the least busy replica of `model`, retrying as `retry` says.
     /// On success the raw body is cached under `key` and the latency recorded. Everything after
     /// the HTTP exchange runs through `executor` (retries included).
-    private func post<T: Sendable>(
+    func post<T: Sendable>(
         _ path: String, model: ModelEndpoint, body: ByteBuffer, key: [UInt8], tokens: Int, attempt: Int = 1,
         delay: Double = 0, via executor: HTTPClient.Executor?,
         decode: @escaping @Sendable ([UInt8]) -> Result<T, ReplyProblem>,
@@ -504,10 +504,12 @@ public final class LLMClient: @unchecked Sendable {
             switch decode(response.body) {
             case .success(let v): return .success(v)
             case .failure(let why):
+                // A reply that lacks what the server cannot give (prompt log-probabilities) is not
+                // asked for again.
+                let what = why.permanent ? "" : "malformed response: "
                 return .failure(
                     RequestFailure(
-                        message: "\(whereText): malformed response: \(why)", status: 200, attempts: 0, permanent: false)
-                )
+                        message: "\(whereText): \(what)\(why)", status: 200, attempts: 0, permanent: why.permanent))
             }
         }
         let detail = redact(LLMClient.errorMessage(response.body), model: model)
@@ -794,7 +796,12 @@ public final class LLMClient: @unchecked Sendable {
 /// Why a reply could not be read (a malformed body, a reply that is not the JSON asked for).
 public struct ReplyProblem: Error, Sendable, Equatable, CustomStringConvertible, ExpressibleByStringInterpolation {
     public var description: String
-    public init(_ description: String) { self.description = description }
+    /// The server answered properly but cannot give what was asked (asking again will not help).
+    public var permanent = false
+    public init(_ description: String, permanent: Bool = false) {
+        self.description = description
+        self.permanent = permanent
+    }
     public init(stringLiteral value: String) { description = value }
     public init(stringInterpolation: DefaultStringInterpolation) {
         description = String(stringInterpolation: stringInterpolation)

@@ -176,6 +176,38 @@ public final class StageTask: @unchecked Sendable {
         }
     }
 
+    /// Has `model` score `prompt`: the log-probabilities of its tokens (`LLMClient.promptLogprobs`).
+    /// `done` may run before this returns (a cache hit).
+    public func scorePrompt(
+        _ prompt: String, model: ModelEndpoint,
+        done: @escaping @Sendable (Result<PromptLogprobs, TaskFailure>) -> Void
+    ) {
+        asked += 1
+        guard let client = engine.client else { preconditionFailure("a stage without a client asked a model") }
+        if engine.io.dryRun {
+            let key = LLMClient.promptLogprobsCacheKey(model: model, prompt: prompt)
+            let cached = client.cachedPromptLogprobs(model: model, prompt: prompt) != nil
+            engine.listDryRun(model: model.name, key: key, place: place, cached: cached) { out in
+                let body = LLMClient.promptLogprobsBody(model: model, prompt: prompt)
+                withExtendedLifetime(body) { out.append(body.bytes) }
+            }
+            guard cached else {
+                return done(.failure(TaskFailure(reason: "dry run: not sent", model: model.name)))
+            }
+        }
+        client.promptLogprobs(model: model, prompt: prompt, via: engine.replyExecutor) { [self] result in
+            switch result {
+            case .failure(let f):
+                allCached = false
+                done(
+                    .failure(TaskFailure(reason: f.message, status: f.status, attempts: f.attempts, model: model.name)))
+            case .success(let answer):
+                if !answer.fromCache { allCached = false }
+                done(.success(answer.value))
+            }
+        }
+    }
+
     /// Hands the record's result to the stage (once).
     public func finish(_ outcome: TaskOutcome) {
         engine.finish(self, outcome)
@@ -284,6 +316,14 @@ public final class StageEngine: @unchecked Sendable {
     /// One line of `--dry-run` output: where the request comes from, the model, whether the
     /// cache answers it, its cache key, and the request body as it would be sent.
     fileprivate func listDryRun(_ request: ChatRequest, place: String, cached: Bool) {
+        listDryRun(model: request.model.name, key: request.cacheKey(), place: place, cached: cached) {
+            request.writeBody(to: $0)
+        }
+    }
+
+    fileprivate func listDryRun(
+        model: String, key: [UInt8], place: String, cached: Bool, writeBody: (ByteBuffer) -> Void
+    ) {
         dryRunListed += 1
         if cached { dryRunCached += 1 }
         let b = out.buffer
@@ -292,11 +332,11 @@ public final class StageEngine: @unchecked Sendable {
         b.append(#","where":"#)
         JSONWriter.writeString(place, to: b)
         b.append(#","model":"#)
-        JSONWriter.writeString(request.model.name, to: b)
+        JSONWriter.writeString(model, to: b)
         b.append(cached ? #","cached":true,"cache_key":""# : #","cached":false,"cache_key":""#)
-        b.append(SHA256.hexString(request.cacheKey()))
+        b.append(SHA256.hexString(key))
         b.append(#"","request":"#)
-        request.writeBody(to: b)
+        writeBody(b)
         b.append("}\n")
     }
 
