@@ -24,9 +24,11 @@ struct ReportCommand: ParsableCommand {
             entries of errors and rejects files, each record once) as one set and writes \
             report.html and report.json in the current directory (man gra-report(1), FILES).
 
-            --embed NAME@URL adds the coverage map: up to --map-points instructions of the seeds, \
-            the generated samples and the dataset, embedded through the response cache and \
-            projected onto their first two principal components.
+            --embed NAME@URL adds the coverage map: up to --map-points instructions (with their \
+            input, as gra-dedup --method semantic embeds them) of the seeds, the generated samples \
+            and the dataset, embedded through the response cache (one entry per text, so the \
+            embeddings a semantic gra-dedup left there are used) and projected onto their first two \
+            principal components.
 
             Exit status: 0 success, 64 usage error, 65 a run file is not what gra writes, 66 the \
             directory is not a run directory or a file cannot be read, 69 the embeddings for the \

@@ -7,7 +7,7 @@ struct DocsTests {
     static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
     static let tools = [
-        "gra-format", "gra-map", "gra-generate", "gra-review", "gra-adjudicate", "gra-dedup", "gra-report"
+        "gra-format", "gra-map", "gra-generate", "gra-review", "gra-adjudicate", "gra-dedup", "gra-report", "gra-ifd"
     ]
     /// The fewest options each tool has: a check that the help and the man page were parsed.
     static func fewestOptions(_ tool: String) -> Int { tool == "gra-report" ? 4 : 10 }

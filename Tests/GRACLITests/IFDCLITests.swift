@@ -179,7 +179,10 @@ import Testing
             #"{"id":"a","instruction":"Say hi","output":"Hello there"}"# + "\n"
                 + #"{"id":"b","instruction":"Say bye","output":"Goodbye now"}"# + "\n", "in.ndjson", in: dir)
         let r = try ToolRunner.sh(
-            "gra-ifd --model m1@http://127.0.0.1:9/v1 --no-cache --dry-run < in.ndjson > listed.ndjson; echo \"status $?\"",
+            """
+            gra-ifd --model m1@http://127.0.0.1:9/v1 --no-cache --dry-run < in.ndjson > listed.ndjson
+            echo "status $?"
+            """,
             in: dir)
         #expect(r.stdoutLines == ["status 0"], "\(r.stderr)")
         #expect(r.stderr.contains("dry run: 2 records, 4 requests listed"))

@@ -11,12 +11,13 @@ struct ReportCLITests {
     /// Shell lines that start the demo server and run bin/gra-pipeline on the bundled seeds
     /// into ./run, as bin/gra-demo does, then print "pipeline STATUS". `serverArguments`
     /// follows the server's model list (",emb" adds a model to it).
-    static func demoRun(serverArguments: String = "") -> String {
+    static func demoRun(serverArguments: String = "", pipelineArguments: String = "") -> String {
         let models = ["demo-llama-3.1-8b", "demo-qwen-2.5-7b", "demo-mistral-7b", "demo-gemma-2-9b", "demo-glm-4-9b"]
         return MapCLITests.prelude + """
             start_server --script '\(repo.path)/examples/demo/server-script.json' \
             --models \(models.joined(separator: ","))\(serverArguments)
-            '\(repo.path)/bin/gra-pipeline' --run run '\(repo.path)/examples/seeds.alpaca.json' \
+            '\(repo.path)/bin/gra-pipeline' --run run --ifd demo-llama-3.1-8b \(pipelineArguments) \
+            '\(repo.path)/examples/seeds.alpaca.json' \
             -- \(models.map { "--model \($0)@$URL" }.joined(separator: " ")) --cache run/cache --quiet \
             2> pipeline.err
             echo "pipeline $?"
@@ -118,6 +119,32 @@ struct ReportCLITests {
             summary["final_domains"] as? [String: Int]
                 == domains(try lines(run.appendingPathComponent("dataset.ndjson"))))
 
+        // Difficulty: every seed and every sample of the dataset scored by gra-ifd (beside them);
+        // count, mean and median as the files hold them, and the change of the mean.
+        let scored = ["seeds": "seeds", "final": "dataset"].mapValues { file in
+            (try? lines(run.appendingPathComponent("\(file).ifd.ndjson")))?.compactMap {
+                (($0["gra"] as? [String: Any])?["ifd"] as? [String: Any])?["score"] as? Double
+            } ?? []
+        }
+        #expect(scored["seeds"]?.count == seeds.count && scored["final"]?.count == kept.count)
+        let ifd = try #require(summary["ifd"] as? [String: Any])
+        var means: [String: Double] = [:]
+        for (set, xs) in scored {
+            let reported = try #require(ifd[set] as? [String: Any])
+            let mean = xs.reduce(0, +) / Double(xs.count)
+            let sorted = xs.sorted()
+            let median =
+                sorted.count % 2 == 1
+                ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+            means[set] = mean
+            #expect(reported["scored"] as? Int == xs.count)
+            #expect(abs((reported["mean"] as? Double ?? .nan) - mean) <= 5e-5, "\(set)")
+            #expect(abs((reported["median"] as? Double ?? .nan) - median) <= 5e-5, "\(set)")
+            #expect((reported["histogram"] as? [Int])?.reduce(0, +) == xs.count)
+        }
+        let change = (means["final"]! / means["seeds"]! - 1) * 100
+        #expect(abs((ifd["change_percent"] as? Double ?? .nan) - change) <= 5e-5)
+
         // The same run's accepted records and rejects given as files: one set.
         let files =
             try JSONSerialization.jsonObject(
@@ -136,7 +163,8 @@ struct ReportCLITests {
 
         // The page: every section, the charts as SVG, nothing outside it.
         let html = try String(contentsOf: run.appendingPathComponent("report.html"), encoding: .utf8)
-        for id in ["funnel", "reasons", "scores", "calibration", "domains", "lengths", "cost", "samples"] {
+        for id in ["funnel", "reasons", "scores", "calibration", "domains", "lengths", "difficulty", "cost", "samples"]
+        {
             #expect(html.contains("<h2 id=\"\(id)\""), "\(id)")
         }
         #expect(html.components(separatedBy: "<svg ").count - 1 >= 6)
@@ -175,6 +203,49 @@ struct ReportCLITests {
     /// --embed: the demo run's instructions embedded by gra-testserver's embeddings (hashed
     /// unit vectors) and projected; every sampled instruction a point in its set, the variance
     /// shares in (0, 1], and the second report asks nothing (the response cache).
+    /// After `--dedup semantic` the map of the same model comes from the embeddings gra-dedup
+    /// left in the cache (one entry per text): the report asks only for the texts gra-dedup never
+    /// embedded, the generated samples the committee rejected.
+    @Test func coverageMapReusesSemanticDedupEmbeddings() throws {
+        let dir = ToolRunner.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let r = try ToolRunner.sh(
+            Self.demoRun(pipelineArguments: "--dedup exact,minhash,semantic") + """
+                cp log.ndjson pipeline-log.ndjson
+                gra-report --embed demo-llama-3.1-8b@$URL run; echo "report $?"
+                """, in: dir)
+        #expect(r.stdoutLines == ["pipeline 0", "report 0"], "\(r.stderr)")
+        func embedded(_ log: [[String: Any]]) -> [String] {
+            log.filter { $0["path"] as? String == "/v1/embeddings" }.flatMap {
+                ($0["body"] as? [String: Any])?["input"] as? [String] ?? []
+            }
+        }
+        let all = try lines(dir.appendingPathComponent("log.ndjson"))
+        let before = try lines(dir.appendingPathComponent("pipeline-log.ndjson"))
+        let byDedup = Set(embedded(before))
+        let byReport = embedded(Array(all.dropFirst(before.count)))
+        #expect(!byDedup.isEmpty)
+        // What the map embeds: instruction and input, as gra-dedup does.
+        func text(_ o: [String: Any]) -> String {
+            [o["instruction"] as? String ?? "", o["input"] as? String ?? ""].map {
+                $0.trimmingCharacters(in: .whitespacesAndNewlines)
+            }.filter { !$0.isEmpty }.joined(separator: "\n")
+        }
+        let run = dir.appendingPathComponent("run")
+        var wanted = Set<String>()
+        for file in ["seeds.ndjson", "round-1/generated.ndjson", "dataset.ndjson"] {
+            for o in try lines(run.appendingPathComponent(file)) { wanted.insert(text(o)) }
+        }
+        let rejected = try lines(run.appendingPathComponent("round-1/rejects.ndjson")).count
+        #expect(Set(byReport) == wanted.subtracting(byDedup), "\(byReport)")
+        #expect(byReport.count == rejected && rejected > 0, "\(byReport)")
+        let summary =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: run.appendingPathComponent("report.json")))
+            as! [String: Any]
+        let points = (summary["map"] as? [String: Any])?["points"] as? [String: [[Double]]] ?? [:]
+        #expect(points.mapValues(\.count) == ["seeds": 32, "generated": 32, "final": 28])
+    }
+
     @Test func coverageMapFromAnEmbeddingsModel() throws {
         let dir = ToolRunner.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }

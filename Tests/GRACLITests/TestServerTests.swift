@@ -122,7 +122,7 @@ struct TestServerTests {
             """
             curl -sS "$URL/models"; echo
             curl -sS "${URL%/v1}/health"; echo
-            curl -sS -w ' %{http_code}' "$URL/completions" -d '{}'; echo
+            curl -sS -w ' %{http_code}' "$URL/responses" -d '{}'; echo
             """)
         #expect(s.outcome.status == 0, "\(s.outcome.stderr)")
         let list = s.json(0)

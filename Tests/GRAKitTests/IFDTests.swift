@@ -48,7 +48,8 @@ import Testing
         let section = s.section(model: "m")
         #expect(
             JSONWriter.string(.object(section))
-                == #"{"score":0.2231,"ppl_given_instruction":4.4817,"ppl_response":20.0855,"response_tokens":2,"model":"m"}"#
+                == #"{"score":0.2231,"ppl_given_instruction":4.4817,"ppl_response":20.0855,"#
+                + #""response_tokens":2,"model":"m"}"#
         )
         // A response of one token has nothing to score on its own.
         let one = PromptLogprobs(logprobs: [nil], offsets: [0], promptLength: 3)
@@ -74,7 +75,8 @@ import Testing
                 "does not echo the prompt", true
             ),
             (
-                #"{"choices":[{"text":"abc def q","logprobs":{"token_logprobs":[null,-1,-2],"text_offset":[-1,-1,-1]}}]}"#,
+                #"{"choices":[{"text":"abc def q","logprobs":{"token_logprobs":[null,-1,-2],"#
+                    + #""text_offset":[-1,-1,-1]}}]}"#,
                 "text_offset[0] is -1", true
             ),
             (

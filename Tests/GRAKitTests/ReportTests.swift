@@ -287,3 +287,35 @@ struct ReportTests {
         #expect(few.texts == (0..<7).map(String.init))
     }
 }
+
+/// IFD in the report: summary statistics, histogram bins and the change of the mean.
+@Suite struct ReportIFDTests {
+    @Test func summaryHistogramAndChange() throws {
+        var r = RunReport(directory: "x")
+        #expect(r.ifdSummary("seeds") == nil && r.ifdChangePercent == nil)
+        r.ifd["seeds"] = [0.5, 0.9, 0.7, 0.05]
+        r.ifd["final"] = [0.8, 1.0, 2.5]
+        let seeds = try #require(r.ifdSummary("seeds"))
+        #expect(seeds.count == 4 && abs(seeds.mean - 0.5375) < 1e-12 && abs(seeds.median - 0.6) < 1e-12)
+        let final = try #require(r.ifdSummary("final"))
+        #expect(final.median == 1.0 && abs(final.mean - 4.3 / 3) < 1e-12)
+        #expect(abs(r.ifdChangePercent! - ((4.3 / 3) / 0.5375 - 1) * 100) < 1e-9)
+        // Bins of 0.1 from 0 up to 1.5, then the rest: 0.05 in the first, 0.5 in [0.5, 0.6), 2.5 in the last.
+        let h = r.ifdHistogram("seeds")
+        #expect(h.count == 16 && h[0] == 1 && h[5] == 1 && h[7] == 1 && h[9] == 1 && h.reduce(0, +) == 4)
+        let f = r.ifdHistogram("final")
+        #expect(f[8] == 1 && f[10] == 1 && f[15] == 1)
+        let json = ReportPage.summary(r)
+        let ifd = try #require(json["ifd"]?.objectValue)
+        #expect(JSONWriter.string(ifd["change_percent"]!) == String(format: "%.4f", r.ifdChangePercent!))
+        #expect(ifd["seeds"]?.objectValue?["scored"] == .integer(4))
+        let page = ReportPage.html(r, generatedAt: "now")
+        #expect(page.contains("The final data is +166.67% harder than the seeds (mean)."), "\(page)")
+    }
+
+    @Test func noScoresNoSection() {
+        let r = RunReport(directory: "x")
+        #expect(ReportPage.summary(r)["ifd"] == .null)
+        #expect(ReportPage.html(r, generatedAt: "now").contains("No IFD scores"))
+    }
+}

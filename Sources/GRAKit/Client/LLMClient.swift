@@ -378,8 +378,8 @@ public final class LLMClient: @unchecked Sendable {
     }
 
     /// POSTs `body` to `path` on the least busy replica of `model`, retrying as `retry` says.
-    /// On success the raw body is cached under `key` and the latency recorded. Everything after
-    /// the HTTP exchange runs through `executor` (retries included).
+    /// On success the raw body is cached under `key` (unless it is empty) and the latency
+    /// recorded. Everything after the HTTP exchange runs through `executor` (retries included).
     func post<T: Sendable>(
         _ path: String, model: ModelEndpoint, body: ByteBuffer, key: [UInt8], tokens: Int, attempt: Int = 1,
         delay: Double = 0, via executor: HTTPClient.Executor?,
@@ -419,7 +419,7 @@ public final class LLMClient: @unchecked Sendable {
             switch classify(response, model: model, base: base, decode: decode) {
             case .success(let value):
                 count(model.name) { $0.record(latency: response.seconds) }
-                if let cache {
+                if let cache, !key.isEmpty {
                     do { try cache.store(key, response.body) } catch { onWarning?("cache write failed: \(error)") }
                 }
                 completion(.success((value, response, attempt)))
@@ -657,54 +657,92 @@ public final class LLMClient: @unchecked Sendable {
 
     // MARK: - Embeddings
 
-    /// Embeds `inputs` with `model` in batches of `batchSize` texts per request, cached per
-    /// batch like every request; `completion` gets one vector per input, in order.
+    /// Embeds `inputs` with `model`: each text's vector from the cache when it holds one (one
+    /// entry per model and text, so any tool embedding the same text with the same model, in any
+    /// batch, finds it), the others in batches of `batchSize` texts per request, each vector
+    /// stored as it comes. `completion` gets one vector per input, in order.
     public func embeddings(
         model: ModelEndpoint, inputs: [String], batchSize: Int = 64,
         completion: @escaping @Sendable (Result<[[Float]], RequestFailure>) -> Void
     ) {
-        let batches = stride(from: 0, to: inputs.count, by: max(1, batchSize)).map {
-            Array(inputs[$0..<min($0 + max(1, batchSize), inputs.count)])
-        }
-        guard !batches.isEmpty else { return completion(.success([])) }
-        let collector = EmbeddingCollector(count: batches.count, completion: completion)
-        for (i, batch) in batches.enumerated() {
-            let key = cache == nil ? [] : LLMClient.embeddingsCacheKey(model: model, inputs: batch)
-            if let cache, let body = try? cache.lookup(key),
-                case .success(let vectors) = LLMClient.decodeEmbeddings(body, expected: batch.count)
-            {
-                count(model.name) { $0.cacheHits += 1 }
-                collector.set(i, .success(vectors))
-                continue
+        var found = [[Float]?](repeating: nil, count: inputs.count)
+        var missing: [Int] = []
+        if let cache {
+            for (i, text) in inputs.enumerated() {
+                let key = LLMClient.embeddingCacheKey(model: model, input: text)
+                if let body = try? cache.lookup(key), let v = LLMClient.storedVector(body) {
+                    found[i] = v
+                } else {
+                    missing.append(i)
+                }
             }
+            let hits = inputs.count - missing.count
+            if hits > 0 { count(model.name) { $0.cacheHits += hits } }
+        } else {
+            missing = Array(inputs.indices)
+        }
+        let size = max(1, batchSize)
+        let batches = stride(from: 0, to: missing.count, by: size).map {
+            Array(missing[$0..<min($0 + size, missing.count)])
+        }
+        let collector = EmbeddingCollector(found, batches: batches.count, completion: completion)
+        guard !batches.isEmpty else { return collector.finish() }
+        for slots in batches {
             var body = JSONObject()
             body.append("model", .string(model.name))
-            body.append("input", .array(batch.map { .string($0) }))
+            body.append("input", .array(slots.map { .string(inputs[$0]) }))
             body.append("encoding_format", .string("float"))
             let buffer = ByteBuffer(capacity: 960)
             JSONWriter.write(body, to: buffer)
-            let expected = batch.count
+            let expected = slots.count
             post(
-                "/embeddings", model: model, body: buffer, key: key, tokens: buffer.count / 4, via: nil,
+                "/embeddings", model: model, body: buffer, key: [], tokens: buffer.count / 4, via: nil,
                 decode: { LLMClient.decodeEmbeddings($0, expected: expected) }
-            ) {
-                collector.set(i, $0.map(\.value))
+            ) { [self] result in
+                if let cache, case .success(let outcome) = result {
+                    do {
+                        for (slot, v) in zip(slots, outcome.value) {
+                            try cache.store(
+                                LLMClient.embeddingCacheKey(model: model, input: inputs[slot]), LLMClient.storedBytes(v)
+                            )
+                        }
+                    } catch { onWarning?("cache write failed: \(error)") }
+                }
+                collector.set(slots, result.map(\.value))
             }
         }
     }
 
-    /// SHA-256 of the canonical embeddings request (kind, model and its cache namespace,
-    /// inputs; not the URL).
-    static func embeddingsCacheKey(model: ModelEndpoint, inputs: [String]) -> [UInt8] {
+    /// SHA-256 of one text's canonical embedding request (kind, model and its cache namespace,
+    /// the text; not the URL). Scheme 3: scheme 2 keyed whole batches.
+    static func embeddingCacheKey(model: ModelEndpoint, input: String) -> [UInt8] {
         var o = JSONObject()
-        o.append("input", .array(inputs.map { .string($0) }))
-        o.append("kind", .string("embeddings"))
+        o.append("input", .string(input))
+        o.append("kind", .string("embedding"))
         o.append("model", .string(model.name))
         if let ns = model.cacheNamespace { o.append("namespace", .string(ns)) }
-        o.append("v", .integer(2))
+        o.append("v", .integer(3))
         let buffer = ByteBuffer(capacity: 960)
         JSONWriter.write(o, to: buffer)
         return SHA256.hash(buffer.bytes)
+    }
+
+    /// A vector as the cache keeps it: little-endian float32s.
+    static func storedBytes(_ v: [Float]) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(v.count * 4)
+        for x in v { withUnsafeBytes(of: x.bitPattern.littleEndian) { bytes.append(contentsOf: $0) } }
+        return bytes
+    }
+
+    /// The vector a cache entry holds, or nil for one that is not a vector.
+    static func storedVector(_ bytes: [UInt8]) -> [Float]? {
+        guard !bytes.isEmpty, bytes.count % 4 == 0 else { return nil }
+        return bytes.withUnsafeBytes { raw in
+            (0..<(bytes.count / 4)).map {
+                Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self)))
+            }
+        }
     }
 
     /// Reads an `/embeddings` body: float arrays or base64 little-endian float32, each item
@@ -808,19 +846,28 @@ public struct ReplyProblem: Error, Sendable, Equatable, CustomStringConvertible,
     }
 }
 
-/// Gathers the batches of one `embeddings` call and answers once, in input order.
+/// Gathers the batches of one `embeddings` call (and the vectors the cache held) and answers
+/// once, in input order.
 final class EmbeddingCollector: @unchecked Sendable {
     private let lock = Mutex()
-    private var parts: [[[Float]]?]
+    private var vectors: [[Float]?]
+    private var pending: Int
     private var failed = false
     private let completion: @Sendable (Result<[[Float]], RequestFailure>) -> Void
 
-    init(count: Int, completion: @escaping @Sendable (Result<[[Float]], RequestFailure>) -> Void) {
-        parts = Array(repeating: nil, count: count)
+    init(
+        _ vectors: [[Float]?], batches: Int, completion: @escaping @Sendable (Result<[[Float]], RequestFailure>) -> Void
+    ) {
+        self.vectors = vectors
+        pending = batches
         self.completion = completion
     }
 
-    func set(_ i: Int, _ result: Result<[[Float]], RequestFailure>) {
+    /// Answers at once: every vector was in the cache.
+    func finish() { completion(.success(vectors.map { $0 ?? [] })) }
+
+    /// One batch's vectors, for the inputs at `slots`.
+    func set(_ slots: [Int], _ result: Result<[[Float]], RequestFailure>) {
         let outcome: Result<[[Float]], RequestFailure>? = lock.locked {
             guard !failed else { return nil }
             switch result {
@@ -828,9 +875,10 @@ final class EmbeddingCollector: @unchecked Sendable {
                 failed = true
                 return .failure(f)
             case .success(let v):
-                parts[i] = v
-                guard parts.allSatisfy({ $0 != nil }) else { return nil }
-                return .success(parts.flatMap { $0! })
+                for (slot, vector) in zip(slots, v) { vectors[slot] = vector }
+                pending -= 1
+                guard pending == 0 else { return nil }
+                return .success(vectors.map { $0 ?? [] })
             }
         }
         if let outcome { completion(outcome) }

@@ -233,7 +233,7 @@ struct DedupPreparer: Sendable {
             }
         }
         if methods.contains(.semantic) {
-            r.semanticText = texts.map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }.joined(separator: "\n")
+            r.semanticText = DedupText.semanticText(texts)
         }
         out.records.append(r)
     }

@@ -58,6 +58,13 @@ public enum DedupText {
 
     /// Appends one more field: a separating space (when `out` is not empty) and the field's
     /// normalized text; nothing when that text is empty.
+    /// The text the semantic method embeds: the compared fields as written, trimmed, the
+    /// non-empty ones one per line. gra-report's map embeds the same (instruction and input), so
+    /// with the same model and cache a run deduplicated semantically needs no new request.
+    public static func semanticText(_ fields: [String]) -> String {
+        fields.map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }.joined(separator: "\n")
+    }
+
     public static func appendField(_ text: String, to out: inout [UInt8]) {
         let mark = out.count
         if mark > 0 { out.append(0x20) }

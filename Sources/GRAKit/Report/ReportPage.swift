@@ -82,6 +82,21 @@ public enum ReportPage {
                     ])
                 }))
         root.append("pipeline_stats", r.pipelineStats.map { .object($0) } ?? .null)
+        var ifd = JSONObject()
+        for set in ["seeds", "final"] {
+            guard let s = r.ifdSummary(set) else { continue }
+            ifd.append(
+                set,
+                .object([
+                    "scored": .integer(s.count), "mean": real(s.mean), "median": real(s.median),
+                    "histogram": .array(r.ifdHistogram(set).map { .integer($0) })
+                ]))
+        }
+        if !ifd.fields.isEmpty {
+            ifd.append("bins_below", .array(RunReport.ifdBins.map { real($0) }))
+            ifd.append("change_percent", real(r.ifdChangePercent))
+        }
+        root.append("ifd", ifd.fields.isEmpty ? .null : .object(ifd))
         if let map = r.map {
             var sets = JSONObject()
             for set in map.sets {
@@ -144,7 +159,8 @@ public enum ReportPage {
             Written \(esc(generatedAt)) by gra-report.</p>
             <nav><a href="#funnel">Funnel</a> · <a href="#reasons">Reasons</a> · <a href="#scores">Scores</a> · \
             <a href="#calibration">Reviewer calibration</a> · <a href="#domains">Domains</a> · \
-            <a href="#lengths">Lengths</a> · <a href="#coverage">Coverage</a> · <a href="#cost">Cost and speed</a> · \
+            <a href="#lengths">Lengths</a> · <a href="#difficulty">Difficulty</a> · <a href="#coverage">Coverage</a> · \
+            <a href="#cost">Cost and speed</a> · \
             <a href="#samples">Samples</a></nav>\n
             """
         h += funnelSection(r)
@@ -153,6 +169,7 @@ public enum ReportPage {
         h += calibrationSection(r)
         h += domainsSection(r)
         h += lengthsSection(r)
+        h += difficultySection(r)
         h += coverageSection(r)
         h += costSection(r)
         h += samplesSection(r)
@@ -332,6 +349,48 @@ public enum ReportPage {
                 title: "\(field.capitalized) length", categories: labels, series: series, xLabel: "characters",
                 yLabel: "% of the set")
         }
+        return h
+    }
+
+    static func difficultySection(_ r: RunReport) -> String {
+        var h = "<h2 id=\"difficulty\">Difficulty (IFD)</h2>\n"
+        let sets = ["seeds", "final"].filter { r.ifdSummary($0) != nil }
+        guard !sets.isEmpty else {
+            return h + """
+                <p class="note">No IFD scores: <code>bin/gra-pipeline --ifd MODEL</code> (or <code>gra-ifd</code> \
+                on seeds.ndjson and dataset.ndjson) scores each sample's Instruction-Following Difficulty \
+                with a vLLM model.</p>\n
+                """
+        }
+        h += """
+            <p class="note">Instruction-Following Difficulty (gra-ifd): the perplexity of the response given \
+            the instruction over the perplexity of the response alone; higher is harder (the GRA paper reports \
+            its generated data 14.58% harder than its seeds).\
+            \(r.ifdChangePercent.map { String(format: " The final data is %+.2f%% harder than the seeds", $0) } ?? "")\
+            \(r.ifdChangePercent == nil ? "" : " (mean).")\
+            </p>\n<table><tr><th class="l">set</th><th>scored</th><th>mean</th><th>median</th></tr>\n
+            """
+        for set in sets {
+            let s = r.ifdSummary(set)!
+            h += """
+                <tr><td class="l">\(set)</td><td>\(s.count)</td><td>\(String(format: "%.4f", s.mean))</td>\
+                <td>\(String(format: "%.4f", s.median))</td></tr>\n
+                """
+        }
+        h += "</table>\n"
+        let bins = RunReport.ifdBins
+        let labels =
+            bins.indices.map { i in
+                i == 0 ? "<\(SVGChart.number(bins[0]))" : "\(SVGChart.number(bins[i - 1]))–"
+            } + ["≥\(SVGChart.number(bins.last!))"]
+        let series = sets.map { set -> SVGChart.Series in
+            let c = r.ifdHistogram(set)
+            let n = Double(max(c.reduce(0, +), 1))
+            return SVGChart.Series(set, c.map { Double($0) * 100 / n })
+        }
+        h += SVGChart.bars(
+            title: "IFD score", categories: labels, series: series, xLabel: "IFD (bins of 0.1)",
+            yLabel: "% of the set")
         return h
     }
 

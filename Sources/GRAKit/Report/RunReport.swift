@@ -128,13 +128,41 @@ public struct RunReport: Sendable {
     public var map: EmbeddingMap?
     public var seeds = 0
     public var final = 0
+    /// gra.ifd scores (gra-ifd) per set: "seeds", "final".
+    public var ifd: [String: [Double]] = [:]
+    /// Upper bounds of the IFD histogram's bins (the last bin holds the rest).
+    public static let ifdBins = stride(from: 0.1, through: 1.5, by: 0.1).map { ($0 * 10).rounded() / 10 }
+
+    /// Count, mean and median of a set's IFD scores; nil when none was scored.
+    public func ifdSummary(_ set: String) -> (count: Int, mean: Double, median: Double)? {
+        guard let xs = ifd[set], !xs.isEmpty else { return nil }
+        let sorted = xs.sorted()
+        let mid = sorted.count / 2
+        let median = sorted.count % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+        return (xs.count, xs.reduce(0, +) / Double(xs.count), median)
+    }
+
+    /// How much harder the final data is than the seeds: the change of the mean IFD, in percent
+    /// (the GRA paper reports +14.58 %); nil unless both sets were scored.
+    public var ifdChangePercent: Double? {
+        guard let s = ifdSummary("seeds"), let f = ifdSummary("final"), s.mean > 0 else { return nil }
+        return (f.mean / s.mean - 1) * 100
+    }
+
+    /// A set's IFD scores per bin of `ifdBins` (and one more for the rest).
+    public func ifdHistogram(_ set: String) -> [Int] {
+        var counts = Array(repeating: 0, count: Self.ifdBins.count + 1)
+        for x in ifd[set] ?? [] { counts[Self.ifdBins.firstIndex { x < $0 } ?? Self.ifdBins.count] += 1 }
+        return counts
+    }
 
     public init(directory: String) { self.directory = directory }
 
     // MARK: - Reading a run directory
 
-    /// Reads RUN/seeds.ndjson, RUN/round-N/… and RUN/dataset.ndjson (see bin/gra-pipeline). A
-    /// file a stage did not write (no errors, say) counts as empty.
+    /// Reads RUN/seeds.ndjson, RUN/round-N/… and RUN/dataset.ndjson (see bin/gra-pipeline), and
+    /// RUN/seeds.ifd.ndjson and RUN/dataset.ifd.ndjson when gra-ifd wrote them. A file a stage did
+    /// not write (no errors, say) counts as empty.
     /// `mapPoints` > 0 also samples that many instructions per set for the embedding map.
     public static func load(runDirectory dir: String, mapPoints: Int = 0) throws(GRAError) -> RunReport {
         var report = RunReport(directory: dir)
@@ -165,6 +193,16 @@ public struct RunReport: Sendable {
             report.final += 1
             report.count(o, domains: \.finalDomains, lengths: "final")
             report.sampleForMap(o, "final")
+        }
+        // gra-ifd's scores, written beside the seeds and the dataset (bin/gra-pipeline --ifd).
+        for (set, file) in [("seeds", "seeds"), ("final", "dataset")] {
+            let path = "\(dir)/\(file).ifd.ndjson"
+            guard FileManager.default.fileExists(atPath: path) else { continue }
+            var scores: [Double] = []
+            try forEachRecord(path) { (o) throws(GRAError) in
+                if let x = o.graSection("ifd")?["score"]?.doubleValue, x.isFinite { scores.append(x) }
+            }
+            report.ifd[set] = scores
         }
         if let stats = try readJSON(dir + "/stats.json") { report.pipelineStats = stats }
         return report
@@ -386,6 +424,9 @@ public struct RunReport: Sendable {
         _ o: JSONObject, domains: WritableKeyPath<RunReport, [String: Int]>, lengths prefix: String
     ) {
         self[keyPath: domains][o["domain"]?.stringValue ?? "(none)", default: 0] += 1
+        if let score = o.graSection("ifd")?["score"]?.doubleValue, score.isFinite {
+            ifd[prefix, default: []].append(score)
+        }
         let response = (o["response"] ?? o["output"])?.stringValue
         for (field, text) in [("instruction", o["instruction"]?.stringValue), ("response", response)] {
             guard let text else { continue }
@@ -399,7 +440,10 @@ public struct RunReport: Sendable {
     var mapPoints = 0
 
     mutating func sampleForMap(_ o: JSONObject, _ set: String) {
-        guard mapPoints > 0, let text = o["instruction"]?.stringValue else { return }
+        guard mapPoints > 0, let instruction = o["instruction"]?.stringValue else { return }
+        // What gra-dedup --method semantic embeds (with its default --fields), so its cache serves.
+        let text = DedupText.semanticText([instruction, o["input"]?.stringValue ?? ""])
+        guard !text.isEmpty else { return }
         mapTexts[set, default: TextSample(limit: mapPoints)].add(text)
     }
 
