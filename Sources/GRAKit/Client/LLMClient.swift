@@ -700,13 +700,13 @@ public final class LLMClient: @unchecked Sendable {
                 decode: { LLMClient.decodeEmbeddings($0, expected: expected) }
             ) { [self] result in
                 if let cache, case .success(let outcome) = result {
-                    do {
-                        for (slot, v) in zip(slots, outcome.value) {
-                            try cache.store(
-                                LLMClient.embeddingCacheKey(model: model, input: inputs[slot]), LLMClient.storedBytes(v)
-                            )
-                        }
-                    } catch { onWarning?("cache write failed: \(error)") }
+                    let entries = zip(slots, outcome.value).map {
+                        (
+                            key: LLMClient.embeddingCacheKey(model: model, input: inputs[$0.0]),
+                            body: LLMClient.storedBytes($0.1)
+                        )
+                    }
+                    do { try cache.store(entries) } catch { onWarning?("cache write failed: \(error)") }
                 }
                 collector.set(slots, result.map(\.value))
             }
@@ -729,20 +729,31 @@ public final class LLMClient: @unchecked Sendable {
 
     /// A vector as the cache keeps it: little-endian float32s.
     static func storedBytes(_ v: [Float]) -> [UInt8] {
+        #if _endian(little)
+        return v.withUnsafeBytes { Array($0) }
+        #else
         var bytes: [UInt8] = []
         bytes.reserveCapacity(v.count * 4)
         for x in v { withUnsafeBytes(of: x.bitPattern.littleEndian) { bytes.append(contentsOf: $0) } }
         return bytes
+        #endif
     }
 
     /// The vector a cache entry holds, or nil for one that is not a vector.
     static func storedVector(_ bytes: [UInt8]) -> [Float]? {
         guard !bytes.isEmpty, bytes.count % 4 == 0 else { return nil }
+        #if _endian(little)
+        return [Float](unsafeUninitializedCapacity: bytes.count / 4) { buffer, count in
+            bytes.withUnsafeBytes { UnsafeMutableRawBufferPointer(buffer).copyMemory(from: $0) }
+            count = bytes.count / 4
+        }
+        #else
         return bytes.withUnsafeBytes { raw in
             (0..<(bytes.count / 4)).map {
                 Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self)))
             }
         }
+        #endif
     }
 
     /// Reads an `/embeddings` body: float arrays or base64 little-endian float32, each item

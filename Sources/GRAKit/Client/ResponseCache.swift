@@ -158,14 +158,36 @@ public final class ResponseCache: @unchecked Sendable {
         }
     }
 
-    private func storeUnlocked(_ key: [UInt8], _ body: [UInt8]) throws(SQLiteFailure) {
-        try lock.locked { () throws(SQLiteFailure) in
-            guard let s = insertStatement else { return }
-            defer { sqlite3_reset(s) }
-            key.withUnsafeBytes { _ = gra_sqlite3_bind_blob_copy(s, 1, $0.baseAddress, Int32($0.count)) }
-            body.withUnsafeBytes { _ = gra_sqlite3_bind_blob_copy(s, 2, $0.baseAddress, Int32($0.count)) }
-            sqlite3_bind_int64(s, 3, Int64(time(nil)))
-            try check(sqlite3_step(s), "store")
+    /// Stores several entries in one transaction (one commit instead of one each: the
+    /// embeddings of a batch).
+    public func store(_ entries: [(key: [UInt8], body: [UInt8])]) throws(GRAError) {
+        do {
+            try lock.locked { () throws(SQLiteFailure) in
+                guard insertStatement != nil else { return }
+                try exec("BEGIN IMMEDIATE")
+                do throws(SQLiteFailure) {
+                    for e in entries { try insertUnlocked(e.key, e.body) }
+                    try exec("COMMIT")
+                } catch {
+                    try? exec("ROLLBACK")
+                    throw error
+                }
+            }
+        } catch {
+            throw GRAError.io("cache \(path): \(error.message)")
         }
+    }
+
+    private func storeUnlocked(_ key: [UInt8], _ body: [UInt8]) throws(SQLiteFailure) {
+        try lock.locked { () throws(SQLiteFailure) in try insertUnlocked(key, body) }
+    }
+
+    private func insertUnlocked(_ key: [UInt8], _ body: [UInt8]) throws(SQLiteFailure) {
+        guard let s = insertStatement else { return }
+        defer { sqlite3_reset(s) }
+        key.withUnsafeBytes { _ = gra_sqlite3_bind_blob_copy(s, 1, $0.baseAddress, Int32($0.count)) }
+        body.withUnsafeBytes { _ = gra_sqlite3_bind_blob_copy(s, 2, $0.baseAddress, Int32($0.count)) }
+        sqlite3_bind_int64(s, 3, Int64(time(nil)))
+        try check(sqlite3_step(s), "store")
     }
 }
