@@ -24,7 +24,8 @@ struct ReviewCommand: ParsableCommand {
             gra-adjudicate); otherwise accept. Every record is written with gra.review (roles, \
             each review, per-round mean and variance, decision, reason); nothing is filtered here. \
             --rescore re-decides from the stored scores with new thresholds without asking any \
-            model.
+            model. --dimensions has each reviewer also score six dimensions (correctness, clarity, \
+            completeness, relevance, coherence, ethicality), stored per review for gra-report.
 
             Exit status: 0 success, 64 usage error, 65 malformed input, 74 I/O error, 75 some \
             records failed (see --errors; rerun to retry them, answered requests come from the \
@@ -53,6 +54,14 @@ struct ReviewCommand: ParsableCommand {
         help: "Re-decide from the scores stored in gra.review with the thresholds given; no request is sent.")
     var rescore = false
 
+    @Flag(
+        name: .long,
+        help: """
+            Rubric mode: each reviewer also scores correctness, clarity, completeness, relevance, coherence and \
+            ethicality (1-10, stored in gra.review.reviews[].dimensions); the decision still uses the overall score.
+            """)
+    var dimensions = false
+
     @OptionGroup(title: "Roles and prompts")
     var roles: RoleStageOptions
 
@@ -73,6 +82,9 @@ struct ReviewCommand: ParsableCommand {
 
     func validate() throws {
         if let reviewers, reviewers <= 0 { throw ValidationError("--reviewers must be positive") }
+        if rescore && dimensions {
+            throw ValidationError("--rescore asks no reviewer: the stored dimensions are kept as they are")
+        }
         if rescore && reviewers != nil {
             throw ValidationError(
                 "--rescore asks no reviewer: it re-decides from the stored scores, so --reviewers has no effect")
@@ -87,7 +99,13 @@ struct ReviewCommand: ParsableCommand {
         let environment = ProcessInfo.processInfo.environment
         try StageRunner.run(diagnostics) { () throws(GRAError) -> Int32 in
             let prompts = try roles.promptSet()
-            if !rescore { try prompts.require([.reviewInstruction, .reviewResponse], for: "gra-review") }
+            if !rescore {
+                try prompts.require(
+                    dimensions
+                        ? [.reviewInstructionDimensions, .reviewResponseDimensions]
+                        : [.reviewInstruction, .reviewResponse],
+                    for: "gra-review")
+            }
             let thresholds = ReviewRule.Thresholds(minScore: minScore, maxVariance: maxVariance)
             if rescore {
                 // No model is asked: no pool, no server, no cache needed.
@@ -104,6 +122,7 @@ struct ReviewCommand: ParsableCommand {
             defer { setup.shutdown() }
             var options = ReviewOptions(pool: setup.pool, prompts: prompts)
             options.reviewers = reviewers ?? 3
+            options.dimensions = dimensions
             options.seed = roles.seed
             options.thresholds = thresholds
             options.roles = try RoleConfig.load(configPath: client.config, pool: setup.pool)

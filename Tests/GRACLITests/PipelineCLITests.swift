@@ -293,3 +293,89 @@ struct PipelineScriptTests {
                 "4 shards with GNU parallel"))
     }
 }
+
+/// `bin/gra-pipeline --refine-seeds` on the demo: the seeds through the same committee, no
+/// generation. Three seeds get scripted reviews (prepended to the demo script): one rejected
+/// on its instruction, one on its response, one that `demo-llama-3.1-8b` alone faults (a dispute
+/// when it sits on the committee, which the area chair then rejects).
+@Suite("bin/gra-pipeline --refine-seeds")
+struct RefineSeedsTests {
+    static let round1 = "you judge only the INSTRUCTION"
+    static let round2 = "you judge the RESPONSE"
+    static let badInstruction = "A bakery sells muffins for $2.75 each"
+    static let badResponse = "Solve the system of equations"
+    static let faulted = "Two fair six-sided dice are rolled"
+
+    @Test func refinedSeedsDatasetAndIntegratedSet() throws {
+        let dir = ToolRunner.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let demo = try String(
+            contentsOf: PipelineScriptTests.repo.appendingPathComponent("examples/demo/server-script.json"),
+            encoding: .utf8)
+        func review(_ text: String, _ round: String, _ score: Int, model: String? = nil) -> String {
+            let m = model.map { #""model":"\#($0)","# } ?? ""
+            return #"{\#(m)"contains":["\#(text)","\#(round)"],"reply_json":{"score":\#(score),"comment":"scripted"}},"#
+        }
+        let rules =
+            review(Self.badInstruction, Self.round1, 3) + review(Self.badResponse, Self.round2, 4)
+            + review(Self.faulted, Self.round2, 2, model: "demo-llama-3.1-8b") + review(Self.faulted, Self.round2, 9)
+            + #"{"contains":["area chair","\#(Self.faulted)"],"reply_json":{"decision":"reject","score":3,"#
+            + #""rationale":"the count of outcomes is wrong"}},"#
+        let script = demo.replacingOccurrences(of: #""rules": ["#, with: #""rules": ["# + rules)
+        #expect(script != demo)
+        try Data(script.utf8).write(to: dir.appendingPathComponent("script.json"))
+        let models = ["demo-llama-3.1-8b", "demo-qwen-2.5-7b", "demo-mistral-7b", "demo-gemma-2-9b", "demo-glm-4-9b"]
+        let pool = models.map { "--model \($0)@$URL" }.joined(separator: " ")
+        let seeds = PipelineScriptTests.repo.appendingPathComponent("examples/seeds.alpaca.json").path
+        let r = try ToolRunner.sh(
+            MapCLITests.prelude + """
+                start_server --script script.json --models \(models.joined(separator: ","))
+                '\(PipelineScriptTests.repo.path)/bin/gra-pipeline' --run run --refine-seeds '\(seeds)' \
+                -- \(pool) --cache cache --quiet 2> pipeline.err
+                echo "pipeline $?"
+                '\(PipelineScriptTests.repo.path)/bin/gra-pipeline' --run plain '\(seeds)' \
+                -- \(pool) --cache cache --quiet 2> plain.err
+                echo "plain $?"
+                cmp run/dataset.ndjson plain/dataset.ndjson && echo "same dataset"
+                cat run/refined-seeds.ndjson run/dataset.ndjson | cmp - run/integrated.ndjson && echo "integrated"
+                test -e plain/refined-seeds.ndjson || echo "no refined seeds without the flag"
+                """, in: dir)
+        #expect(
+            r.stdoutLines == [
+                "pipeline 0", "plain 0", "same dataset", "integrated", "no refined seeds without the flag"
+            ], "\(r.stderr)")
+        let run = dir.appendingPathComponent("run")
+        func lines(_ path: String) throws -> [[String: Any]] {
+            try jsonLines(Data(contentsOf: run.appendingPathComponent(path)))
+        }
+        let seedRecords = try lines("seeds.ndjson")
+        func id(_ prefix: String) -> String {
+            seedRecords.first { ($0["instruction"] as? String ?? "").hasPrefix(prefix) }?["id"] as? String ?? "?"
+        }
+        let reviewed = try lines("refine/reviewed.ndjson")
+        #expect(reviewed.count == seedRecords.count)
+        var decisions: [String: String] = [:]
+        var committees: [String: [String]] = [:]
+        for o in reviewed {
+            let review = (o["gra"] as! [String: Any])["review"] as! [String: Any]
+            decisions[o["id"] as! String] = review["decision"] as? String
+            committees[o["id"] as! String] = (review["roles"] as! [String: Any])["reviewers"] as? [String]
+            // A seed has no author.
+            #expect((review["roles"] as! [String: Any])["author"] is NSNull)
+        }
+        #expect(decisions[id(Self.badInstruction)] == "reject")
+        #expect(decisions[id(Self.badResponse)] == "reject")
+        let faultedID = id(Self.faulted)
+        let disputed = committees[faultedID]?.contains("demo-llama-3.1-8b") == true
+        #expect(decisions[faultedID] == (disputed ? "dispute" : "accept"), "\(committees[faultedID] ?? [])")
+        let rejected = Set([id(Self.badInstruction), id(Self.badResponse)] + (disputed ? [faultedID] : []))
+        let refined = try lines("refined-seeds.ndjson").compactMap { $0["id"] as? String }
+        #expect(refined == seedRecords.compactMap { $0["id"] as? String }.filter { !rejected.contains($0) })
+        let rejects = try lines("refine/rejects.ndjson")
+        #expect(Set(rejects.compactMap { $0["id"] as? String }) == rejected)
+        for o in rejects where o["id"] as? String == faultedID {
+            #expect((o["reason"] as? String ?? "").hasPrefix("rejected by the adjudicator"))
+        }
+        #expect(r.stderr.isEmpty || !r.stderr.contains("error"), "\(r.stderr)")
+    }
+}

@@ -319,3 +319,32 @@ struct ReportTests {
         #expect(ReportPage.html(r, generatedAt: "now").contains("No IFD scores"))
     }
 }
+
+/// gra-review --dimensions in the report: the means per round and domain, and the weakest.
+@Suite struct ReportDimensionsTests {
+    func review(_ json: String) throws -> JSONObject {
+        try #require(try JSONParser.parse(Array(json.utf8)).objectValue)
+    }
+
+    @Test func meansAndTheWeakestWithTies() throws {
+        var r = RunReport(directory: "x")
+        r.countReviews(
+            try review(
+                #"{"reviews":[{"model":"a","round":2,"score":8,"#
+                    + #""dimensions":{"clarity":4,"coherence":4,"correctness":6}},"#
+                    + #"{"model":"b","round":2,"score":8,"dimensions":{"clarity":6,"coherence":5,"correctness":2}},"#
+                    + #"{"model":"c","round":2,"score":8}]}"#), decision: nil, domain: "math")
+        #expect(r.dimensions[2]?["math"]?["clarity"]?.value == 5)
+        #expect(r.dimensions[2]?["math"]?["correctness"]?.value == 4)
+        // correctness 4, coherence 4.5, clarity 5: correctness.
+        #expect(r.weakestDimension(round: 2, domain: "math")?.name == "correctness")
+        var tie = RunReport(directory: "x")
+        tie.countReviews(
+            try review(#"{"reviews":[{"model":"a","round":1,"score":5,"dimensions":{"relevance":3,"clarity":3}}]}"#),
+            decision: nil)
+        // A tie goes to the first in the schema's order: clarity before relevance.
+        #expect(tie.weakestDimension(round: 1, domain: "(none)")?.name == "clarity")
+        #expect(ReportPage.summary(tie)["dimensions"]?.objectValue?["round_1"] != nil)
+        #expect(ReportPage.summary(RunReport(directory: "y"))["dimensions"] == .null)
+    }
+}

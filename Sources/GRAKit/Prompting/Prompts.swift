@@ -14,6 +14,9 @@ public struct PromptSet: Sendable {
         case generate
         case reviewInstruction = "review-instruction"
         case reviewResponse = "review-response"
+        /// The review rounds of `gra-review --dimensions`: a score per dimension and overall.
+        case reviewInstructionDimensions = "review-instruction-dimensions"
+        case reviewResponseDimensions = "review-response-dimensions"
         case adjudicate
 
         public var fileName: String { rawValue + ".txt" }
@@ -89,12 +92,16 @@ public struct PromptSet: Sendable {
         case (.reviewInstruction, "zh"): bytes = PackageResources.review_instruction_zh_txt
         case (.reviewResponse, "zh"): bytes = PackageResources.review_response_zh_txt
         case (.adjudicate, "zh"): bytes = PackageResources.adjudicate_zh_txt
+        case (.reviewInstructionDimensions, "zh"): bytes = PackageResources.review_instruction_dimensions_zh_txt
+        case (.reviewResponseDimensions, "zh"): bytes = PackageResources.review_response_dimensions_zh_txt
         case (.classify, _): bytes = PackageResources.classify_txt
         case (.extract, _): bytes = PackageResources.extract_txt
         case (.generate, _): bytes = PackageResources.generate_txt
         case (.reviewInstruction, _): bytes = PackageResources.review_instruction_txt
         case (.reviewResponse, _): bytes = PackageResources.review_response_txt
         case (.adjudicate, _): bytes = PackageResources.adjudicate_txt
+        case (.reviewInstructionDimensions, _): bytes = PackageResources.review_instruction_dimensions_txt
+        case (.reviewResponseDimensions, _): bytes = PackageResources.review_response_dimensions_txt
         }
         return String(decoding: bytes, as: UTF8.self)
     }

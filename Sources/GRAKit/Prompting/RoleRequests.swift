@@ -13,6 +13,21 @@ public enum RoleSchemas {
         {"type":"object","properties":{"score":{"type":"integer","minimum":1,"maximum":10},\
         "comment":{"type":"string"}},"required":["score","comment"],"additionalProperties":false}
         """)
+    /// The review dimensions of `gra-review --dimensions`, in the order they are stored.
+    public static let dimensions = ["correctness", "clarity", "completeness", "relevance", "coherence", "ethicality"]
+    /// A reviewer's verdict in rubric mode: an integer from 1 to 10 per dimension, the overall
+    /// score (what the decision uses) and a comment.
+    public static let reviewWithDimensions: JSONSchema = {
+        let each = #"{"type":"integer","minimum":1,"maximum":10}"#
+        let properties = dimensions.map { #""\#($0)":\#(each)"# }.joined(separator: ",")
+        let required = dimensions.map { #""\#($0)""# }.joined(separator: ",")
+        return schema(
+            """
+            {"type":"object","properties":{"dimensions":{"type":"object","properties":{\(properties)},\
+            "required":[\(required)],"additionalProperties":false},"score":\(each),"comment":{"type":"string"}},\
+            "required":["dimensions","score","comment"],"additionalProperties":false}
+            """)
+    }()
     /// The area chair's ruling.
     public static let adjudication = schema(
         """

@@ -82,6 +82,20 @@ public enum ReportPage {
                     ])
                 }))
         root.append("pipeline_stats", r.pipelineStats.map { .object($0) } ?? .null)
+        var dimensions = JSONObject()
+        for round in r.dimensions.keys.sorted() {
+            var domains = JSONObject()
+            for domain in r.dimensions[round]!.keys.sorted() {
+                var o = JSONObject()
+                for (name, mean) in r.dimensions[round]![domain]!.sorted(by: { $0.key < $1.key }) {
+                    o.append(name, real(mean.value))
+                }
+                o.append("weakest", r.weakestDimension(round: round, domain: domain).map { .string($0.name) } ?? .null)
+                domains.append(domain, .object(o))
+            }
+            dimensions.append("round_\(round)", .object(domains))
+        }
+        root.append("dimensions", dimensions.fields.isEmpty ? .null : .object(dimensions))
         var ifd = JSONObject()
         for set in ["seeds", "final"] {
             guard let s = r.ifdSummary(set) else { continue }
@@ -167,6 +181,7 @@ public enum ReportPage {
         h += reasonsSection(r)
         h += scoresSection(r)
         h += calibrationSection(r)
+        h += dimensionsSection(r)
         h += domainsSection(r)
         h += lengthsSection(r)
         h += difficultySection(r)
@@ -308,6 +323,42 @@ public enum ReportPage {
             title: "Mean offset from the committee", categories: models,
             series: [SVGChart.Series("", models.map { r.calibration[$0]!.meanOffset.map { abs($0) } ?? 0 })],
             xLabel: "reviewer model", yLabel: "|offset| (score points)")
+        return h
+    }
+
+    /// gra-review --dimensions: per round, each domain's mean score per dimension, the weakest
+    /// marked. Nothing without dimension scores.
+    static func dimensionsSection(_ r: RunReport) -> String {
+        guard !r.dimensions.isEmpty else { return "" }
+        var h = """
+            <h2 id="dimensions">Review dimensions</h2>
+            <p class="note">gra-review --dimensions: each reviewer's score per dimension, averaged per \
+            domain; the weakest dimension of each domain is marked (round 1 judges the instruction, round 2 \
+            the response).</p>\n
+            """
+        for round in r.dimensions.keys.sorted() {
+            let byDomain = r.dimensions[round]!
+            let names = Set(byDomain.values.flatMap(\.keys)).sorted {
+                (RoleSchemas.dimensions.firstIndex(of: $0) ?? 99, $0) < (
+                    RoleSchemas.dimensions.firstIndex(of: $1) ?? 99, $1
+                )
+            }
+            h += "<h3>Round \(round)</h3>\n<table><tr><th class=\"l\">domain</th>"
+            h += names.map { "<th>\(esc($0))</th>" }.joined() + "<th class=\"l\">weakest</th></tr>\n"
+            for domain in byDomain.keys.sorted() {
+                let weakest = r.weakestDimension(round: round, domain: domain)
+                h += "<tr><td class=\"l\">\(esc(domain))</td>"
+                for name in names {
+                    let mean = byDomain[domain]![name]?.value
+                    let isWeakest = weakest?.name == name
+                    h +=
+                        "<td\(isWeakest ? " class=\"worst\"" : "")>\(mean.map { String(format: "%.2f", $0) } ?? "–")"
+                        + "</td>"
+                }
+                h += "<td class=\"l\">\(esc(weakest?.name ?? "–"))</td></tr>\n"
+            }
+            h += "</table>\n"
+        }
         return h
     }
 

@@ -128,6 +128,29 @@ public struct RunReport: Sendable {
     public var map: EmbeddingMap?
     public var seeds = 0
     public var final = 0
+    /// A running mean.
+    public struct Mean: Sendable, Equatable {
+        public var sum = 0.0
+        public var count = 0
+        public var value: Double? { count > 0 ? sum / Double(count) : nil }
+        mutating func add(_ x: Double) {
+            sum += x
+            count += 1
+        }
+    }
+    /// gra-review --dimensions: review round → domain → dimension → its scores' mean.
+    public var dimensions: [Int: [String: [String: Mean]]] = [:]
+
+    /// A round's weakest dimension in a domain: the lowest mean (ties: the first in
+    /// `RoleSchemas.dimensions` order, then by name).
+    public func weakestDimension(round: Int, domain: String) -> (name: String, mean: Double)? {
+        guard let dims = dimensions[round]?[domain] else { return nil }
+        let order = RoleSchemas.dimensions
+        func rank(_ name: String) -> Int { order.firstIndex(of: name) ?? order.count }
+        return dims.compactMap { d in d.value.value.map { (d.key, $0) } }
+            .min { ($0.1, rank($0.0), $0.0) < ($1.1, rank($1.0), $1.0) }
+    }
+
     /// gra.ifd scores (gra-ifd) per set: "seeds", "final".
     public var ifd: [String: [Double]] = [:]
     /// Upper bounds of the IFD histogram's bins (the last bin holds the rest).
@@ -262,7 +285,7 @@ public struct RunReport: Sendable {
                 if let review = record.graSection("review") {
                     let adjudicated = record.graSection("adjudication")
                     countDecision(review, in: &round)
-                    countReviews(review, decision: false)
+                    countReviews(review, decision: false, domain: record["domain"]?.stringValue)
                     addSample(adjudicated == nil ? "rejected" : "disputed", round: 1, reason: why, record: record)
                 }
             }
@@ -286,7 +309,7 @@ public struct RunReport: Sendable {
                 round.accepted += 1
                 addSample("accepted", round: 1, reason: nil, record: o)
             }
-            countReviews(review, decision: decision)
+            countReviews(review, decision: decision, domain: o["domain"]?.stringValue)
         }
         round.kept += 1
         final += 1
@@ -341,7 +364,8 @@ public struct RunReport: Sendable {
         try Self.forEachRecord(dir + "/reviewed.ndjson") { (o) throws(GRAError) in
             guard let review = o.graSection("review") else { return }
             countDecision(review, in: &round)
-            countReviews(review, decision: o["id"]?.stringValue.flatMap { decided[$0] })
+            countReviews(
+                review, decision: o["id"]?.stringValue.flatMap { decided[$0] }, domain: o["domain"]?.stringValue)
         }
         try Self.forEachRecord(dir + "/dedup.rejects.ndjson") { (o) throws(GRAError) in
             let method = o["method"]?.stringValue ?? "?"
@@ -378,7 +402,7 @@ public struct RunReport: Sendable {
     }
 
     /// Scores, offsets, votes and dispute outliers of one record's reviews.
-    mutating func countReviews(_ review: JSONObject, decision: Bool?) {
+    mutating func countReviews(_ review: JSONObject, decision: Bool?, domain: String? = nil) {
         let reviews = review["reviews"]?.arrayValue ?? []
         var byRound: [Int: [(model: String, score: Double)]] = [:]
         for r in reviews {
@@ -386,6 +410,14 @@ public struct RunReport: Sendable {
                 let round = o["round"]?.doubleValue, score.isFinite, round.isFinite
             else { continue }
             byRound[Int(round), default: []].append((model, score))
+            // gra-review --dimensions: each dimension's scores per round and domain.
+            if case .object(let dims)? = o["dimensions"] {
+                for d in dims.fields {
+                    guard let x = d.value.doubleValue, x.isFinite else { continue }
+                    dimensions[Int(round), default: [:]][domain ?? "(none)", default: [:]][d.key, default: Mean()]
+                        .add(x)
+                }
+            }
             let bin = min(max(Int(score.rounded()), 1), 10) - 1
             scores[Int(round), default: Array(repeating: 0, count: 10)][bin] += 1
             scoresByModel[model, default: [:]][Int(round), default: Array(repeating: 0, count: 10)][bin] += 1

@@ -12,6 +12,9 @@ public struct ReviewOptions: Sendable {
     public var requests = RoleRequestMaker()
     /// Re-decide from the stored scores with `thresholds`; no model is asked.
     public var rescore = false
+    /// Rubric mode: each reviewer also scores the six `RoleSchemas.dimensions` (stored per
+    /// review; the decision still uses the overall scores). Its own prompts, so its own cache keys.
+    public var dimensions = false
     public var io = StageIOOptions()
 
     public init(pool: ModelPool, prompts: PromptSet) {
@@ -64,6 +67,7 @@ public final class ReviewStage: @unchecked Sendable {
         var round: Int
         var score: JSONValue
         var comment: JSONValue
+        var dimensions: JSONValue?
     }
 
     private func review(_ task: StageTask) {
@@ -83,12 +87,15 @@ public final class ReviewStage: @unchecked Sendable {
         }
         var context = fields.context
         if let domain = task.record["domain"] { context.append("domain", domain) }
-        askRound(1, .reviewInstruction, context, roles.reviewers, task) { [self] round1 in
+        let prompts: (PromptSet.Name, PromptSet.Name) =
+            options.dimensions
+            ? (.reviewInstructionDimensions, .reviewResponseDimensions) : (.reviewInstruction, .reviewResponse)
+        askRound(1, prompts.0, context, roles.reviewers, task) { [self] round1 in
             let stats1 = ReviewRule.RoundStatistics(scores: round1.map { $0.score.doubleValue! })
             if ReviewRule.rejectsInstruction(stats1, options.thresholds) {
                 return finish(task, fields, roles, author: author, reviews: round1)
             }
-            askRound(2, .reviewResponse, context, roles.reviewers, task) { [self] round2 in
+            askRound(2, prompts.1, context, roles.reviewers, task) { [self] round2 in
                 finish(task, fields, roles, author: author, reviews: round1 + round2)
             }
         }
@@ -101,6 +108,7 @@ public final class ReviewStage: @unchecked Sendable {
     ) {
         var requests: [ChatRequest] = []
         var seen: [String: Int] = [:]
+        let schema = options.dimensions ? RoleSchemas.reviewWithDimensions : RoleSchemas.review
         for name in reviewers {
             guard let model = options.pool.model(named: name) else {
                 return task.fail(TaskFailure(reason: "reviewer '\(name)' is not in the pool"))
@@ -109,7 +117,7 @@ public final class ReviewStage: @unchecked Sendable {
             let index = seen[name, default: 0]
             seen[name] = index + 1
             switch options.requests.request(
-                options.prompts[prompt], context: context, schema: RoleSchemas.review,
+                options.prompts[prompt], context: context, schema: schema,
                 schemaName: "gra_review", model: model, sampleIndex: index)
             {
             case .failure(let f): return task.fail(f)
@@ -125,12 +133,15 @@ public final class ReviewStage: @unchecked Sendable {
                     return task.fail(f)
                 case .success(let a):
                     let o = a.value.objectValue!
-                    reviews.append(Review(model: name, round: round, score: o["score"]!, comment: o["comment"]!))
+                    reviews.append(
+                        Review(
+                            model: name, round: round, score: o["score"]!, comment: o["comment"]!,
+                            dimensions: o["dimensions"]))
                 }
             }
             done(reviews)
         }
-        let parse = RoleRequestMaker.parser(RoleSchemas.review)
+        let parse = RoleRequestMaker.parser(schema)
         for (i, r) in requests.enumerated() {
             task.ask(r, parseRetries: options.requests.parseRetries, parse: parse) { group.receive(i, $0) }
         }
@@ -150,9 +161,11 @@ public final class ReviewStage: @unchecked Sendable {
             "reviews",
             .array(
                 reviews.map { v in
-                    .object([
+                    var o: JSONObject = [
                         "model": .string(v.model), "round": .integer(v.round), "score": v.score, "comment": v.comment
-                    ])
+                    ]
+                    if let d = v.dimensions { o.append("dimensions", d) }
+                    return .object(o)
                 }))
         var record = task.record
         record.ensureID(fields)
