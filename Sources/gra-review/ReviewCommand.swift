@@ -25,7 +25,10 @@ struct ReviewCommand: ParsableCommand {
             each review, per-round mean and variance, decision, reason); nothing is filtered here. \
             --rescore re-decides from the stored scores with new thresholds without asking any \
             model. --dimensions has each reviewer also score six dimensions (correctness, clarity, \
-            completeness, relevance, coherence, ethicality), stored per review for gra-report.
+            completeness, relevance, coherence, ethicality), stored per review for gra-report. \
+            --neighbours FILE shows round 2 each sample's --neighbour-count nearest samples of FILE \
+            (MinHash over instruction and input, as gra-dedup compares them) and asks for a novelty \
+            score (1 a near copy, 10 new) as part of the response's score, stored per review.
 
             Exit status: 0 success, 64 usage error, 65 malformed input, 74 I/O error, 75 some \
             records failed (see --errors; rerun to retry them, answered requests come from the \
@@ -62,6 +65,34 @@ struct ReviewCommand: ParsableCommand {
             """)
     var dimensions = false
 
+    @Option(
+        name: .long, parsing: .unconditionalSingleValue,
+        help: ArgumentHelp(
+            """
+            Samples already in the dataset (NDJSON: seeds, earlier rounds' kept samples; repeatable): round 2 \
+            shows each sample its nearest ones among them and asks for a novelty score too.
+            """,
+            valueName: "file"))
+    var neighbours: [String] = []
+
+    @Option(
+        name: .long, parsing: .unconditional,
+        help: ArgumentHelp("Neighbours shown per sample with --neighbours (default 3).", valueName: "k"))
+    var neighbourCount = 3
+
+    @Option(
+        name: .long, parsing: .unconditional,
+        help: ArgumentHelp(
+            "Shingles of the neighbour similarity: word:K or char:K (default word:1).", valueName: "spec"))
+    var neighbourShingle = "word:1"
+
+    @Option(
+        name: .long, parsing: .unconditional,
+        help: ArgumentHelp(
+            "Find neighbours by this embeddings model (a pool name, or NAME@URL) instead of MinHash.",
+            valueName: "name"))
+    var neighbourModel: String?
+
     @OptionGroup(title: "Roles and prompts")
     var roles: RoleStageOptions
 
@@ -82,6 +113,13 @@ struct ReviewCommand: ParsableCommand {
 
     func validate() throws {
         if let reviewers, reviewers <= 0 { throw ValidationError("--reviewers must be positive") }
+        if neighbourCount <= 0 { throw ValidationError("--neighbour-count must be positive") }
+        if neighbourModel != nil && neighbours.isEmpty {
+            throw ValidationError("--neighbour-model needs --neighbours FILE: the samples to find neighbours among")
+        }
+        if rescore && !neighbours.isEmpty {
+            throw ValidationError("--rescore asks no reviewer: --neighbours has no effect")
+        }
         if rescore && dimensions {
             throw ValidationError("--rescore asks no reviewer: the stored dimensions are kept as they are")
         }
@@ -123,6 +161,44 @@ struct ReviewCommand: ParsableCommand {
             var options = ReviewOptions(pool: setup.pool, prompts: prompts)
             options.reviewers = reviewers ?? 3
             options.dimensions = dimensions
+            if !neighbours.isEmpty {
+                let spec: ShingleSpec
+                do { spec = try ShingleSpec(neighbourShingle) } catch {
+                    throw GRAError.usage(
+                        "\(error)".replacingOccurrences(of: "--shingle", with: "--neighbour-shingle"))
+                }
+                let index = try NeighbourIndex.load(neighbours, shingle: spec)
+                if let neighbourModel {
+                    let model: ModelEndpoint
+                    if let m = setup.pool.model(named: neighbourModel) {
+                        model = m
+                    } else {
+                        var extra = ModelPool()
+                        try extra.add(
+                            spec: neighbourModel,
+                            defaultBaseURL: environment["OPENAI_BASE_URL"].flatMap { $0.isEmpty ? nil : $0 })
+                        model = extra.models[0]
+                    }
+                    if !outputs.dryRun {
+                        try index.embed(model: model, client: setup.client)
+                    } else {
+                        // A dry run sends nothing: the neighbours' vectors only from the cache.
+                        let cached = index.texts.map { setup.client.cachedEmbedding(model: model, input: $0) }
+                        if !cached.isEmpty, cached.allSatisfy({ $0 != nil }) {
+                            try index.setVectors(cached.map { $0! })
+                        }
+                    }
+                    options.neighbourModel = model
+                }
+                options.neighbours = index
+                options.neighbourCount = neighbourCount
+                diagnostics.info(
+                    """
+                    neighbours: \(options.neighbours!.entries.count) samples from \
+                    \(neighbours.joined(separator: ", "))\(neighbourModel.map { ", by \($0)" } ?? "")
+                    """
+                )
+            }
             options.seed = roles.seed
             options.thresholds = thresholds
             options.roles = try RoleConfig.load(configPath: client.config, pool: setup.pool)

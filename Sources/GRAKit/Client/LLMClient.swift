@@ -660,9 +660,10 @@ public final class LLMClient: @unchecked Sendable {
     /// Embeds `inputs` with `model`: each text's vector from the cache when it holds one (one
     /// entry per model and text, so any tool embedding the same text with the same model, in any
     /// batch, finds it), the others in batches of `batchSize` texts per request, each vector
-    /// stored as it comes. `completion` gets one vector per input, in order.
+    /// stored as it comes. `completion` gets one vector per input, in order: at once when the
+    /// cache held them all, else through `executor` (nil: on the event-loop thread).
     public func embeddings(
-        model: ModelEndpoint, inputs: [String], batchSize: Int = 64,
+        model: ModelEndpoint, inputs: [String], batchSize: Int = 64, via executor: HTTPClient.Executor? = nil,
         completion: @escaping @Sendable (Result<[[Float]], RequestFailure>) -> Void
     ) {
         var found = [[Float]?](repeating: nil, count: inputs.count)
@@ -696,7 +697,7 @@ public final class LLMClient: @unchecked Sendable {
             JSONWriter.write(body, to: buffer)
             let expected = slots.count
             post(
-                "/embeddings", model: model, body: buffer, key: [], tokens: buffer.count / 4, via: nil,
+                "/embeddings", model: model, body: buffer, key: [], tokens: buffer.count / 4, via: executor,
                 decode: { LLMClient.decodeEmbeddings($0, expected: expected) }
             ) { [self] result in
                 if let cache, case .success(let outcome) = result {
@@ -711,6 +712,14 @@ public final class LLMClient: @unchecked Sendable {
                 collector.set(slots, result.map(\.value))
             }
         }
+    }
+
+    /// The cached vector of `input` by `model`, if any.
+    public func cachedEmbedding(model: ModelEndpoint, input: String) -> [Float]? {
+        guard let cache, let body = try? cache.lookup(LLMClient.embeddingCacheKey(model: model, input: input)) else {
+            return nil
+        }
+        return LLMClient.storedVector(body)
     }
 
     /// SHA-256 of one text's canonical embedding request (kind, model and its cache namespace,

@@ -34,3 +34,32 @@ public struct InputFile: Sendable {
 
     public func close() { if fd > 2 { closeDescriptor(fd) } }
 }
+
+extension InputFile {
+    /// Calls `body` with each record of an NDJSON file written by gra (a run's files, reference
+    /// sets); a missing file has none. A line that is not a record is an error naming the file
+    /// and line.
+    public static func forEachRecord(
+        _ path: String, _ body: (JSONObject) throws(GRAError) -> Void
+    ) throws(GRAError) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 {
+            if errno == ENOENT { return }
+            throw GRAError.noInput("cannot open \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { closeDescriptor(fd) }
+        let reader = LineReader(fd: fd)
+        while let item = try reader.next() {
+            switch item {
+            case .line(let number, let bytes):
+                switch InputLine.classify(bytes) {
+                case .blank: continue
+                case .record(let o): try body(o)
+                case .bad(let problem, _): throw GRAError.badInput("\(path):\(number): \(problem)")
+                }
+            case .element, .tooLong(_, _, _):
+                throw GRAError.badInput("\(path): not NDJSON as gra writes it")
+            }
+        }
+    }
+}

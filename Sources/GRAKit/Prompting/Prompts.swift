@@ -17,6 +17,10 @@ public struct PromptSet: Sendable {
         /// The review rounds of `gra-review --dimensions`: a score per dimension and overall.
         case reviewInstructionDimensions = "review-instruction-dimensions"
         case reviewResponseDimensions = "review-response-dimensions"
+        /// Round 2 with `gra-review --neighbours`: the sample's nearest neighbours shown, a novelty
+        /// score asked for (with and without dimensions).
+        case reviewResponseNeighbours = "review-response-neighbours"
+        case reviewResponseDimensionsNeighbours = "review-response-dimensions-neighbours"
         case adjudicate
 
         public var fileName: String { rawValue + ".txt" }
@@ -94,6 +98,9 @@ public struct PromptSet: Sendable {
         case (.adjudicate, "zh"): bytes = PackageResources.adjudicate_zh_txt
         case (.reviewInstructionDimensions, "zh"): bytes = PackageResources.review_instruction_dimensions_zh_txt
         case (.reviewResponseDimensions, "zh"): bytes = PackageResources.review_response_dimensions_zh_txt
+        case (.reviewResponseNeighbours, "zh"): bytes = PackageResources.review_response_neighbours_zh_txt
+        case (.reviewResponseDimensionsNeighbours, "zh"):
+            bytes = PackageResources.review_response_dimensions_neighbours_zh_txt
         case (.classify, _): bytes = PackageResources.classify_txt
         case (.extract, _): bytes = PackageResources.extract_txt
         case (.generate, _): bytes = PackageResources.generate_txt
@@ -102,6 +109,9 @@ public struct PromptSet: Sendable {
         case (.adjudicate, _): bytes = PackageResources.adjudicate_txt
         case (.reviewInstructionDimensions, _): bytes = PackageResources.review_instruction_dimensions_txt
         case (.reviewResponseDimensions, _): bytes = PackageResources.review_response_dimensions_txt
+        case (.reviewResponseNeighbours, _): bytes = PackageResources.review_response_neighbours_txt
+        case (.reviewResponseDimensionsNeighbours, _):
+            bytes = PackageResources.review_response_dimensions_neighbours_txt
         }
         return String(decoding: bytes, as: UTF8.self)
     }

@@ -17,17 +17,37 @@ public enum RoleSchemas {
     public static let dimensions = ["correctness", "clarity", "completeness", "relevance", "coherence", "ethicality"]
     /// A reviewer's verdict in rubric mode: an integer from 1 to 10 per dimension, the overall
     /// score (what the decision uses) and a comment.
-    public static let reviewWithDimensions: JSONSchema = {
+    public static let reviewWithDimensions = reviewSchema(dimensions: true, novelty: false)
+    /// A round-2 verdict with `--neighbours`: the overall score, the sample's novelty against its
+    /// neighbours (1 a near copy, 10 new), and a comment.
+    public static let reviewWithNovelty = reviewSchema(dimensions: false, novelty: true)
+    public static let reviewWithDimensionsAndNovelty = reviewSchema(dimensions: true, novelty: true)
+
+    /// The review schema with the parts the flags add; every part required.
+    private static func reviewSchema(dimensions withDimensions: Bool, novelty: Bool) -> JSONSchema {
         let each = #"{"type":"integer","minimum":1,"maximum":10}"#
-        let properties = dimensions.map { #""\#($0)":\#(each)"# }.joined(separator: ",")
-        let required = dimensions.map { #""\#($0)""# }.joined(separator: ",")
+        var properties: [String] = []
+        var required: [String] = []
+        if withDimensions {
+            let inner = dimensions.map { #""\#($0)":\#(each)"# }.joined(separator: ",")
+            let names = dimensions.map { #""\#($0)""# }.joined(separator: ",")
+            properties.append(
+                #""dimensions":{"type":"object","properties":{\#(inner)},"required":[\#(names)],"#
+                    + #""additionalProperties":false}"#)
+            required.append(#""dimensions""#)
+        }
+        properties.append(#""score":\#(each)"#)
+        required.append(#""score""#)
+        if novelty {
+            properties.append(#""novelty":\#(each)"#)
+            required.append(#""novelty""#)
+        }
+        properties.append(#""comment":{"type":"string"}"#)
+        required.append(#""comment""#)
         return schema(
-            """
-            {"type":"object","properties":{"dimensions":{"type":"object","properties":{\(properties)},\
-            "required":[\(required)],"additionalProperties":false},"score":\(each),"comment":{"type":"string"}},\
-            "required":["dimensions","score","comment"],"additionalProperties":false}
-            """)
-    }()
+            #"{"type":"object","properties":{\#(properties.joined(separator: ","))},"#
+                + #""required":[\#(required.joined(separator: ","))],"additionalProperties":false}"#)
+    }
     /// The area chair's ruling.
     public static let adjudication = schema(
         """

@@ -39,7 +39,9 @@ public struct EmbeddingMap: Sendable, Equatable {
     }
 
     /// The vectors of `texts`, waiting for the client (which caches them like every request).
-    static func embed(_ texts: [String], model: ModelEndpoint, client: LLMClient) throws(GRAError) -> [[Float]] {
+    static func embed(
+        _ texts: [String], model: ModelEndpoint, client: LLMClient, for purpose: String = "the map"
+    ) throws(GRAError) -> [[Float]] {
         guard !texts.isEmpty else { return [] }
         let done = DispatchSemaphore(value: 0)
         let box = ResultBox<Result<[[Float]], RequestFailure>>()
@@ -51,7 +53,7 @@ public struct EmbeddingMap: Sendable, Equatable {
         switch box.value! {
         case .success(let vectors): return vectors
         case .failure(let f):
-            throw GRAError.unavailable("embeddings from \(model.name) for the map: \(f.message)")
+            throw GRAError.unavailable("embeddings from \(model.name) for \(purpose): \(f.message)")
         }
     }
 

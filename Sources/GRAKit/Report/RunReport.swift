@@ -197,7 +197,7 @@ public struct RunReport: Sendable {
         guard FileManager.default.fileExists(atPath: dir + "/seeds.ndjson") else {
             throw GRAError.noInput("\(dir): no seeds.ndjson: not a run directory written by bin/gra-pipeline")
         }
-        try forEachRecord(dir + "/seeds.ndjson") { (o) throws(GRAError) in
+        try InputFile.forEachRecord(dir + "/seeds.ndjson") { (o) throws(GRAError) in
             report.seeds += 1
             report.count(o, domains: \.seedDomains, lengths: "seeds")
             report.sampleForMap(o, "seeds")
@@ -212,7 +212,7 @@ public struct RunReport: Sendable {
             previousKept = round.kept
             number += 1
         }
-        try forEachRecord(dir + "/dataset.ndjson") { (o) throws(GRAError) in
+        try InputFile.forEachRecord(dir + "/dataset.ndjson") { (o) throws(GRAError) in
             report.final += 1
             report.count(o, domains: \.finalDomains, lengths: "final")
             report.sampleForMap(o, "final")
@@ -222,7 +222,7 @@ public struct RunReport: Sendable {
             let path = "\(dir)/\(file).ifd.ndjson"
             guard FileManager.default.fileExists(atPath: path) else { continue }
             var scores: [Double] = []
-            try forEachRecord(path) { (o) throws(GRAError) in
+            try InputFile.forEachRecord(path) { (o) throws(GRAError) in
                 if let x = o.graSection("ifd")?["score"]?.doubleValue, x.isFinite { scores.append(x) }
             }
             report.ifd[set] = scores
@@ -246,7 +246,7 @@ public struct RunReport: Sendable {
         report.mapPoints = mapPoints
         var round = Round(number: 1)
         for path in files {
-            try forEachRecord(path == "-" ? "/dev/stdin" : path) { (o) throws(GRAError) in
+            try InputFile.forEachRecord(path == "-" ? "/dev/stdin" : path) { (o) throws(GRAError) in
                 report.take(o, into: &round)
             }
         }
@@ -329,7 +329,7 @@ public struct RunReport: Sendable {
 
     private mutating func readRound(_ round: inout Round, in dir: String) throws(GRAError) {
         let n = round.number
-        try Self.forEachRecord(dir + "/generated.ndjson") { (o) throws(GRAError) in
+        try InputFile.forEachRecord(dir + "/generated.ndjson") { (o) throws(GRAError) in
             round.generated += 1
             sampleForMap(o, "generated")
         }
@@ -341,14 +341,14 @@ public struct RunReport: Sendable {
         // The final decision of each record: accepted (by the reviewers or the adjudicator) or
         // rejected; the calibration compares each reviewer's vote with it.
         var decided: [String: Bool] = [:]
-        try Self.forEachRecord(dir + "/accepted.ndjson") { (o) throws(GRAError) in
+        try InputFile.forEachRecord(dir + "/accepted.ndjson") { (o) throws(GRAError) in
             round.accepted += 1
             let adjudicated = o.graSection("adjudication") != nil
             if adjudicated { round.acceptedByAdjudicator += 1 }
             if let id = o["id"]?.stringValue { decided[id] = true }
             addSample(adjudicated ? "disputed" : "accepted", round: n, reason: nil, record: o)
         }
-        try Self.forEachRecord(dir + "/rejects.ndjson") { (o) throws(GRAError) in
+        try InputFile.forEachRecord(dir + "/rejects.ndjson") { (o) throws(GRAError) in
             let why = o["reason"]?.stringValue ?? ""
             let record = o["record"]?.objectValue ?? JSONObject()
             if why.hasPrefix("rejected by the adjudicator") {
@@ -361,18 +361,18 @@ public struct RunReport: Sendable {
             reasons[Self.group(why), default: 0] += 1
             if let id = (o["id"] ?? record["id"])?.stringValue { decided[id] = false }
         }
-        try Self.forEachRecord(dir + "/reviewed.ndjson") { (o) throws(GRAError) in
+        try InputFile.forEachRecord(dir + "/reviewed.ndjson") { (o) throws(GRAError) in
             guard let review = o.graSection("review") else { return }
             countDecision(review, in: &round)
             countReviews(
                 review, decision: o["id"]?.stringValue.flatMap { decided[$0] }, domain: o["domain"]?.stringValue)
         }
-        try Self.forEachRecord(dir + "/dedup.rejects.ndjson") { (o) throws(GRAError) in
+        try InputFile.forEachRecord(dir + "/dedup.rejects.ndjson") { (o) throws(GRAError) in
             let method = o["method"]?.stringValue ?? "?"
             round.dedupDropped[method, default: 0] += 1
             reasons["duplicate (\(method))", default: 0] += 1
         }
-        try Self.forEachRecord(dir + "/kept.ndjson") { (_: JSONObject) throws(GRAError) in round.kept += 1 }
+        try InputFile.forEachRecord(dir + "/kept.ndjson") { (_: JSONObject) throws(GRAError) in round.kept += 1 }
 
         for stage in ["generate", "review", "adjudicate"] {
             guard let stats = try Self.readJSON("\(dir)/stats-\(stage).json"),
@@ -504,36 +504,10 @@ public struct RunReport: Sendable {
 
     // MARK: - Files
 
-    /// Calls `body` with each record of an NDJSON file; a missing file has none. A line that is
-    /// not a record is an error naming the file and line: run files are written by gra.
-    static func forEachRecord(
-        _ path: String, _ body: (JSONObject) throws(GRAError) -> Void
-    ) throws(GRAError) {
-        let fd = open(path, O_RDONLY)
-        if fd < 0 {
-            if errno == ENOENT { return }
-            throw GRAError.noInput("cannot open \(path): \(String(cString: strerror(errno)))")
-        }
-        defer { close(fd) }
-        let reader = LineReader(fd: fd)
-        while let item = try reader.next() {
-            switch item {
-            case .line(let number, let bytes):
-                switch InputLine.classify(bytes) {
-                case .blank: continue
-                case .record(let o): try body(o)
-                case .bad(let problem, _): throw GRAError.badInput("\(path):\(number): \(problem)")
-                }
-            case .element, .tooLong(_, _, _):
-                throw GRAError.badInput("\(path): not NDJSON as gra writes it")
-            }
-        }
-    }
-
     /// The entries of a stage's errors file, counted by reason.
     private mutating func countErrors(_ path: String, stage: String) throws(GRAError) -> Int {
         var n = 0
-        try Self.forEachRecord(path) { (o) throws(GRAError) in
+        try InputFile.forEachRecord(path) { (o) throws(GRAError) in
             n += 1
             reason(o, stage: stage)
         }

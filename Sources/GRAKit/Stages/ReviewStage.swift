@@ -15,6 +15,15 @@ public struct ReviewOptions: Sendable {
     /// Rubric mode: each reviewer also scores the six `RoleSchemas.dimensions` (stored per
     /// review; the decision still uses the overall scores). Its own prompts, so its own cache keys.
     public var dimensions = false
+    /// `--neighbours`: round 2 shows each sample's nearest samples already in the dataset and
+    /// asks for a novelty score too. Nil: today's round 2, prompts and cache keys unchanged.
+    public var neighbours: NeighbourIndex?
+    /// Neighbours shown per sample (k).
+    public var neighbourCount = 3
+    /// With `neighbours` by embeddings: the model that embeds each sample.
+    public var neighbourModel: ModelEndpoint?
+    /// A neighbour's response is cut to this many characters in the prompt.
+    public static let neighbourResponseLimit = 600
     public var io = StageIOOptions()
 
     public init(pool: ModelPool, prompts: PromptSet) {
@@ -68,6 +77,7 @@ public final class ReviewStage: @unchecked Sendable {
         var score: JSONValue
         var comment: JSONValue
         var dimensions: JSONValue?
+        var novelty: JSONValue?
     }
 
     private func review(_ task: StageTask) {
@@ -87,28 +97,87 @@ public final class ReviewStage: @unchecked Sendable {
         }
         var context = fields.context
         if let domain = task.record["domain"] { context.append("domain", domain) }
-        let prompts: (PromptSet.Name, PromptSet.Name) =
-            options.dimensions
-            ? (.reviewInstructionDimensions, .reviewResponseDimensions) : (.reviewInstruction, .reviewResponse)
-        askRound(1, prompts.0, context, roles.reviewers, task) { [self] round1 in
-            let stats1 = ReviewRule.RoundStatistics(scores: round1.map { $0.score.doubleValue! })
-            if ReviewRule.rejectsInstruction(stats1, options.thresholds) {
-                return finish(task, fields, roles, author: author, reviews: round1)
+        // The sample's nearest neighbours, for round 2 (none found: today's round 2); by
+        // embeddings, the sample's own vector first.
+        let base = context
+        guard let index = options.neighbours else {
+            return rounds(task, fields, roles, author: author, context: base, near: [])
+        }
+        let k = options.neighbourCount
+        if options.neighbourModel != nil && !index.usesEmbeddings && !index.entries.isEmpty {
+            return task.fail(
+                TaskFailure(reason: "dry run: the neighbours' embeddings are not all in the cache, and none is sent"))
+        }
+        guard index.usesEmbeddings, let model = options.neighbourModel else {
+            let near = index.nearest(instruction: fields.instruction, input: fields.input, id: fields.id, k: k)
+            return rounds(task, fields, roles, author: author, context: context, near: near)
+        }
+        task.embed(NeighbourIndex.text(instruction: fields.instruction, input: fields.input), model: model) {
+            [self] result in
+            switch result {
+            case .failure(let f): task.fail(f)
+            case .success(let v):
+                let near = index.nearest(vector: v, id: fields.id, k: k)
+                rounds(task, fields, roles, author: author, context: base, near: near)
             }
-            askRound(2, prompts.1, context, roles.reviewers, task) { [self] round2 in
-                finish(task, fields, roles, author: author, reviews: round1 + round2)
+        }
+    }
+
+    /// The two rounds, with the neighbours `near` shown in round 2 when there are some.
+    private func rounds(
+        _ task: StageTask, _ fields: SampleFields, _ roles: RoleAssignment, author: String?, context: JSONObject,
+        near: [(entry: Int, similarity: Double)]
+    ) {
+        var context = context
+        if let index = options.neighbours, !near.isEmpty {
+            context.append(
+                "neighbours",
+                .array(
+                    near.enumerated().map { i, n in
+                        let e = index.entries[n.entry]
+                        let limit = ReviewOptions.neighbourResponseLimit
+                        let response = e.response.count > limit ? String(e.response.prefix(limit)) + "…" : e.response
+                        return .object([
+                            "n": .integer(i + 1), "instruction": .string(e.instruction), "input": .string(e.input),
+                            "response": .string(response)
+                        ])
+                    }))
+        }
+        let dims = options.dimensions
+        let round1: (PromptSet.Name, JSONSchema) =
+            dims
+            ? (.reviewInstructionDimensions, RoleSchemas.reviewWithDimensions)
+            : (.reviewInstruction, RoleSchemas.review)
+        let round2: (PromptSet.Name, JSONSchema) =
+            switch (dims, !near.isEmpty) {
+            case (false, false): (.reviewResponse, RoleSchemas.review)
+            case (true, false): (.reviewResponseDimensions, RoleSchemas.reviewWithDimensions)
+            case (false, true): (.reviewResponseNeighbours, RoleSchemas.reviewWithNovelty)
+            case (true, true): (.reviewResponseDimensionsNeighbours, RoleSchemas.reviewWithDimensionsAndNovelty)
+            }
+        let shown: [JSONValue] = near.map { n in
+            .object([
+                "id": .string(options.neighbours!.entries[n.entry].id), "similarity": roundedNumber(n.similarity)
+            ])
+        }
+        askRound(1, round1.0, round1.1, context, roles.reviewers, task) { [self] first in
+            let stats1 = ReviewRule.RoundStatistics(scores: first.map { $0.score.doubleValue! })
+            if ReviewRule.rejectsInstruction(stats1, options.thresholds) {
+                return finish(task, fields, roles, author: author, reviews: first, neighbours: [])
+            }
+            askRound(2, round2.0, round2.1, context, roles.reviewers, task) { [self] second in
+                finish(task, fields, roles, author: author, reviews: first + second, neighbours: shown)
             }
         }
     }
 
     /// Asks every reviewer about one round; `done` gets their reviews in reviewer order.
     private func askRound(
-        _ round: Int, _ prompt: PromptSet.Name, _ context: JSONObject, _ reviewers: [String],
+        _ round: Int, _ prompt: PromptSet.Name, _ schema: JSONSchema, _ context: JSONObject, _ reviewers: [String],
         _ task: StageTask, done: @escaping ([Review]) -> Void
     ) {
         var requests: [ChatRequest] = []
         var seen: [String: Int] = [:]
-        let schema = options.dimensions ? RoleSchemas.reviewWithDimensions : RoleSchemas.review
         for name in reviewers {
             guard let model = options.pool.model(named: name) else {
                 return task.fail(TaskFailure(reason: "reviewer '\(name)' is not in the pool"))
@@ -136,7 +205,7 @@ public final class ReviewStage: @unchecked Sendable {
                     reviews.append(
                         Review(
                             model: name, round: round, score: o["score"]!, comment: o["comment"]!,
-                            dimensions: o["dimensions"]))
+                            dimensions: o["dimensions"], novelty: o["novelty"]))
                 }
             }
             done(reviews)
@@ -148,7 +217,8 @@ public final class ReviewStage: @unchecked Sendable {
     }
 
     private func finish(
-        _ task: StageTask, _ fields: SampleFields, _ roles: RoleAssignment, author: String?, reviews: [Review]
+        _ task: StageTask, _ fields: SampleFields, _ roles: RoleAssignment, author: String?, reviews: [Review],
+        neighbours: [JSONValue]
     ) {
         var section = JSONObject()
         var r = JSONObject()
@@ -157,13 +227,15 @@ public final class ReviewStage: @unchecked Sendable {
         r.append("adjudicator", .string(roles.adjudicator))
         section.append("roles", .object(r))
         section.append("seed", .integer(options.seed))
+        // The neighbours round 2 showed, when it did.
+        if !neighbours.isEmpty { section.append("neighbours", .array(neighbours)) }
         section.append(
             "reviews",
             .array(
                 reviews.map { v in
-                    var o: JSONObject = [
-                        "model": .string(v.model), "round": .integer(v.round), "score": v.score, "comment": v.comment
-                    ]
+                    var o: JSONObject = ["model": .string(v.model), "round": .integer(v.round), "score": v.score]
+                    if let n = v.novelty { o.append("novelty", n) }
+                    o.append("comment", v.comment)
                     if let d = v.dimensions { o.append("dimensions", d) }
                     return .object(o)
                 }))

@@ -208,6 +208,32 @@ public final class StageTask: @unchecked Sendable {
         }
     }
 
+    /// The embedding of `text` by `model` (`LLMClient.embeddings`, cached per text). `done` may
+    /// run before this returns (a cache hit). A dry run sends nothing: only a cached vector is
+    /// had.
+    public func embed(
+        _ text: String, model: ModelEndpoint, done: @escaping @Sendable (Result<[Float], TaskFailure>) -> Void
+    ) {
+        asked += 1
+        guard let client = engine.client else { preconditionFailure("a stage without a client asked a model") }
+        if engine.io.dryRun {
+            guard let v = client.cachedEmbedding(model: model, input: text) else {
+                return done(.failure(TaskFailure(reason: "dry run: embedding not sent", model: model.name)))
+            }
+            return done(.success(v))
+        }
+        client.embeddings(model: model, inputs: [text], via: engine.replyExecutor) { [self] result in
+            switch result {
+            case .failure(let f):
+                allCached = false
+                done(
+                    .failure(TaskFailure(reason: f.message, status: f.status, attempts: f.attempts, model: model.name)))
+            case .success(let v):
+                done(.success(v.first ?? []))
+            }
+        }
+    }
+
     /// Hands the record's result to the stage (once).
     public func finish(_ outcome: TaskOutcome) {
         engine.finish(self, outcome)
