@@ -147,10 +147,7 @@ struct DedupCommand: ParsableCommand {
     /// The model that embeds: --embedding-model (a pool name, or NAME@URL), else the pool's first.
     func embeddingEndpoint(_ pool: ModelPool, environment: [String: String]) throws(GRAError) -> ModelEndpoint {
         guard let name = embeddingModel else { return pool.models[0] }
-        if let m = pool.model(named: name) { return m }
-        var extra = ModelPool()
-        try extra.add(spec: name, defaultBaseURL: environment["OPENAI_BASE_URL"].flatMap { $0.isEmpty ? nil : $0 })
-        return extra.models[0]
+        return try pool.model(spec: name, environment: environment)
     }
 
     var fieldList: [String] {

@@ -64,14 +64,7 @@ struct IFDCommand: ParsableCommand {
             let setup = try StageSetup(client, diagnostics: diagnostics, environment: environment)
             let pool = setup.pool
             defer { setup.shutdown() }
-            var model = pool.models[0]
-            if let use {
-                guard let m = pool.model(named: use) else {
-                    throw GRAError.usage(
-                        "--use \(use): no such model in the pool (\(pool.models.map(\.name).joined(separator: ", ")))")
-                }
-                model = m
-            }
+            let model = try pool.model(use: use)
             var options = IFDOptions(model: model)
             if let prompt {
                 guard let text = readTextFile(prompt) else { throw GRAError.usage("cannot read --prompt \(prompt)") }

@@ -95,16 +95,7 @@ struct MapCommand: ParsableCommand {
             let pool = setup.pool
             let llm = setup.client
             defer { setup.shutdown() }
-            let model: ModelEndpoint
-            if let use {
-                guard let m = pool.model(named: use) else {
-                    throw GRAError.usage(
-                        "--use \(use): no such model in the pool (\(pool.models.map(\.name).joined(separator: ", ")))")
-                }
-                model = m
-            } else {
-                model = pool.models[0]
-            }
+            let model = try pool.model(use: use)
             var options = MapOptions(template: try loadTemplate(prompt), into: try fieldPath(into), model: model)
             options.systemTemplate = try system.map { path throws(GRAError) in try loadTemplate(path) }
             if let jsonSchema {

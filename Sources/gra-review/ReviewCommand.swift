@@ -169,16 +169,7 @@ struct ReviewCommand: ParsableCommand {
                 }
                 let index = try NeighbourIndex.load(neighbours, shingle: spec)
                 if let neighbourModel {
-                    let model: ModelEndpoint
-                    if let m = setup.pool.model(named: neighbourModel) {
-                        model = m
-                    } else {
-                        var extra = ModelPool()
-                        try extra.add(
-                            spec: neighbourModel,
-                            defaultBaseURL: environment["OPENAI_BASE_URL"].flatMap { $0.isEmpty ? nil : $0 })
-                        model = extra.models[0]
-                    }
+                    let model = try setup.pool.model(spec: neighbourModel, environment: environment)
                     if !outputs.dryRun {
                         try index.embed(model: model, client: setup.client)
                     } else {

@@ -9,6 +9,8 @@ import Testing
 struct NeighboursCLITests {
     static let round2 = "judge the RESPONSE"
     static let nearest = "Nearest samples already in the dataset"
+    static let dimensions =
+        #""dimensions":{"correctness":7,"clarity":7,"completeness":7,"relevance":7,"coherence":7,"ethicality":7}"#
 
     /// The neighbour file: topics that share few words with each other.
     static let known = [
@@ -176,24 +178,20 @@ struct NeighboursCLITests {
         }
     }
 
-    /// bin/gra-pipeline --neighbours: round 1 compares with the seeds, round 2 also with round 1's
-    /// kept samples.
+    /// bin/gra-pipeline --neighbours --dimensions: round 1 compares with the seeds, round 2 also
+    /// with round 1's kept samples; every review has its dimensions.
     @Test func pipelinePassesSeedsAndEarlierRounds() throws {
         let dir = ToolRunner.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
-        func gen(_ seed: String, _ instruction: String) -> String {
-            #"""
-            {"contains":["Write ONE new example","\u0023## Seed\nInstruction: \#
-            \#(seed)"],"reply_json":{"instruction":"\#(instruction)","input":"","response":"New answer"}}
-            """#
-        }
+        let gen = PipelineScriptTests.gen
         let rules = [
-            #"{"contains":"extract the knowledge","reply_json":{"keywords":["k"],"summary":"S."}}"#,
+            PipelineScriptTests.extract,
             gen("Seed zero", "Alpha task about sorting lists"), gen("Seed one", "Beta task about parsing dates"),
             gen("Alpha task", "Gamma task about sorting lists again"),
             gen("Beta task", "Delta task about parsing time zones"),
-            #"{"contains":["\#(Self.nearest)"],"reply_json":{"score":9,"novelty":5,"comment":"ok"}}"#,
-            GRAStagesCLITests.score([GRAStagesCLITests.round1], "8"), GRAStagesCLITests.score([Self.round2], "9")
+            #"{"contains":["\#(Self.nearest)"],"reply_json":{\#(Self.dimensions),"#
+                + #""score":9,"novelty":5,"comment":"ok"}}"#,
+            #"{"contains":["\#(GRAStagesCLITests.round1)"],"reply_json":{\#(Self.dimensions),"score":8,"comment":"c"}}"#
         ]
         try Data(#"{"rules":[\#(rules.joined(separator: ",\n"))]}"#.utf8).write(
             to: dir.appendingPathComponent("script.json"))
@@ -204,7 +202,8 @@ struct NeighboursCLITests {
         let r = try ToolRunner.sh(
             MapCLITests.prelude + """
                 start_server --script script.json --models \(GRAStagesCLITests.modelList(5))
-                '\(PipelineScriptTests.repo.path)/bin/gra-pipeline' --run run --rounds 2 --neighbours --dedup none \
+                '\(PipelineScriptTests.repo.path)/bin/gra-pipeline' --run run --rounds 2 --neighbours --dimensions \
+                --dedup none \
                 seeds.ndjson -- \(GRAStagesCLITests.pool(5)) -q
                 echo "status $?"
                 """, in: dir)
@@ -217,8 +216,9 @@ struct NeighboursCLITests {
                 result[o["id"] as! String] = (review["neighbours"] as? [[String: Any]] ?? []).compactMap {
                     $0["id"] as? String
                 }
-                for v in review["reviews"] as! [[String: Any]] where v["round"] as? Int == 2 {
-                    #expect(v["novelty"] as? Int == 5)
+                for v in review["reviews"] as! [[String: Any]] {
+                    #expect((v["dimensions"] as? [String: Int])?.count == 6, "\(v)")
+                    if v["round"] as? Int == 2 { #expect(v["novelty"] as? Int == 5) }
                 }
             }
             return result

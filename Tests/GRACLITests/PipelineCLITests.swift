@@ -7,17 +7,23 @@ struct PipelineScriptTests {
     static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
 
+    /// A rule: the generator, given the seed whose instruction starts with `seed`, writes
+    /// `instruction`.
+    static func gen(_ seed: String, _ instruction: String) -> String {
+        #"""
+        {"contains":["Write ONE new example","\u0023## Seed\nInstruction: \#
+        \#(seed)"],"reply_json":{"instruction":"\#(instruction)","input":"","response":"New answer"}}
+        """#
+    }
+    /// A rule: every knowledge extraction answers the same.
+    static let extract = #"{"contains":"extract the knowledge","reply_json":{"keywords":["k"],"summary":"S."}}"#
+
     @Test func roundsChainAndEveryStageIsSaved() throws {
         let dir = ToolRunner.scratch()
         let r2 = GRAStagesCLITests.round2
-        func gen(_ seed: String, _ instruction: String) -> String {
-            #"""
-            {"contains":["Write ONE new example","\u0023## Seed\nInstruction: \#
-            \#(seed)"],"reply_json":{"instruction":"\#(instruction)","input":"","response":"New answer"}}
-            """#
-        }
+        let gen = Self.gen
         let rules = [
-            #"{"contains":"extract the knowledge","reply_json":{"keywords":["k"],"summary":"S."}}"#,
+            Self.extract,
             #"{"contains":["Write ONE new example","\u0023## Seed\nInstruction: Seed one"],"reply":"no JSON here"}"#,
             gen("Seed two", "BAD sample"), gen("Seed zero", "Alpha task about sorting lists quickly"),
             gen("Seed three", "Beta task about parsing dates in logs"),

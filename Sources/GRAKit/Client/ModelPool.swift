@@ -38,6 +38,26 @@ public struct ModelPool: Sendable, Equatable {
 
     public func model(named name: String) -> ModelEndpoint? { models.first { $0.name == name } }
 
+    /// `--use NAME`: that model of the pool (a usage error naming the pool when there is none);
+    /// nil: the pool's first.
+    public func model(use name: String?) throws(GRAError) -> ModelEndpoint {
+        guard let name else { return models[0] }
+        guard let m = model(named: name) else {
+            throw GRAError.usage(
+                "--use \(name): no such model in the pool (\(models.map(\.name).joined(separator: ", ")))")
+        }
+        return m
+    }
+
+    /// A model a flag names (`--embedding-model`, `--neighbour-model`): a model of the pool, or
+    /// NAME@URL (a bare name not in the pool is served at `OPENAI_BASE_URL`).
+    public func model(spec: String, environment: [String: String]) throws(GRAError) -> ModelEndpoint {
+        if let m = model(named: spec) { return m }
+        var extra = ModelPool()
+        try extra.add(spec: spec, defaultBaseURL: environment["OPENAI_BASE_URL"].flatMap { $0.isEmpty ? nil : $0 })
+        return extra.models[0]
+    }
+
     /// Normalizes a base URL: no trailing slash, `/v1` appended when the path is empty, scheme
     /// and host lower-cased.
     public static func normalizeBaseURL(_ raw: String) throws(GRAError) -> String {

@@ -86,12 +86,9 @@ public final class NeighbourIndex: @unchecked Sendable {
             signatures.withUnsafeBufferPointer { all in
                 for e in entries.indices {
                     if let id, entries[e].id == id { continue }
-                    let s = CompactSignature.similarity(q.baseAddress!, all.baseAddress! + e * n, count: n)
-                    if best.count == k && s <= best[k - 1].similarity { continue }
-                    var i = best.count
-                    while i > 0 && best[i - 1].similarity < s { i -= 1 }
-                    best.insert((e, s), at: i)
-                    if best.count > k { best.removeLast() }
+                    NeighbourIndex.keep(
+                        e, CompactSignature.similarity(q.baseAddress!, all.baseAddress! + e * n, count: n), in: &best,
+                        k: k)
                 }
             }
         }
@@ -129,15 +126,21 @@ public final class NeighbourIndex: @unchecked Sendable {
                 var dot: Float = 0
                 let row = all.baseAddress! + e * dimension
                 for j in 0..<dimension { dot += q[j] * row[j] }
-                let s = Double(dot)
-                if best.count == k && s <= best[k - 1].similarity { continue }
-                var i = best.count
-                while i > 0 && best[i - 1].similarity < s { i -= 1 }
-                best.insert((e, s), at: i)
-                if best.count > k { best.removeLast() }
+                NeighbourIndex.keep(e, Double(dot), in: &best, k: k)
             }
         }
         return best
+    }
+
+    /// Keeps `best` the `k` most similar so far, most similar first; an entry seen later does not
+    /// pass one with the same similarity.
+    @inline(__always)
+    static func keep(_ entry: Int, _ similarity: Double, in best: inout [(entry: Int, similarity: Double)], k: Int) {
+        if best.count == k && similarity <= best[k - 1].similarity { return }
+        var i = best.count
+        while i > 0 && best[i - 1].similarity < similarity { i -= 1 }
+        best.insert((entry, similarity), at: i)
+        if best.count > k { best.removeLast() }
     }
 
     static func unit(_ x: [Float]) -> [Float] {

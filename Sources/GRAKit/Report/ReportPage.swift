@@ -270,11 +270,8 @@ public enum ReportPage {
             let models = r.scoresByModel.keys.sorted().filter { r.scoresByModel[$0]?[round] != nil }
             h += SVGChart.bars(
                 title: "Round \(round) scores by reviewer model (share of its reviews)", categories: categories,
-                series: models.map { m in
-                    let c = r.scoresByModel[m]![round]!
-                    let n = Double(max(c.reduce(0, +), 1))
-                    return SVGChart.Series(m, c.map { Double($0) * 100 / n })
-                }, xLabel: "score", yLabel: "% of the model's reviews")
+                series: models.map { SVGChart.Series.shares($0, r.scoresByModel[$0]![round]!) }, xLabel: "score",
+                yLabel: "% of the model's reviews")
         }
         return h
     }
@@ -391,10 +388,8 @@ public enum ReportPage {
         let bins = RunReport.lengthBins
         let labels = bins.indices.map { i in i + 1 < bins.count ? "\(bins[i])–\(bins[i + 1] - 1)" : "\(bins[i])+" }
         for field in ["instruction", "response"] {
-            let series = ["seeds", "final"].compactMap { set -> SVGChart.Series? in
-                guard let c = r.lengths["\(set) \(field)"] else { return nil }
-                let n = Double(max(c.reduce(0, +), 1))
-                return SVGChart.Series(set, c.map { Double($0) * 100 / n })
+            let series = ["seeds", "final"].compactMap { set in
+                r.lengths["\(set) \(field)"].map { SVGChart.Series.shares(set, $0) }
             }
             h += SVGChart.bars(
                 title: "\(field.capitalized) length", categories: labels, series: series, xLabel: "characters",
@@ -434,11 +429,7 @@ public enum ReportPage {
             bins.indices.map { i in
                 i == 0 ? "<\(SVGChart.number(bins[0]))" : "\(SVGChart.number(bins[i - 1]))–"
             } + ["≥\(SVGChart.number(bins.last!))"]
-        let series = sets.map { set -> SVGChart.Series in
-            let c = r.ifdHistogram(set)
-            let n = Double(max(c.reduce(0, +), 1))
-            return SVGChart.Series(set, c.map { Double($0) * 100 / n })
-        }
+        let series = sets.map { SVGChart.Series.shares($0, r.ifdHistogram($0)) }
         h += SVGChart.bars(
             title: "IFD score", categories: labels, series: series, xLabel: "IFD (bins of 0.1)",
             yLabel: "% of the set")

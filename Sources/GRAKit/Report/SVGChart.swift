@@ -14,6 +14,12 @@ public enum SVGChart {
             self.name = name
             self.values = values
         }
+
+        /// Counts as percentages of their sum (of 1 when they sum to 0).
+        public static func shares(_ name: String, _ counts: [Int]) -> Series {
+            let n = Double(max(counts.reduce(0, +), 1))
+            return Series(name, counts.map { Double($0) * 100 / n })
+        }
     }
 
     /// One named set of points.

@@ -59,6 +59,11 @@ public struct TaskFailure: Error, Sendable {
     /// Extra fields for the error line (e.g. which sample of a seed failed).
     public var extra = JSONObject()
 
+    /// A request's failure, for the record that made it.
+    public init(_ failure: RequestFailure, model: String) {
+        self.init(reason: failure.message, status: failure.status, attempts: failure.attempts, model: model)
+    }
+
     public init(reason: String, status: Int? = nil, attempts: Int = 0, model: String? = nil) {
         self.reason = reason
         self.status = status
@@ -139,10 +144,7 @@ public final class StageTask: @unchecked Sendable {
             switch result {
             case .failure(let f):
                 allCached = false
-                done(
-                    .failure(
-                        TaskFailure(
-                            reason: f.message, status: f.status, attempts: f.attempts, model: request.model.name)))
+                done(.failure(TaskFailure(f, model: request.model.name)))
             case .success(let reply):
                 if !reply.fromCache { allCached = false }
                 switch parse(reply) {
@@ -199,8 +201,7 @@ public final class StageTask: @unchecked Sendable {
             switch result {
             case .failure(let f):
                 allCached = false
-                done(
-                    .failure(TaskFailure(reason: f.message, status: f.status, attempts: f.attempts, model: model.name)))
+                done(.failure(TaskFailure(f, model: model.name)))
             case .success(let answer):
                 if !answer.fromCache { allCached = false }
                 done(.success(answer.value))
@@ -226,8 +227,7 @@ public final class StageTask: @unchecked Sendable {
             switch result {
             case .failure(let f):
                 allCached = false
-                done(
-                    .failure(TaskFailure(reason: f.message, status: f.status, attempts: f.attempts, model: model.name)))
+                done(.failure(TaskFailure(f, model: model.name)))
             case .success(let v):
                 done(.success(v.first ?? []))
             }
