@@ -189,14 +189,7 @@ final class Responder {
         }
         let echo = "echo: " + lastUser
 
-        let b = body
-        b.removeAll()
-        b.append("{\"id\":\"chatcmpl-")
-        b.appendInt(seq)
-        b.append("\",\"object\":\"chat.completion\",\"created\":")
-        b.appendInt(time(nil))
-        b.append(",\"model\":")
-        JSONWriter.writeString(model ?? listedModels[0], to: b)
+        let b = startBody(id: "chatcmpl-", seq: seq, object: "chat.completion", model: model)
         b.append(",\"choices\":[")
         var completionTokens = 0
         for i in 0..<n {
@@ -257,14 +250,7 @@ final class Responder {
         }
         let generated = rule?.reply ?? "."
         let promptTokens = Responder.tokens(prompt)
-        let b = body
-        b.removeAll()
-        b.append("{\"id\":\"cmpl-")
-        b.appendInt(seq)
-        b.append("\",\"object\":\"text_completion\",\"created\":")
-        b.appendInt(time(nil))
-        b.append(",\"model\":")
-        JSONWriter.writeString(model ?? listedModels[0], to: b)
+        let b = startBody(id: "cmpl-", seq: seq, object: "text_completion", model: model)
         b.append(",\"choices\":[{\"index\":0,\"text\":")
         JSONWriter.writeString(echo ? prompt + generated : generated, to: b)
         b.append(",\"logprobs\":")
@@ -320,6 +306,23 @@ final class Responder {
         b.appendInt(promptTokens.count + 1)
         b.append("}}")
         return HTTPResponse(status: 200, body: b.array)
+    }
+
+    /// The reply buffer, emptied, with a completion's opening fields written: id (prefix and
+    /// sequence number), object, created and model.
+    private func startBody(id prefix: String, seq: Int, object: String, model: String?) -> ByteBuffer {
+        let b = body
+        b.removeAll()
+        b.append("{\"id\":\"")
+        b.append(prefix)
+        b.appendInt(seq)
+        b.append("\",\"object\":")
+        JSONWriter.writeString(object, to: b)
+        b.append(",\"created\":")
+        b.appendInt(time(nil))
+        b.append(",\"model\":")
+        JSONWriter.writeString(model ?? listedModels[0], to: b)
+        return b
     }
 
     /// The stand-in language model of /v1/completions: a whitespace token -0.1; a word seen

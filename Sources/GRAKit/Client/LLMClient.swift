@@ -822,15 +822,9 @@ public final class LLMClient: @unchecked Sendable {
         var r = HTTPRequest(url: baseURL + "/models", headers: headers, endpoint: baseURL)
         r.connectTimeout = limits.connectTimeout
         r.totalTimeout = min(limits.totalTimeout, 30)
-        let done = DispatchSemaphore(value: 0)
-        let box = ResultBox<HTTPResponse>()
-        http.send(r) { response in
-            box.value = response
-            done.signal()
-        }
-        done.wait()
+        let response = ResultBox<HTTPResponse>.wait { done in http.send(r, completion: done) }
         let model = ModelEndpoint(name: "", baseURLs: [baseURL], apiKeyVariable: apiKeyVariable)
-        return classify(box.value!, model: model, base: baseURL) { body -> Result<[String], ReplyProblem> in
+        return classify(response, model: model, base: baseURL) { body -> Result<[String], ReplyProblem> in
             guard let v = try? JSONParser.parse(body), case .object(let o) = v else {
                 return .failure("not a JSON object")
             }
@@ -908,4 +902,17 @@ final class EmbeddingCollector: @unchecked Sendable {
 /// A value handed from a completion callback to a waiting thread.
 final class ResultBox<T>: @unchecked Sendable {
     var value: T?
+
+    /// Calls `start` with a callback and waits until the callback has been called (at once, or
+    /// on another thread): its value. The semaphore orders the write and the read.
+    static func wait(_ start: (@escaping @Sendable (T) -> Void) -> Void) -> T {
+        let done = DispatchSemaphore(value: 0)
+        let box = ResultBox<T>()
+        start { value in
+            box.value = value
+            done.signal()
+        }
+        done.wait()
+        return box.value!
+    }
 }

@@ -142,13 +142,11 @@ extension LLMClient {
         model: ModelEndpoint, prompt: String, via executor: HTTPClient.Executor? = nil,
         completion: @escaping @Sendable (Result<(value: PromptLogprobs, fromCache: Bool), RequestFailure>) -> Void
     ) {
-        let key = cache == nil ? [] : LLMClient.promptLogprobsCacheKey(model: model, prompt: prompt)
-        if let cache, let body = try? cache.lookup(key),
-            case .success(let value) = PromptLogprobs.decode(body, prompt: prompt)
-        {
+        if let value = cachedPromptLogprobs(model: model, prompt: prompt) {
             count(model.name) { $0.cacheHits += 1 }
             return completion(.success((value, true)))
         }
+        let key = cache == nil ? [] : LLMClient.promptLogprobsCacheKey(model: model, prompt: prompt)
         let buffer = LLMClient.promptLogprobsBody(model: model, prompt: prompt)
         post(
             "/completions", model: model, body: buffer, key: key, tokens: buffer.count / 4, via: executor,

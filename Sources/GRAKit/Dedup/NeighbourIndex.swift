@@ -33,13 +33,7 @@ public final class NeighbourIndex: @unchecked Sendable {
     /// Nearest by embeddings (`setVectors` was called) rather than by MinHash.
     public var usesEmbeddings: Bool { dimension > 0 }
     /// What an embeddings model is given for each entry: gra-dedup's semantic text.
-    public var texts: [String] { entries.map { NeighbourIndex.text(instruction: $0.instruction, input: $0.input) } }
-
-    /// The text embedded for a sample (or an entry): instruction and input as gra-dedup
-    /// --method semantic embeds them.
-    public static func text(instruction: String, input: String) -> String {
-        DedupText.semanticText([instruction, input])
-    }
+    public var texts: [String] { entries.map { DedupText.semanticText([$0.instruction, $0.input]) } }
     private var shingles: [UInt64] = []
 
     /// The default shingles: single words, so that samples on the same topic are near even

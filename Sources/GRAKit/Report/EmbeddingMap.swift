@@ -43,14 +43,10 @@ public struct EmbeddingMap: Sendable, Equatable {
         _ texts: [String], model: ModelEndpoint, client: LLMClient, for purpose: String = "the map"
     ) throws(GRAError) -> [[Float]] {
         guard !texts.isEmpty else { return [] }
-        let done = DispatchSemaphore(value: 0)
-        let box = ResultBox<Result<[[Float]], RequestFailure>>()
-        client.embeddings(model: model, inputs: texts) { result in
-            box.value = result
-            done.signal()
+        let result = ResultBox<Result<[[Float]], RequestFailure>>.wait { done in
+            client.embeddings(model: model, inputs: texts, completion: done)
         }
-        done.wait()
-        switch box.value! {
+        switch result {
         case .success(let vectors): return vectors
         case .failure(let f):
             throw GRAError.unavailable("embeddings from \(model.name) for \(purpose): \(f.message)")

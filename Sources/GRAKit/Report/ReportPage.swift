@@ -408,13 +408,14 @@ public enum ReportPage {
                 with a vLLM model.</p>\n
                 """
         }
+        let change = r.ifdChangePercent.map {
+            String(format: " The final data is %+.2f%% harder than the seeds (mean).", $0)
+        }
         h += """
             <p class="note">Instruction-Following Difficulty (gra-ifd): the perplexity of the response given \
             the instruction over the perplexity of the response alone; higher is harder (the GRA paper reports \
-            its generated data 14.58% harder than its seeds).\
-            \(r.ifdChangePercent.map { String(format: " The final data is %+.2f%% harder than the seeds", $0) } ?? "")\
-            \(r.ifdChangePercent == nil ? "" : " (mean).")\
-            </p>\n<table><tr><th class="l">set</th><th>scored</th><th>mean</th><th>median</th></tr>\n
+            its generated data 14.58% harder than its seeds).\(change ?? "")</p>\
+            \n<table><tr><th class="l">set</th><th>scored</th><th>mean</th><th>median</th></tr>\n
             """
         for set in sets {
             let s = r.ifdSummary(set)!

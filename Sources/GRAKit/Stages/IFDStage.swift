@@ -87,14 +87,11 @@ public final class IFDStage: @unchecked Sendable {
     /// stops it at once, named, rather than failing every record.
     private func probe() throws(GRAError) {
         let model = options.model
-        let done = DispatchSemaphore(value: 0)
-        let box = ResultBox<Result<(value: PromptLogprobs, fromCache: Bool), RequestFailure>>()
-        engine.client!.promptLogprobs(model: model, prompt: IFDStage.probePrompt) { result in
-            box.value = result
-            done.signal()
+        let client = engine.client!
+        let result = ResultBox<Result<(value: PromptLogprobs, fromCache: Bool), RequestFailure>>.wait { done in
+            client.promptLogprobs(model: model, prompt: IFDStage.probePrompt, completion: done)
         }
-        done.wait()
-        guard case .failure(let f) = box.value! else { return }
+        guard case .failure(let f) = result else { return }
         let advice = """
             gra-ifd needs the prompt's log-probabilities from /v1/completions with echo: true and logprobs, \
             as vLLM gives them (llama.cpp, Ollama and SGLang do not)

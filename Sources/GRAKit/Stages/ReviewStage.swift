@@ -112,7 +112,7 @@ public final class ReviewStage: @unchecked Sendable {
             let near = index.nearest(instruction: fields.instruction, input: fields.input, id: fields.id, k: k)
             return rounds(task, fields, roles, author: author, context: context, near: near)
         }
-        task.embed(NeighbourIndex.text(instruction: fields.instruction, input: fields.input), model: model) {
+        task.embed(DedupText.semanticText([fields.instruction, fields.input]), model: model) {
             [self] result in
             switch result {
             case .failure(let f): task.fail(f)
